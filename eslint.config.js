@@ -1,0 +1,98 @@
+// @ts-check
+import js from '@eslint/js'
+import tseslint from 'typescript-eslint'
+
+const driversAndFrameworks = [
+  'fastify',
+  'fastify-plugin',
+  'express',
+  'better-sqlite3',
+  'pg',
+  'postgres',
+  'redis',
+  'ioredis',
+  'node:http',
+  'node:https',
+  'node:net',
+  'http',
+]
+
+export default tseslint.config(
+  { ignores: ['**/dist/**', '**/node_modules/**', 'data/**', 'coverage/**', '.test-runs/**'] },
+  js.configs.recommended,
+  ...tseslint.configs.strictTypeChecked,
+  {
+    languageOptions: {
+      parserOptions: {
+        project: ['./tsconfig.test.json', './packages/*/tsconfig.json'],
+        tsconfigRootDir: import.meta.dirname,
+      },
+    },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/switch-exhaustiveness-check': 'error',
+      '@typescript-eslint/only-throw-error': 'error',
+      '@typescript-eslint/consistent-type-imports': 'error',
+      '@typescript-eslint/no-explicit-any': 'error',
+      '@typescript-eslint/restrict-template-expressions': ['error', { allowNumber: true }],
+    },
+  },
+  {
+    // The engine's core knows no framework, driver, network or store: the dependency direction
+    // of the design, enforced.
+    files: ['packages/idempotency/src/core/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: driversAndFrameworks.map((name) => ({
+            name,
+            message: 'core imports no framework, driver or network module',
+          })),
+          patterns: [
+            {
+              group: ['../store/**', '../adapters/**', '**/store/**', '**/adapters/**'],
+              message: 'core depends on nothing outside core',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['packages/idempotency/src/store/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/adapters/**'], message: 'stores do not know the adapters' }] },
+      ],
+    },
+  },
+  {
+    files: ['packages/server/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@ticksupply/idempotency/src/**', '**/idempotency/src/**'],
+              message: 'use the package entry points',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    files: ['**/*.js', '**/*.mjs'],
+    ...tseslint.configs.disableTypeChecked,
+  },
+  {
+    files: ['**/test/**/*.ts', 'test-support/**/*.ts', 'bench/**/*.ts'],
+    rules: {
+      '@typescript-eslint/no-non-null-assertion': 'off',
+    },
+  },
+)

@@ -1,0 +1,225 @@
+import { Transform } from 'node:stream'
+import type { TransformCallback } from 'node:stream'
+import type {
+  FastifyInstance,
+  FastifyPluginCallback,
+  FastifyReply,
+  FastifyRequest,
+  RouteOptions,
+} from 'fastify'
+import fp from 'fastify-plugin'
+import type { ActiveClaim, IdempotencyEngine } from '../core/engine.js'
+import { toIdempotencyErrorResponse, renderErrorEnvelope } from '../core/error-response.js'
+import { isIdempotencyError } from '../core/errors.js'
+import { headerValues, parseIdempotencyKeyHeader } from '../core/key.js'
+import type { StoredResponse } from '../core/record.js'
+import { STORED_HEADER_NAMES } from '../core/record.js'
+import type { StoreTransaction } from '../core/store.js'
+
+export interface FastifyIdempotencyOptions {
+  /** The engine that claims, replays and waits. */
+  readonly engine: IdempotencyEngine<StoreTransaction>
+  /**
+   * The scope a request's keys belong to (the account). Runs after the app's own `onRequest`
+   * hooks registered before this plugin, so authentication has run.
+   */
+  readonly scope: (request: FastifyRequest) => string
+}
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /**
+     * `false` makes a POST or DELETE route ignore `Idempotency-Key`.
+     * @default true
+     */
+    idempotency?: boolean
+  }
+  interface FastifyRequest {
+    /** The canonical key of a keyed POST or DELETE; `null` when the request is not keyed. */
+    idempotencyKey: string | null
+    /** The claim the request holds while its handler runs; `null` when it holds none. */
+    idempotencyClaim: ActiveClaim<StoreTransaction> | null
+  }
+}
+
+const KEYED_METHODS = new Set(['POST', 'DELETE'])
+const kBody = Symbol('idempotency.body')
+
+interface AdapterState {
+  [kBody]?: Buffer[]
+}
+
+/**
+ * Makes every POST and DELETE route registered after it honour `Idempotency-Key`:
+ *
+ * - `onRequest`: parses the key (a bad one answers 400 before the body is read);
+ * - `preParsing`: keeps the raw body bytes for the fingerprint as they stream by;
+ * - `preHandler`: claims, replays or waits; the handler runs only while the claim is held;
+ * - `onSend`: stores the response before it is sent (or releases the key for a 5xx or 408).
+ *
+ * Register it after authentication and rate limiting, so that neither a 401 nor a 429 touches
+ * the key.
+ */
+const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
+  fastify: FastifyInstance,
+  options,
+  done,
+) => {
+  const { engine, scope } = options
+  fastify.decorateRequest('idempotencyKey', null)
+  fastify.decorateRequest('idempotencyClaim', null)
+
+  fastify.addHook('onRequest', async (request, reply) => {
+    if (!KEYED_METHODS.has(request.method) || request.is404) return
+    if (request.routeOptions.config.idempotency === false) return
+    const parsed = attempt(() =>
+      parseIdempotencyKeyHeader(headerValues(request.raw.rawHeaders, 'idempotency-key')),
+    )
+    if (!parsed.ok) return sendError(reply, parsed.error)
+    request.idempotencyKey = parsed.value
+    return undefined
+  })
+
+  fastify.addHook('preParsing', async (request, _reply, payload) => {
+    if (request.idempotencyKey === null) return payload
+    const chunks: Buffer[] = []
+    ;(request as AdapterState)[kBody] = chunks
+    return captureBody(payload, chunks)
+  })
+
+  fastify.addHook('preHandler', async (request, reply) => {
+    const key = request.idempotencyKey
+    if (key === null) return undefined
+    const begun = await engine
+      .begin({
+        scope: scope(request),
+        key,
+        method: request.method,
+        pathWithQuery: request.url,
+        body: Buffer.concat((request as AdapterState)[kBody] ?? []),
+        signal: clientGone(reply),
+      })
+      .then(
+        (value) => ({ ok: true, value }) as const,
+        (error: unknown) => ({ ok: false, error }) as const,
+      )
+    if (!begun.ok) return sendError(reply, begun.error)
+    if (begun.value.kind === 'replay') return sendReplay(reply, begun.value.response)
+    request.idempotencyClaim = begun.value.claim
+    return undefined
+  })
+
+  fastify.addHook('onSend', async (request, reply, payload) => {
+    const claim = request.idempotencyClaim
+    if (claim === null || claim.settled) return payload
+    const body = toBytes(payload)
+    try {
+      if (body === undefined) {
+        // A streamed body cannot be stored for replay: give the key back instead.
+        await claim.release()
+        return payload
+      }
+      await claim.finish(capture(reply, body, request.id))
+      return payload
+    } catch (error) {
+      const mapped = isIdempotencyError(error) ? toIdempotencyErrorResponse(error) : undefined
+      if (mapped === undefined) throw error
+      reply.code(mapped.status).headers(mapped.headers).header('content-type', JSON_TYPE)
+      reply.removeHeader('location')
+      return renderErrorEnvelope(mapped.code, mapped.message)
+    }
+  })
+
+  // A response that never reached onSend (the socket died mid-way) must not leave the key held.
+  fastify.addHook('onResponse', async (request) => {
+    const claim = request.idempotencyClaim
+    if (claim !== null && !claim.settled) await claim.release().catch(() => undefined)
+  })
+
+  // Whatever happens in the hooks above, a keyed request's handler runs only while its claim is
+  // held: a replay, a conflict or a client that went away can never fall through to it.
+  fastify.addHook('onRoute', (route: RouteOptions) => {
+    const handler = route.handler
+    route.handler = function guardedHandler(this: FastifyInstance, request, reply) {
+      if (request.idempotencyKey !== null && request.idempotencyClaim === null) return reply
+      return handler.call(this, request, reply)
+    }
+  })
+  done()
+}
+
+function attempt<T>(fn: () => T): { ok: true; value: T } | { ok: false; error: unknown } {
+  try {
+    return { ok: true, value: fn() }
+  } catch (error) {
+    return { ok: false, error }
+  }
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+function sendError(reply: FastifyReply, error: unknown): FastifyReply {
+  if (!isIdempotencyError(error)) throw error
+  const mapped = toIdempotencyErrorResponse(error)
+  return reply
+    .code(mapped.status)
+    .headers(mapped.headers)
+    .header('content-type', JSON_TYPE)
+    .send(renderErrorEnvelope(mapped.code, mapped.message))
+}
+
+function sendReplay(reply: FastifyReply, response: StoredResponse): FastifyReply {
+  reply.code(response.status)
+  for (const [name, value] of Object.entries(response.headers)) reply.header(name, value)
+  return reply
+    .header('idempotent-replayed', 'true')
+    .header('original-request', response.requestId)
+    .send(Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength))
+}
+
+function capture(reply: FastifyReply, body: Uint8Array, requestId: string): StoredResponse {
+  const headers: Record<string, string> = {}
+  for (const name of STORED_HEADER_NAMES) {
+    const value = reply.getHeader(name)
+    if (value !== undefined) headers[name] = String(value)
+  }
+  return { status: reply.statusCode, headers, body, requestId }
+}
+
+function toBytes(payload: unknown): Uint8Array | undefined {
+  if (payload === null || payload === undefined) return new Uint8Array(0)
+  if (typeof payload === 'string') return Buffer.from(payload)
+  if (payload instanceof Uint8Array) return payload
+  return undefined
+}
+
+/** Aborts when the client's connection closes before the response has been sent. */
+function clientGone(reply: FastifyReply): AbortSignal {
+  const controller = new AbortController()
+  const res = reply.raw
+  const onClose = () => {
+    if (!res.writableFinished) controller.abort()
+  }
+  res.once('close', onClose)
+  return controller.signal
+}
+
+/** Passes the body through unchanged while keeping its bytes for the fingerprint. */
+function captureBody(source: NodeJS.ReadableStream, chunks: Buffer[]): NodeJS.ReadableStream {
+  const tee = new Transform({
+    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
+      chunks.push(chunk)
+      received.receivedEncodedLength += chunk.length
+      callback(null, chunk)
+    },
+  })
+  // Fastify compares this with Content-Length to detect truncated bodies.
+  const received = tee as Transform & { receivedEncodedLength: number }
+  received.receivedEncodedLength = 0
+  source.on('error', (error: Error) => tee.destroy(error))
+  return source.pipe(tee)
+}
+
+/** The Fastify plugin; see {@link FastifyIdempotencyOptions}. */
+export const fastifyIdempotency = fp(plugin, { fastify: '5.x', name: '@ticksupply/idempotency' })
+export default fastifyIdempotency

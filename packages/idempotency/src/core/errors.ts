@@ -1,0 +1,90 @@
+/**
+ * Every condition the engine reports to a caller is one of these classes, each with a literal
+ * `code`. Switch on `code` (see {@link AnyIdempotencyError}); `instanceof` breaks across
+ * duplicate installs, so {@link isIdempotencyError} checks the brand instead.
+ */
+export type IdempotencyErrorCode =
+  | 'key_invalid'
+  | 'fingerprint_mismatch'
+  | 'in_progress'
+  | 'wait_aborted'
+  | 'lease_lost'
+  | 'store_unavailable'
+
+const brand = Symbol.for('@ticksupply/idempotency.error')
+
+export abstract class IdempotencyError extends Error {
+  abstract readonly code: IdempotencyErrorCode
+  readonly [brand] = true
+}
+
+/** The `Idempotency-Key` header is repeated, empty, too long, or not a UUID. Nothing ran. */
+export class IdempotencyKeyInvalidError extends IdempotencyError {
+  readonly code = 'key_invalid'
+  override readonly name = 'IdempotencyKeyInvalidError'
+  readonly reason: string
+  constructor(reason: string) {
+    super(`Invalid idempotency key format: ${reason}`)
+    this.reason = reason
+  }
+}
+
+/** The key already has a record made by a request with another method, path, query or body. */
+export class FingerprintMismatchError extends IdempotencyError {
+  readonly code = 'fingerprint_mismatch'
+  override readonly name = 'FingerprintMismatchError'
+  constructor() {
+    super('Idempotency key reused with different request parameters')
+  }
+}
+
+/** The original request still held the key when the wait ran out. */
+export class RequestInProgressError extends IdempotencyError {
+  readonly code = 'in_progress'
+  override readonly name = 'RequestInProgressError'
+  constructor() {
+    super('Request is still in progress. Please retry later.')
+  }
+}
+
+/** The waiting request's client went away (its signal aborted) before the original finished. */
+export class WaitAbortedError extends IdempotencyError {
+  readonly code = 'wait_aborted'
+  override readonly name = 'WaitAbortedError'
+  constructor() {
+    super('Stopped waiting for the original request: the client went away')
+  }
+}
+
+/**
+ * The running request no longer owns its claim: a renewal failed or another request took the
+ * key over after the lease lapsed. The operation must not commit.
+ */
+export class LeaseLostError extends IdempotencyError {
+  readonly code = 'lease_lost'
+  override readonly name = 'LeaseLostError'
+  constructor(options?: ErrorOptions) {
+    super('The idempotency lease was lost before the operation finished', options)
+  }
+}
+
+/** The store could not be read or written. Keyed requests fail closed. */
+export class StoreUnavailableError extends IdempotencyError {
+  readonly code = 'store_unavailable'
+  override readonly name = 'StoreUnavailableError'
+  constructor(options?: ErrorOptions) {
+    super('The idempotency store is unavailable', options)
+  }
+}
+
+export type AnyIdempotencyError =
+  | IdempotencyKeyInvalidError
+  | FingerprintMismatchError
+  | RequestInProgressError
+  | WaitAbortedError
+  | LeaseLostError
+  | StoreUnavailableError
+
+export function isIdempotencyError(value: unknown): value is AnyIdempotencyError {
+  return typeof value === 'object' && value !== null && brand in value
+}

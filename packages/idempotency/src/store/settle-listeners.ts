@@ -1,0 +1,31 @@
+/** In-process listeners per (scope, key), for stores that wake waiters of their own process. */
+export interface SettleListeners {
+  subscribe(scope: string, key: string, listener: () => void): () => void
+  notify(scope: string, key: string): void
+}
+
+export function createSettleListeners(): SettleListeners {
+  const byRecord = new Map<string, Set<() => void>>()
+  return {
+    subscribe(scope, key, listener) {
+      const id = recordId(scope, key)
+      let set = byRecord.get(id)
+      if (set === undefined) byRecord.set(id, (set = new Set()))
+      set.add(listener)
+      return () => {
+        set.delete(listener)
+        if (set.size === 0 && byRecord.get(id) === set) byRecord.delete(id)
+      }
+    },
+    notify(scope, key) {
+      const set = byRecord.get(recordId(scope, key))
+      if (set === undefined) return
+      for (const listener of [...set]) listener()
+    },
+  }
+}
+
+/** Length-framed, so that no (scope, key) pair can spell another. */
+export function recordId(scope: string, key: string): string {
+  return `${String(scope.length)}:${scope}:${key}`
+}

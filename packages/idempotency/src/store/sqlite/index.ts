@@ -1,0 +1,8 @@
+export type {
+  SqliteConnection,
+  SqliteConnectionOptions,
+  SqliteTransaction,
+} from './sqlite-connection.js'
+export { openSqliteConnection, wrapSqliteDatabase } from './sqlite-connection.js'
+export type { SqliteStore, SqliteStoreOptions } from './sqlite-store.js'
+export { createSqliteStore } from './sqlite-store.js'

@@ -1,0 +1,253 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterEach, describe, expect, it } from 'vitest'
+import type { ClaimRequest, IdempotentRequest, StoredResponse } from '@ticksupply/idempotency'
+import {
+  FingerprintMismatchError,
+  LeaseLostError,
+  RequestInProgressError,
+  StoreUnavailableError,
+  WaitAbortedError,
+  createIdempotencyEngine,
+  createManualClock,
+  startPurger,
+} from '@ticksupply/idempotency'
+import type { SqliteStore } from '@ticksupply/idempotency/stores/sqlite'
+import { openTemporarySqlite } from './support/sqlite.js'
+
+type Sqlite = ReturnType<typeof openTemporarySqlite>
+let sqlite: Sqlite | undefined
+
+afterEach(async () => {
+  await sqlite?.close()
+  sqlite = undefined
+})
+
+function open(...args: Parameters<typeof openTemporarySqlite>): Sqlite {
+  sqlite = openTemporarySqlite(...args)
+  return sqlite
+}
+
+/** The real store, with its claims counted. */
+function counting(store: SqliteStore): SqliteStore & { claims: number } {
+  const counted = {
+    ...store,
+    claims: 0,
+    claim(request: ClaimRequest) {
+      counted.claims++
+      return store.claim(request)
+    },
+  }
+  return counted
+}
+
+function keyed(overrides: Partial<IdempotentRequest> = {}): IdempotentRequest {
+  return {
+    scope: 'acct_1',
+    key: randomUUID(),
+    method: 'POST',
+    pathWithQuery: '/v1/things',
+    body: Buffer.from('{"a":1}'),
+    ...overrides,
+  }
+}
+
+function answer(status: number, text = '{"ok":true}'): StoredResponse {
+  return {
+    status,
+    headers: { 'content-type': 'application/json' },
+    body: Buffer.from(text),
+    requestId: 'req_1',
+  }
+}
+
+describe('IdempotencyEngine', () => {
+  it('runs the operation once and replays its response afterwards', async () => {
+    const engine = createIdempotencyEngine({ store: open().store })
+    const request = keyed()
+    let runs = 0
+    const operation = () => {
+      runs++
+      return Promise.resolve(answer(201, `{"run":${String(runs)}}`))
+    }
+    const first = await engine.execute(request, operation)
+    const second = await engine.execute(request, operation)
+    expect(runs).toBe(1)
+    expect(first.replayed).toBe(false)
+    expect(second.replayed).toBe(true)
+    expect(Buffer.from(second.response.body).toString()).toBe('{"run":1}')
+  })
+
+  it('reports a different request under the same key as a mismatch, in progress or not', async () => {
+    const engine = createIdempotencyEngine({ store: open().store })
+    const request = keyed()
+    const outcome = await engine.begin(request)
+    await expect(engine.begin({ ...request, body: Buffer.from('{"a":2}') })).rejects.toBeInstanceOf(
+      FingerprintMismatchError,
+    )
+    await expect(engine.begin({ ...request, method: 'DELETE' })).rejects.toBeInstanceOf(
+      FingerprintMismatchError,
+    )
+    if (outcome.kind === 'claimed') await outcome.claim.release()
+  })
+
+  it('wakes a waiting duplicate as soon as the original completes, not at its next poll', async () => {
+    const { store } = open()
+    const counted = counting(store)
+    // A poll of 20 s: only the completion signal can end this wait in time.
+    const engine = createIdempotencyEngine({
+      store: counted,
+      waitMs: 30_000,
+      initialPollMs: 20_000,
+    })
+    const request = keyed()
+    const original = await engine.begin(request)
+    if (original.kind !== 'claimed') throw new Error('expected a claim')
+    const duplicate = engine.begin(request)
+    await sleep(100)
+    await original.claim.complete(answer(201))
+    const outcome = await Promise.race([
+      duplicate,
+      sleep(5_000).then(() => 'still waiting' as const),
+    ])
+    expect(outcome).not.toBe('still waiting')
+    expect(typeof outcome === 'object' && outcome.kind).toBe('replay')
+    // The original's claim, the duplicate's first look and its look right after subscribing,
+    // and the one look after the wake.
+    expect(counted.claims).toBe(4)
+  })
+
+  it('answers "still in progress" when the original outlasts the wait', async () => {
+    const engine = createIdempotencyEngine({ store: open().store, waitMs: 150 })
+    const request = keyed()
+    const original = await engine.begin(request)
+    await expect(engine.begin(request)).rejects.toBeInstanceOf(RequestInProgressError)
+    if (original.kind === 'claimed') await original.claim.release()
+  })
+
+  it('stops waiting when the duplicate is aborted', async () => {
+    const engine = createIdempotencyEngine({ store: open().store, waitMs: 30_000 })
+    const request = keyed()
+    await engine.begin(request)
+    const controller = new AbortController()
+    const duplicate = engine.begin({ ...request, signal: controller.signal })
+    await sleep(60)
+    controller.abort()
+    await expect(duplicate).rejects.toBeInstanceOf(WaitAbortedError)
+  })
+
+  it('lets a waiting duplicate run the operation itself when the original releases the key', async () => {
+    const engine = createIdempotencyEngine({ store: open().store })
+    const request = keyed()
+    let runs = 0
+    const original = engine.execute(request, async () => {
+      runs++
+      await sleep(100)
+      throw new Error('the original failed')
+    })
+    await sleep(20)
+    const duplicate = engine.execute(request, () => {
+      runs++
+      return Promise.resolve(answer(201, '{"by":"duplicate"}'))
+    })
+    await expect(original).rejects.toThrow('the original failed')
+    const result = await duplicate
+    expect(result.replayed).toBe(false)
+    expect(Buffer.from(result.response.body).toString()).toBe('{"by":"duplicate"}')
+    expect(runs).toBe(2)
+  })
+
+  it('stores answers below 500 except 408, and releases the rest', async () => {
+    const engine = createIdempotencyEngine({ store: open().store })
+    for (const [status, stored] of [
+      [201, true],
+      [404, true],
+      [409, true],
+      [408, false],
+      [500, false],
+      [503, false],
+    ] as const) {
+      const request = keyed()
+      await engine.execute(request, () => Promise.resolve(answer(status)))
+      const again = await engine.begin(request)
+      expect(`${String(status)}: ${again.kind}`).toBe(
+        `${String(status)}: ${stored ? 'replay' : 'claimed'}`,
+      )
+      if (again.kind === 'claimed') await again.claim.release()
+    }
+  })
+
+  it('renews the lease while the operation runs, so that no one takes it over', async () => {
+    const engine = createIdempotencyEngine({ store: open().store, leaseMs: 150, waitMs: 0 })
+    const request = keyed()
+    const original = await engine.begin(request)
+    // Four leases long: without renewal, the key would be taken over.
+    for (let i = 0; i < 6; i++) {
+      await sleep(100)
+      await expect(engine.begin(request)).rejects.toBeInstanceOf(RequestInProgressError)
+    }
+    if (original.kind === 'claimed') {
+      expect(original.claim.signal.aborted).toBe(false)
+      await original.claim.complete(answer(201))
+    }
+  })
+
+  it('aborts the operation and refuses its completion once another request took the lapsed lease', async () => {
+    const clock = createManualClock(Date.now())
+    const engine = createIdempotencyEngine({ store: open(clock).store, leaseMs: 300 })
+    const request = keyed()
+    const first = await engine.begin(request)
+    if (first.kind !== 'claimed') throw new Error('expected a claim')
+    clock.advance(300)
+    const second = await engine.begin(request)
+    expect(second.kind).toBe('claimed')
+    // The first claim's next heartbeat (every 100 ms) finds its token gone.
+    await new Promise<void>((resolve) => {
+      first.claim.signal.addEventListener('abort', () => {
+        resolve()
+      })
+    })
+    expect(first.claim.signal.reason).toBeInstanceOf(LeaseLostError)
+    await expect(first.claim.complete(answer(201, '"stale"'))).rejects.toBeInstanceOf(
+      LeaseLostError,
+    )
+    if (second.kind === 'claimed') await second.claim.complete(answer(201, '"fresh"'))
+    const replay = await engine.begin(request)
+    expect(replay.kind === 'replay' && Buffer.from(replay.response.body).toString()).toBe('"fresh"')
+  })
+
+  it('fails closed when the store is down', async () => {
+    const sqliteHandle = open()
+    const engine = createIdempotencyEngine({ store: sqliteHandle.store })
+    sqliteHandle.connection.close()
+    await expect(engine.begin(keyed())).rejects.toBeInstanceOf(StoreUnavailableError)
+  })
+
+  it.each([
+    ['leaseMs', { leaseMs: 0 }],
+    ['ttlMs', { ttlMs: -1 }],
+    ['waitMs', { waitMs: 1.5 }],
+    ['ttlMs below leaseMs', { ttlMs: 1_000, leaseMs: 2_000 }],
+  ])('refuses a bad option (%s) with a TypeError naming it', (_name, options) => {
+    const store = open().store
+    expect(() => createIdempotencyEngine({ store, ...options })).toThrow(TypeError)
+  })
+})
+
+describe('startPurger', () => {
+  it('deletes expired records in batches, up to its per-run limit', async () => {
+    const clock = createManualClock(Date.now())
+    const { store } = open(clock)
+    const engine = createIdempotencyEngine({ store, ttlMs: 60_000, leaseMs: 1_000 })
+    for (let i = 0; i < 25; i++) await engine.execute(keyed(), () => Promise.resolve(answer(201)))
+    clock.advance(60_000)
+    const purger = startPurger(store, { batchSize: 10, maxBatchesPerRun: 2, intervalMs: 3_600_000 })
+    try {
+      expect(await purger.runOnce()).toBe(20)
+      expect(await purger.runOnce()).toBe(5)
+      expect(await purger.runOnce()).toBe(0)
+    } finally {
+      await purger.stop()
+    }
+  })
+})

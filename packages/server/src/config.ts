@@ -1,0 +1,131 @@
+/** A parsed `DATABASE_URL`. */
+export type DatabaseLocation = { readonly kind: 'sqlite'; readonly filename: string }
+
+export interface ServerConfig {
+  readonly host: string
+  readonly port: number
+  readonly database: DatabaseLocation
+  /** `account:apikey` pairs ensured at start. */
+  readonly apiKeys: readonly { readonly account: string; readonly apiKey: string }[]
+  readonly idempotencyTtlMs: number
+  readonly idempotencyWaitMs: number
+  readonly idempotencyLeaseMs: number
+  /** The server's deadline per request. */
+  readonly requestDeadlineMs: number
+  /** Fault injection: every mutating operation sleeps this long once its key is claimed. */
+  readonly testHandlerDelayMs: number
+  /** Fault injection: the process exits right after a mutating operation commits. */
+  readonly testExitAfterCommit: boolean
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent'
+  readonly production: boolean
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError'
+}
+
+type Env = Readonly<Record<string, string | undefined>>
+
+/** The one reader of the environment: parses every setting or throws a {@link ConfigError}. */
+export function loadConfig(env: Env): ServerConfig {
+  const production = env['NODE_ENV'] === 'production'
+  const testHandlerDelayMs = integer(env, 'TICKSUPPLY_TEST_HANDLER_DELAY_MS', 0, 0, 600_000)
+  const testExitAfterCommit = flag(env, 'TICKSUPPLY_TEST_EXIT_AFTER_COMMIT')
+  if (production && (testHandlerDelayMs > 0 || testExitAfterCommit)) {
+    throw new ConfigError(
+      'TICKSUPPLY_TEST_* fault injection settings are refused when NODE_ENV=production',
+    )
+  }
+  const leaseDefault = 30_000
+  const idempotencyLeaseMs = integer(env, 'IDEMPOTENCY_LEASE_MS', leaseDefault, 100, 3_600_000)
+  const idempotencyTtlMs = integer(env, 'IDEMPOTENCY_TTL_SECONDS', 86_400, 1, 365 * 86_400) * 1000
+  if (idempotencyTtlMs < idempotencyLeaseMs) {
+    throw new ConfigError('IDEMPOTENCY_TTL_SECONDS must be at least IDEMPOTENCY_LEASE_MS')
+  }
+  return {
+    host: env['HOST'] ?? '127.0.0.1',
+    port: integer(env, 'PORT', 8080, 0, 65_535),
+    database: parseDatabaseUrl(env['DATABASE_URL'] ?? 'sqlite:./data/ticksupply.db'),
+    apiKeys: parseApiKeys(env['API_KEYS'] ?? ''),
+    idempotencyTtlMs,
+    idempotencyWaitMs: integer(env, 'IDEMPOTENCY_WAIT_MS', 3_000, 0, 60_000),
+    idempotencyLeaseMs,
+    requestDeadlineMs: integer(env, 'REQUEST_DEADLINE_MS', 10_000, 100, 600_000),
+    testHandlerDelayMs,
+    testExitAfterCommit,
+    logLevel: oneOf(
+      env,
+      'LOG_LEVEL',
+      ['fatal', 'error', 'warn', 'info', 'debug', 'silent'],
+      'info',
+    ),
+    production,
+  }
+}
+
+function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  if (!/^\d+$/.test(raw.trim()))
+    throw new ConfigError(`${name} must be a whole number, got "${raw}"`)
+  const value = Number(raw.trim())
+  if (value < min || value > max) {
+    throw new ConfigError(`${name} must be between ${String(min)} and ${String(max)}, got ${raw}`)
+  }
+  return value
+}
+
+function flag(env: Env, name: string): boolean {
+  const raw = env[name]
+  if (raw === undefined || raw === '' || raw === '0' || raw === 'false') return false
+  if (raw === '1' || raw === 'true') return true
+  throw new ConfigError(`${name} must be 1, true, 0 or false, got "${raw}"`)
+}
+
+function oneOf<T extends string>(env: Env, name: string, values: readonly T[], fallback: T): T {
+  const raw = env[name]
+  if (raw === undefined || raw === '') return fallback
+  const found = values.find((value) => value === raw)
+  if (found === undefined)
+    throw new ConfigError(`${name} must be one of ${values.join(', ')}, got "${raw}"`)
+  return found
+}
+
+export function parseDatabaseUrl(url: string): DatabaseLocation {
+  if (url.startsWith('sqlite:')) {
+    const filename = url.slice('sqlite:'.length).replace(/^\/\/(?=\/)/, '')
+    if (filename === '')
+      throw new ConfigError(
+        'DATABASE_URL sqlite: needs a file path, e.g. sqlite:./data/ticksupply.db',
+      )
+    return { kind: 'sqlite', filename }
+  }
+  throw new ConfigError(`DATABASE_URL must start with sqlite:, got "${url}"`)
+}
+
+const ACCOUNT_NAME = /^[A-Za-z0-9_.-]{1,64}$/
+const API_KEY = /^[\x21-\x7e]{16,256}$/
+
+function parseApiKeys(raw: string): ServerConfig['apiKeys'] {
+  const pairs: { account: string; apiKey: string }[] = []
+  for (const entry of raw
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part !== '')) {
+    const colon = entry.indexOf(':')
+    const account = entry.slice(0, colon)
+    const apiKey = entry.slice(colon + 1)
+    if (colon <= 0 || !ACCOUNT_NAME.test(account)) {
+      throw new ConfigError(
+        `API_KEYS entries must be account:apikey with an account name of letters, digits, _ . -; got "${entry}"`,
+      )
+    }
+    if (!API_KEY.test(apiKey)) {
+      throw new ConfigError(
+        `API_KEYS: the key of account "${account}" must be 16 to 256 printable characters without spaces`,
+      )
+    }
+    pairs.push({ account, apiKey })
+  }
+  return pairs
+}

@@ -1,0 +1,32 @@
+import type { StoreTransaction } from '@ticksupply/idempotency'
+
+export type SqlValue = string | number | bigint | Buffer | null
+
+/**
+ * Runs SQL with `?` placeholders. Queries are written once, in the subset of SQL that SQLite and
+ * PostgreSQL share; each dialect's implementation adapts placeholders and result types.
+ */
+export interface Queryable {
+  all<Row>(sql: string, params?: readonly SqlValue[]): Promise<Row[]>
+  get<Row>(sql: string, params?: readonly SqlValue[]): Promise<Row | undefined>
+  /** Resolves the number of rows changed. */
+  run(sql: string, params?: readonly SqlValue[]): Promise<number>
+}
+
+export interface Transaction extends Queryable {
+  /** The same transaction, as the idempotency store joins it to commit the stored response. */
+  readonly store: StoreTransaction
+}
+
+export interface Database extends Queryable {
+  readonly dialect: 'sqlite'
+  /**
+   * Runs `fn` in one transaction: commits when it resolves, rolls back when it rejects or when
+   * `signal` (the request's deadline) has aborted by then.
+   */
+  transaction<T>(
+    fn: (tx: Transaction) => Promise<T>,
+    options?: { readonly signal?: AbortSignal },
+  ): Promise<T>
+  close(): Promise<void>
+}

@@ -1,0 +1,90 @@
+import type { FastifyError, FastifyInstance } from 'fastify'
+import { isIdempotencyError, toIdempotencyErrorResponse } from '@ticksupply/idempotency'
+import { isApiError } from '../domain/api-error.js'
+import { JSON_TYPE, renderError } from './envelope.js'
+
+interface Rendered {
+  status: number
+  code: string
+  message: string
+  details?: Readonly<Record<string, unknown>> | undefined
+  headers?: Readonly<Record<string, string>>
+}
+
+/** SQLite's codes for a database that is there but cannot serve: an outage, not a bug. */
+const UNAVAILABLE_DB_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PROTOCOL)/
+
+function classify(error: unknown): Rendered {
+  if (isApiError(error))
+    return {
+      status: error.status,
+      code: error.code,
+      message: error.message,
+      details: error.details,
+    }
+  if (isIdempotencyError(error)) return toIdempotencyErrorResponse(error)
+  const fastifyError = error as Partial<FastifyError> & { validation?: unknown }
+  const code = typeof fastifyError.code === 'string' ? fastifyError.code : ''
+  if (code === 'FST_ERR_HANDLER_TIMEOUT') {
+    return { status: 408, code: 'request_timeout', message: 'Request timed out' }
+  }
+  if (fastifyError.validation !== undefined) {
+    return {
+      status: 400,
+      code: 'invalid_argument',
+      message: fastifyError.message ?? 'Invalid request',
+    }
+  }
+  if (code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
+    return {
+      status: 400,
+      code: 'invalid_argument',
+      message: 'Content-Type must be application/json',
+    }
+  }
+  if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return { status: 400, code: 'invalid_argument', message: 'Request body is too large' }
+  }
+  if (UNAVAILABLE_DB_CODES.test(code)) {
+    return {
+      status: 503,
+      code: 'unavailable',
+      message: 'The database is unavailable. Please retry later.',
+      headers: { 'retry-after': '1' },
+    }
+  }
+  const status = fastifyError.statusCode
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return {
+      status: 400,
+      code: 'invalid_argument',
+      message: fastifyError.message ?? 'Invalid request',
+    }
+  }
+  return { status: 500, code: 'internal', message: 'Internal server error' }
+}
+
+/** Every error, Fastify's own included, leaves as the envelope. */
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error, request, reply) => {
+    const rendered = classify(error)
+    if (rendered.status >= 500) request.log.error({ err: error }, 'request failed')
+    reply
+      .code(rendered.status)
+      .headers(rendered.headers ?? {})
+      .type(JSON_TYPE)
+    reply.removeHeader('location')
+    return reply.send(renderError(rendered.code, rendered.message, rendered.details))
+  })
+  app.setNotFoundHandler((request, reply) => {
+    return reply
+      .code(404)
+      .type(JSON_TYPE)
+      .send(
+        renderError(
+          'not_found',
+          `Route ${request.method} ${request.url.split('?')[0] ?? ''} not found`,
+        ),
+      )
+  })
+}

@@ -1,0 +1,45 @@
+import type { FastifyInstance } from 'fastify'
+import type { IdempotencyEvent } from '@ticksupply/idempotency'
+
+/** Counters of what the idempotency layer did, served in Prometheus text format at `/metrics`. */
+export interface IdempotencyMetrics {
+  readonly counts: Readonly<Record<string, number>>
+  record(event: IdempotencyEvent): void
+}
+
+export function createIdempotencyMetrics(): IdempotencyMetrics {
+  const counts: Record<string, number> = {}
+  const bump = (name: string) => {
+    counts[name] = (counts[name] ?? 0) + 1
+  }
+  return {
+    counts,
+    record(event) {
+      switch (event.type) {
+        case 'claimed':
+          bump(event.takeover ? 'claims_takeover' : 'claims')
+          return
+        case 'waited':
+          bump(`waits_${event.outcome}`)
+          return
+        case 'replayed':
+        case 'mismatch':
+        case 'completed':
+        case 'released':
+        case 'lease_lost':
+        case 'store_error':
+          bump(event.type)
+          return
+      }
+    },
+  }
+}
+
+export function registerMetricsRoute(app: FastifyInstance, metrics: IdempotencyMetrics): void {
+  app.get('/metrics', async (_request, reply) => {
+    const lines = Object.entries(metrics.counts).map(
+      ([name, value]) => `ticksupply_idempotency_${name}_total ${String(value)}`,
+    )
+    return reply.type('text/plain; version=0.0.4').send(`${lines.join('\n')}\n`)
+  })
+}

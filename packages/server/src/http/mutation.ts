@@ -1,0 +1,62 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Database, Transaction } from '../db/database.js'
+import { deadlineSignal } from './deadline.js'
+import { JSON_TYPE } from './envelope.js'
+
+export interface MutationResult {
+  readonly status: number
+  /** Serialised as JSON; omitted for bodyless answers such as 204. */
+  readonly body?: unknown
+}
+
+export interface MutationOptions {
+  /** Fault injection: sleep this long once the key is claimed, before the transaction. */
+  readonly delayMs: number
+  /** Fault injection: die (SIGKILL) right after the commit, before the response is sent. */
+  readonly crashAfterCommit: boolean
+}
+
+/**
+ * Runs a write operation in one transaction together with its idempotency completion: the
+ * resource changes and the stored response commit together or not at all, so a crash between
+ * them is impossible to observe. The response is serialised here, once, so that the bytes
+ * stored for replay are the bytes sent.
+ *
+ * The transaction does not commit if the request's deadline has passed or its claim's lease was
+ * lost; an error thrown by `operation` rolls everything back and is answered (and, below 500,
+ * stored) by the error handler.
+ */
+export async function runMutation(
+  db: Database,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  options: MutationOptions,
+  operation: (tx: Transaction, now: number) => Promise<MutationResult>,
+): Promise<string> {
+  const claim = request.idempotencyClaim
+  if (options.delayMs > 0) await sleep(options.delayMs)
+  const deadline = deadlineSignal(request)
+  const signal = claim === null ? deadline : AbortSignal.any([deadline, claim.signal])
+  const payload = await db.transaction(
+    async (tx) => {
+      signal.throwIfAborted()
+      const result = await operation(tx, Date.now())
+      const payload = result.body === undefined ? '' : JSON.stringify(result.body)
+      const headers: Record<string, string> =
+        result.body === undefined ? {} : { 'content-type': JSON_TYPE }
+      if (claim !== null) {
+        await claim.complete(
+          { status: result.status, headers, body: Buffer.from(payload), requestId: request.id },
+          tx.store,
+        )
+      }
+      reply.code(result.status)
+      if (result.body !== undefined) reply.type(JSON_TYPE)
+      return payload
+    },
+    { signal },
+  )
+  if (options.crashAfterCommit) process.kill(process.pid, 'SIGKILL')
+  return payload
+}

@@ -1,0 +1,35 @@
+import { buildApp } from './app.js'
+import { ConfigError, loadConfig } from './config.js'
+
+async function main(): Promise<void> {
+  let config
+  try {
+    config = loadConfig(process.env)
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`ticksupply: ${error.message}\n`)
+      process.exit(2)
+    }
+    throw error
+  }
+  const app = await buildApp(config)
+  const url = await app.listen()
+  process.stdout.write(
+    [
+      `Ticksupply API listening on ${url} (database: ${config.database.filename})`,
+      `Create an API key:  npm run keys -- create --account <name>`,
+      `Then try:           curl -H 'X-Api-Key: <key>' ${url}/v1/exchanges`,
+      '',
+    ].join('\n'),
+  )
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    process.once(signal, () => {
+      app.close().then(
+        () => process.exit(0),
+        () => process.exit(1),
+      )
+    })
+  }
+}
+
+await main()
