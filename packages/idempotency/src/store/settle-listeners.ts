@@ -2,10 +2,17 @@
 export interface SettleListeners {
   subscribe(scope: string, key: string, listener: () => void): () => void
   notify(scope: string, key: string): void
+  /** {@link notify} by the framed id of {@link recordId}, as another process sends it. */
+  notifyId(id: string): void
 }
 
 export function createSettleListeners(): SettleListeners {
   const byRecord = new Map<string, Set<() => void>>()
+  const notifyId = (id: string) => {
+    const set = byRecord.get(id)
+    if (set === undefined) return
+    for (const listener of [...set]) listener()
+  }
   return {
     subscribe(scope, key, listener) {
       const id = recordId(scope, key)
@@ -18,10 +25,9 @@ export function createSettleListeners(): SettleListeners {
       }
     },
     notify(scope, key) {
-      const set = byRecord.get(recordId(scope, key))
-      if (set === undefined) return
-      for (const listener of [...set]) listener()
+      notifyId(recordId(scope, key))
     },
+    notifyId,
   }
 }
 

@@ -1,0 +1,2 @@
+export type { PostgresStore, PostgresStoreOptions, PostgresTransaction } from './postgres-store.js'
+export { createPostgresStore } from './postgres-store.js'

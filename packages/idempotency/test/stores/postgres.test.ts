@@ -1,0 +1,139 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describe, expect, it } from 'vitest'
+import type { StoredResponse } from '@ticksupply/idempotency'
+import { createIdempotencyEngine } from '@ticksupply/idempotency'
+import type { PostgresTransaction } from '@ticksupply/idempotency/stores/postgres'
+import { runStoreContract } from '../store-contract.js'
+import { openTemporaryPostgres } from '../support/postgres.js'
+
+runStoreContract('PostgreSQL', async (clock) => ({
+  ...(await openTemporaryPostgres({ clock })),
+  clock,
+}))
+
+const stored: StoredResponse = {
+  status: 201,
+  headers: { 'content-type': 'application/json' },
+  body: Buffer.from('{"id":1}'),
+  requestId: 'req_0000000000000001',
+}
+
+function claimRequest() {
+  return {
+    scope: 'acct',
+    key: randomUUID(),
+    token: randomUUID(),
+    fingerprint: 'a'.repeat(64),
+    leaseMs: 30_000,
+    ttlMs: 86_400_000,
+  }
+}
+
+describe('PostgreSQL store, atomic with the operation', () => {
+  it('commits the completion with the operation, and rolls both back together', async () => {
+    const { pool, store, table, close } = await openTemporaryPostgres()
+    try {
+      await pool.query(`CREATE TABLE ${table}_things (id INTEGER PRIMARY KEY)`)
+      for (const outcome of ['commit', 'rollback'] as const) {
+        const claim = claimRequest()
+        await store.claim(claim)
+        const client = await pool.connect()
+        try {
+          await client.query('BEGIN')
+          const afterCommit: (() => void)[] = []
+          const tx: PostgresTransaction = { client, afterCommit: (fn) => afterCommit.push(fn) }
+          await client.query(`INSERT INTO ${table}_things (id) VALUES ($1)`, [
+            outcome === 'commit' ? 1 : 2,
+          ])
+          expect(await store.complete(claim, stored, tx)).toBe(true)
+          await client.query(outcome === 'commit' ? 'COMMIT' : 'ROLLBACK')
+          if (outcome === 'commit') for (const fn of afterCommit) fn()
+        } finally {
+          client.release()
+        }
+        const again = await store.claim({ ...claim, token: randomUUID() })
+        expect(`${outcome}: ${again.kind}`).toBe(
+          outcome === 'commit' ? 'commit: replay' : 'rollback: in_progress',
+        )
+      }
+      const things = await pool.query<{ id: number }>(`SELECT id FROM ${table}_things ORDER BY id`)
+      expect(things.rows).toEqual([{ id: 1 }])
+    } finally {
+      await pool.query(`DROP TABLE IF EXISTS ${table}_things`).catch(() => undefined)
+      await close()
+    }
+  })
+})
+
+describe('PostgreSQL store across instances', () => {
+  it('wakes a duplicate waiting on another instance through LISTEN/NOTIFY, not at its next poll', async () => {
+    const a = await openTemporaryPostgres()
+    const b = await openTemporaryPostgres({ table: a.table, channel: a.channel })
+    try {
+      expect(b.store.listening).toBe(true)
+      const engineA = createIdempotencyEngine({ store: a.store })
+      // A 20 s poll: only the notification can end this wait in time.
+      const engineB = createIdempotencyEngine({
+        store: b.store,
+        waitMs: 30_000,
+        initialPollMs: 20_000,
+      })
+      const request = {
+        scope: 'acct',
+        key: randomUUID(),
+        method: 'POST',
+        pathWithQuery: '/v1/things',
+        body: Buffer.from('{}'),
+      }
+      const original = await engineA.begin(request)
+      if (original.kind !== 'claimed') throw new Error('expected a claim')
+      const duplicate = engineB.begin(request)
+      await sleep(150)
+      await original.claim.complete(stored)
+      const outcome = await Promise.race([
+        duplicate,
+        sleep(5_000).then(() => 'still waiting' as const),
+      ])
+      expect(typeof outcome === 'object' && outcome.kind).toBe('replay')
+    } finally {
+      await b.close()
+      await a.close()
+    }
+  })
+
+  it('gives the key to exactly one of 100 claimants spread over three instances', async () => {
+    const a = await openTemporaryPostgres()
+    const b = await openTemporaryPostgres({ table: a.table, channel: a.channel })
+    const c = await openTemporaryPostgres({ table: a.table, channel: a.channel })
+    try {
+      const base = claimRequest()
+      const stores = [a.store, b.store, c.store]
+      const outcomes = await Promise.all(
+        Array.from({ length: 100 }, (_, i) =>
+          stores[i % 3]!.claim({ ...base, token: randomUUID() }),
+        ),
+      )
+      expect(outcomes.filter((outcome) => outcome.kind === 'claimed')).toHaveLength(1)
+    } finally {
+      await c.close()
+      await b.close()
+      await a.close()
+    }
+  })
+
+  it('creates its table safely when several instances start at once', async () => {
+    const first = await openTemporaryPostgres()
+    await first.close()
+    const table = `records_race_${randomUUID().slice(0, 8)}`
+    const opened = await Promise.all(
+      Array.from({ length: 5 }, () => openTemporaryPostgres({ table })),
+    )
+    try {
+      expect(opened).toHaveLength(5)
+      expect((await opened[0]!.store.claim(claimRequest())).kind).toBe('claimed')
+    } finally {
+      await Promise.all(opened.map((instance) => instance.close()))
+    }
+  })
+})
