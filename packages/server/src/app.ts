@@ -1,15 +1,12 @@
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { createIdempotencyEngine, startPurger } from '@ticksupply/idempotency'
 import type { Purger } from '@ticksupply/idempotency'
 import { fastifyIdempotency } from '@ticksupply/idempotency/fastify'
-import { createSqliteStore, openSqliteConnection } from '@ticksupply/idempotency/stores/sqlite'
 import type { ServerConfig } from './config.js'
 import type { Database } from './db/database.js'
 import { migrate } from './db/migrations.js'
-import { createSqliteDatabase } from './db/sqlite-database.js'
+import { openDatabase } from './db/open-database.js'
 import { addApiKey, ensureAccount } from './domain/accounts.js'
 import { seedCatalog } from './domain/catalog.js'
 import { accountOf, registerAuth } from './http/auth.js'
@@ -24,6 +21,8 @@ import { registerSubscriptionRoutes } from './routes/subscriptions.js'
 export interface App {
   readonly server: FastifyInstance
   readonly db: Database
+  /** Where the data lives, for people (no password). */
+  readonly databaseDescription: string
   readonly metrics: IdempotencyMetrics
   /** Listens and resolves the base URL, e.g. `http://127.0.0.1:8080`. */
   listen(): Promise<string>
@@ -37,22 +36,21 @@ const BODY_LIMIT_BYTES = 1024 * 1024
  * authentication, idempotency key format, body validation, then the claim and the handler.
  */
 export async function buildApp(config: ServerConfig): Promise<App> {
-  if (config.database.filename !== ':memory:')
-    mkdirSync(dirname(config.database.filename), { recursive: true })
-  const connection = openSqliteConnection(config.database.filename)
-  const db = createSqliteDatabase(connection)
+  const opened = openDatabase(config.database)
+  const { db } = opened
   const now = Date.now()
-  await migrate(db, now)
-  await seedCatalog(db)
+  await migrate(db, now, seedCatalog)
   for (const { account, apiKey } of config.apiKeys) {
     const created = await ensureAccount(db, account, now)
     await addApiKey(db, created.id, apiKey, now)
   }
 
   const metrics = createIdempotencyMetrics()
-  const store = createSqliteStore({ connection })
+  const idempotencyStore = await opened.openIdempotencyStore({})
+  const { store } = idempotencyStore
   const engine = createIdempotencyEngine({
     store,
+    initialPollMs: config.idempotencyPollMs,
     ttlMs: config.idempotencyTtlMs,
     leaseMs: config.idempotencyLeaseMs,
     waitMs: config.idempotencyWaitMs,
@@ -91,6 +89,7 @@ export async function buildApp(config: ServerConfig): Promise<App> {
   return {
     server,
     db,
+    databaseDescription: opened.description,
     metrics,
     async listen() {
       const address = await server.listen({ host: config.host, port: config.port })
@@ -104,6 +103,7 @@ export async function buildApp(config: ServerConfig): Promise<App> {
     async close() {
       await purger?.stop()
       await server.close()
+      await idempotencyStore.close()
       await db.close()
     },
   }

@@ -1,5 +1,7 @@
 /** A parsed `DATABASE_URL`. */
-export type DatabaseLocation = { readonly kind: 'sqlite'; readonly filename: string }
+export type DatabaseLocation =
+  | { readonly kind: 'sqlite'; readonly filename: string }
+  | { readonly kind: 'postgres'; readonly url: string }
 
 export interface ServerConfig {
   readonly host: string
@@ -10,6 +12,8 @@ export interface ServerConfig {
   readonly idempotencyTtlMs: number
   readonly idempotencyWaitMs: number
   readonly idempotencyLeaseMs: number
+  /** First poll delay of a waiting duplicate (it doubles each time; a completion wakes it). */
+  readonly idempotencyPollMs: number
   /** The server's deadline per request. */
   readonly requestDeadlineMs: number
   /** Fault injection: every mutating operation sleeps this long once its key is claimed. */
@@ -50,6 +54,7 @@ export function loadConfig(env: Env): ServerConfig {
     idempotencyTtlMs,
     idempotencyWaitMs: integer(env, 'IDEMPOTENCY_WAIT_MS', 3_000, 0, 60_000),
     idempotencyLeaseMs,
+    idempotencyPollMs: integer(env, 'IDEMPOTENCY_POLL_MS', 50, 1, 60_000),
     requestDeadlineMs: integer(env, 'REQUEST_DEADLINE_MS', 10_000, 100, 600_000),
     testHandlerDelayMs,
     testExitAfterCommit,
@@ -100,7 +105,15 @@ export function parseDatabaseUrl(url: string): DatabaseLocation {
       )
     return { kind: 'sqlite', filename }
   }
-  throw new ConfigError(`DATABASE_URL must start with sqlite:, got "${url}"`)
+  if (url.startsWith('postgres://') || url.startsWith('postgresql://')) {
+    try {
+      new URL(url)
+    } catch {
+      throw new ConfigError(`DATABASE_URL is not a valid URL: "${url}"`)
+    }
+    return { kind: 'postgres', url }
+  }
+  throw new ConfigError(`DATABASE_URL must start with sqlite: or postgres://, got "${url}"`)
 }
 
 const ACCOUNT_NAME = /^[A-Za-z0-9_.-]{1,64}$/

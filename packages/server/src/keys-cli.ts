@@ -1,17 +1,15 @@
 import { parseArgs } from 'node:util'
-import { mkdirSync } from 'node:fs'
-import { dirname } from 'node:path'
-import { openSqliteConnection } from '@ticksupply/idempotency/stores/sqlite'
 import { ConfigError, loadConfig } from './config.js'
 import { migrate } from './db/migrations.js'
-import { createSqliteDatabase } from './db/sqlite-database.js'
+import { seedCatalog } from './domain/catalog.js'
+import { openDatabase } from './db/open-database.js'
 import type { AccessStatus } from './domain/accounts.js'
 import { addApiKey, ensureAccount, generateApiKey, setAccessStatus } from './domain/accounts.js'
 
 const USAGE = `Usage:
   npm run keys -- create --account <name>          create the account if needed and print a new API key (shown once)
   npm run keys -- access --account <name> --status <ACTIVE|TRIALING|GRACE|SUSPENDED|NONE>
-The database is the server's: DATABASE_URL (default sqlite:./data/ticksupply.db).`
+The database is the server's: DATABASE_URL (default sqlite:./data/ticksupply.db, or postgres://...).`
 
 const STATUSES: readonly AccessStatus[] = ['ACTIVE', 'TRIALING', 'GRACE', 'SUSPENDED', 'NONE']
 
@@ -48,11 +46,9 @@ async function main(): Promise<void> {
     if (error instanceof ConfigError) fail(error.message)
     throw error
   }
-  if (config.database.filename !== ':memory:')
-    mkdirSync(dirname(config.database.filename), { recursive: true })
-  const db = createSqliteDatabase(openSqliteConnection(config.database.filename))
+  const { db } = openDatabase(config.database)
   const now = Date.now()
-  await migrate(db, now)
+  await migrate(db, now, seedCatalog)
   try {
     if (command === 'create') {
       const created = await ensureAccount(db, account, now)

@@ -16,7 +16,7 @@ async function main(): Promise<void> {
   const url = await app.listen()
   process.stdout.write(
     [
-      `Ticksupply API listening on ${url} (database: ${config.database.filename})`,
+      `Ticksupply API listening on ${url} (database: ${app.databaseDescription})`,
       `Create an API key:  npm run keys -- create --account <name>`,
       `Then try:           curl -H 'X-Api-Key: <key>' ${url}/v1/exchanges`,
       '',

@@ -19,7 +19,7 @@ export interface Transaction extends Queryable {
 }
 
 export interface Database extends Queryable {
-  readonly dialect: 'sqlite'
+  readonly dialect: 'sqlite' | 'postgres'
   /**
    * Runs `fn` in one transaction: commits when it resolves, rolls back when it rejects or when
    * `signal` (the request's deadline) has aborted by then.

@@ -1,4 +1,4 @@
-import type { Database } from './database.js'
+import type { Database, Queryable } from './database.js'
 
 /**
  * The schema, in steps that only ever get appended. Portable SQL: BIGINT for epoch
@@ -85,28 +85,40 @@ export const MIGRATIONS: readonly {
   },
 ]
 
-/** Applies the migrations not yet applied, each in its own transaction. */
-export async function migrate(db: Database, now: number): Promise<void> {
-  await db.run(
-    `CREATE TABLE IF NOT EXISTS schema_migrations (
-       id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
-  )
-  const applied = new Set(
-    (await db.all<{ id: number | string }>('SELECT id FROM schema_migrations')).map((row) =>
-      Number(row.id),
-    ),
-  )
-  for (const migration of MIGRATIONS) {
-    if (applied.has(migration.id)) continue
-    await db.transaction(async (tx) => {
+/**
+ * Applies the migrations not yet applied, then `seed`, in one transaction. On PostgreSQL an
+ * advisory lock makes instances that start together take turns: the first migrates, the rest
+ * find nothing left to do. (SQLite's BEGIN IMMEDIATE serialises the same way.)
+ */
+export async function migrate(
+  db: Database,
+  now: number,
+  seed: (tx: Queryable) => Promise<void> = () => Promise.resolve(),
+): Promise<void> {
+  await db.transaction(async (tx) => {
+    if (db.dialect === 'postgres') {
+      await tx.get(`SELECT pg_advisory_xact_lock(hashtext('ticksupply migrations'))`)
+    }
+    await tx.run(
+      `CREATE TABLE IF NOT EXISTS schema_migrations (
+         id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`,
+    )
+    const applied = new Set(
+      (await tx.all<{ id: number | string }>('SELECT id FROM schema_migrations')).map((row) =>
+        Number(row.id),
+      ),
+    )
+    for (const migration of [...MIGRATIONS].sort((a, b) => a.id - b.id)) {
+      if (applied.has(migration.id)) continue
       for (const statement of splitStatements(migration.sql)) await tx.run(statement)
       await tx.run('INSERT INTO schema_migrations (id, name, applied_at) VALUES (?, ?, ?)', [
         migration.id,
         migration.name,
         now,
       ])
-    })
-  }
+    }
+    await seed(tx)
+  })
 }
 
 function splitStatements(sql: string): string[] {

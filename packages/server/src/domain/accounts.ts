@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
-import type { Database } from '../db/database.js'
+import type { Queryable } from '../db/database.js'
 import { newId } from './ids.js'
 
 export type AccessStatus = 'ACTIVE' | 'TRIALING' | 'GRACE' | 'SUSPENDED' | 'NONE'
@@ -20,7 +20,7 @@ function hashApiKey(apiKey: string): string {
 }
 
 /** Finds or creates the account by name. */
-export async function ensureAccount(db: Database, name: string, now: number): Promise<Account> {
+export async function ensureAccount(db: Queryable, name: string, now: number): Promise<Account> {
   await db.run(
     'INSERT INTO accounts (id, name, created_at) VALUES (?, ?, ?) ON CONFLICT (name) DO NOTHING',
     [newId('acct', now), name, now],
@@ -35,7 +35,7 @@ export async function ensureAccount(db: Database, name: string, now: number): Pr
 
 /** Stores `apiKey` (as its digest) for the account; a key that already exists is left alone. */
 export async function addApiKey(
-  db: Database,
+  db: Queryable,
   accountId: string,
   apiKey: string,
   now: number,
@@ -52,7 +52,7 @@ export async function addApiKey(
  * The lookup is by digest; the digests are then compared in constant time so that nothing
  * about a near-miss leaks through timing.
  */
-export async function authenticate(db: Database, apiKey: string): Promise<Account | undefined> {
+export async function authenticate(db: Queryable, apiKey: string): Promise<Account | undefined> {
   const digest = hashApiKey(apiKey)
   const row = await db.get<{
     key_hash: string
@@ -72,7 +72,7 @@ export async function authenticate(db: Database, apiKey: string): Promise<Accoun
 }
 
 export async function setAccessStatus(
-  db: Database,
+  db: Queryable,
   name: string,
   status: AccessStatus,
 ): Promise<boolean> {

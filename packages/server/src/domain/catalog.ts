@@ -1,4 +1,4 @@
-import type { Database, Queryable, SqlValue } from '../db/database.js'
+import type { Queryable, SqlValue } from '../db/database.js'
 import { ApiError } from './api-error.js'
 import { SEED_EXCHANGES, seedDatastreams, seedInstruments } from './catalog-seed.js'
 import type { StreamType } from './catalog-seed.js'
@@ -26,36 +26,34 @@ export interface Datastream {
 }
 
 /** Inserts the catalog once; later starts find it and leave it alone. */
-export async function seedCatalog(db: Database): Promise<void> {
-  const existing = await db.get<{ n: number | string }>('SELECT COUNT(*) AS n FROM exchanges')
+export async function seedCatalog(tx: Queryable): Promise<void> {
+  const existing = await tx.get<{ n: number | string }>('SELECT COUNT(*) AS n FROM exchanges')
   if (Number(existing?.n ?? 0) > 0) return
-  await db.transaction(async (tx) => {
-    for (const [position, exchange] of SEED_EXCHANGES.entries()) {
-      await tx.run('INSERT INTO exchanges (code, display_name, position) VALUES (?, ?, ?)', [
-        exchange.code,
-        exchange.displayName,
-        position,
-      ])
-    }
-    for (const instrument of seedInstruments()) {
-      await tx.run(
-        'INSERT INTO instruments (exchange, symbol, base, quote, instrument_type) VALUES (?, ?, ?, ?, ?)',
-        [
-          instrument.exchange,
-          instrument.symbol,
-          instrument.base,
-          instrument.quote,
-          instrument.instrumentType,
-        ],
-      )
-    }
-    for (const stream of seedDatastreams()) {
-      await tx.run(
-        `INSERT INTO datastreams (id, exchange, instrument, stream_type, wire_format) VALUES (?, ?, ?, ?, 'json')`,
-        [stream.id, stream.exchange, stream.instrument, stream.streamType],
-      )
-    }
-  })
+  for (const [position, exchange] of SEED_EXCHANGES.entries()) {
+    await tx.run('INSERT INTO exchanges (code, display_name, position) VALUES (?, ?, ?)', [
+      exchange.code,
+      exchange.displayName,
+      position,
+    ])
+  }
+  for (const instrument of seedInstruments()) {
+    await tx.run(
+      'INSERT INTO instruments (exchange, symbol, base, quote, instrument_type) VALUES (?, ?, ?, ?, ?)',
+      [
+        instrument.exchange,
+        instrument.symbol,
+        instrument.base,
+        instrument.quote,
+        instrument.instrumentType,
+      ],
+    )
+  }
+  for (const stream of seedDatastreams()) {
+    await tx.run(
+      `INSERT INTO datastreams (id, exchange, instrument, stream_type, wire_format) VALUES (?, ?, ?, ?, 'json')`,
+      [stream.id, stream.exchange, stream.instrument, stream.streamType],
+    )
+  }
 }
 
 export async function listExchanges(db: Queryable): Promise<Exchange[]> {

@@ -83,35 +83,37 @@ export async function createSubscription(
   const datastream = Number.isSafeInteger(datastreamId)
     ? await findDatastream(db, datastreamId)
     : undefined
-  if (datastream === undefined)
+  if (datastream === undefined) {
     throw new ApiError('not_found', `Datastream ${String(datastreamId)} not found`)
+  }
   if (!mayUseBilledFeatures(account)) throw paymentRequired()
-  const existing = await db.get<{ id: string; status: SubscriptionStatus }>(
-    'SELECT id, status FROM subscriptions WHERE account_id = ? AND datastream_id = ?',
-    [account.id, datastreamId],
+  // Every step is a conditional write, so that concurrent requests (several instances on
+  // PostgreSQL, whose transactions do not serialise) can neither both create nor both revive it.
+  let id = newId('sub', now)
+  const inserted = await db.run(
+    `INSERT INTO subscriptions (id, account_id, datastream_id, status, created_at)
+     VALUES (?, ?, ?, 'active', ?) ON CONFLICT (account_id, datastream_id) DO NOTHING`,
+    [id, account.id, datastreamId, now],
   )
-  let id: string
-  if (existing === undefined) {
-    id = newId('sub', now)
-    await db.run(
-      `INSERT INTO subscriptions (id, account_id, datastream_id, status, created_at) VALUES (?, ?, ?, 'active', ?)`,
-      [id, account.id, datastreamId, now],
+  if (inserted === 0) {
+    const existing = await db.get<{ id: string }>(
+      'SELECT id FROM subscriptions WHERE account_id = ? AND datastream_id = ?',
+      [account.id, datastreamId],
     )
-  } else if (existing.status === 'deleted') {
+    if (existing === undefined) throw new Error('a conflicting subscription vanished')
     id = existing.id
-    await db.run('DELETE FROM spans WHERE subscription_id = ?', [id])
-    await db.run(`UPDATE subscriptions SET status = 'active', created_at = ? WHERE id = ?`, [
-      now,
-      id,
-    ])
-  } else {
-    throw new ApiError(
-      'already_exists',
-      `Subscription to datastream ${String(datastreamId)} already exists`,
-      {
-        subscription_id: existing.id,
-      },
+    const revived = await db.run(
+      `UPDATE subscriptions SET status = 'active', created_at = ? WHERE id = ? AND status = 'deleted'`,
+      [now, id],
     )
+    if (revived === 0) {
+      throw new ApiError(
+        'already_exists',
+        `Subscription to datastream ${String(datastreamId)} already exists`,
+        { subscription_id: id },
+      )
+    }
+    await db.run('DELETE FROM spans WHERE subscription_id = ?', [id])
   }
   await openSpan(db, id, now)
   return {
@@ -183,10 +185,16 @@ export async function pauseSubscription(
   now: number,
 ): Promise<void> {
   const subscription = await find(db, account, id)
-  if (subscription.status === 'deleted')
+  if (subscription.status === 'deleted') {
     throw new ApiError('permission_denied', 'Subscription has been deleted')
+  }
   if (subscription.status === 'paused') return
-  await db.run(`UPDATE subscriptions SET status = 'paused' WHERE id = ?`, [id])
+  const changed = await db.run(
+    `UPDATE subscriptions SET status = 'paused' WHERE id = ? AND status = 'active'`,
+    [id],
+  )
+  // Changed meanwhile by another request: answer for the state it is in now.
+  if (changed === 0) return pauseSubscription(db, account, id, now)
   await db.run('UPDATE spans SET ended_at = ? WHERE subscription_id = ? AND ended_at IS NULL', [
     now,
     id,
@@ -201,11 +209,16 @@ export async function resumeSubscription(
   now: number,
 ): Promise<void> {
   const subscription = await find(db, account, id)
-  if (subscription.status === 'deleted')
+  if (subscription.status === 'deleted') {
     throw new ApiError('permission_denied', 'Subscription has been deleted')
+  }
   if (subscription.status === 'active') return
   if (!mayUseBilledFeatures(account)) throw paymentRequired()
-  await db.run(`UPDATE subscriptions SET status = 'active' WHERE id = ?`, [id])
+  const changed = await db.run(
+    `UPDATE subscriptions SET status = 'active' WHERE id = ? AND status = 'paused'`,
+    [id],
+  )
+  if (changed === 0) return resumeSubscription(db, account, id, now)
   await openSpan(db, id, now)
 }
 
@@ -215,10 +228,12 @@ export async function deleteSubscription(
   account: Account,
   id: string,
 ): Promise<void> {
-  const subscription = await find(db, account, id)
-  if (subscription.status === 'deleted') return
-  await db.run(`UPDATE subscriptions SET status = 'deleted' WHERE id = ?`, [id])
-  await db.run('DELETE FROM spans WHERE subscription_id = ?', [id])
+  await find(db, account, id)
+  const changed = await db.run(
+    `UPDATE subscriptions SET status = 'deleted' WHERE id = ? AND status <> 'deleted'`,
+    [id],
+  )
+  if (changed === 1) await db.run('DELETE FROM spans WHERE subscription_id = ?', [id])
 }
 
 async function openSpan(db: Queryable, subscriptionId: string, now: number): Promise<void> {

@@ -11,8 +11,13 @@ interface Rendered {
   headers?: Readonly<Record<string, string>>
 }
 
-/** SQLite's codes for a database that is there but cannot serve: an outage, not a bug. */
-const UNAVAILABLE_DB_CODES = /^SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PROTOCOL)/
+/**
+ * A database that is there but cannot serve: an outage, not a bug. SQLite's busy, I/O and
+ * full-disk codes; PostgreSQL's connection (08), resources (53), shutdown (57P) and
+ * serialisation (40) classes; the socket errors of a server that went away.
+ */
+const UNAVAILABLE_DB_CODES =
+  /^(SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PROTOCOL).*|08...|53...|57P0.|40001|40P01|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE)$/
 
 function classify(error: unknown): Rendered {
   if (isApiError(error))

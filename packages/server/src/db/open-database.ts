@@ -1,0 +1,57 @@
+import { mkdirSync } from 'node:fs'
+import { dirname } from 'node:path'
+import type { Store, StoreTransaction } from '@ticksupply/idempotency'
+import { createPostgresStore } from '@ticksupply/idempotency/stores/postgres'
+import { createSqliteStore, openSqliteConnection } from '@ticksupply/idempotency/stores/sqlite'
+import type { DatabaseLocation } from '../config.js'
+import type { Database } from './database.js'
+import { createPostgresDatabase, openPostgresPool } from './postgres-database.js'
+import { createSqliteDatabase } from './sqlite-database.js'
+
+export interface IdempotencyStoreHandle {
+  readonly store: Store<StoreTransaction>
+  close(): Promise<void>
+}
+
+export interface OpenedDatabase {
+  readonly db: Database
+  /** Where the data lives, for people: a file name, or the server without its password. */
+  readonly description: string
+  /**
+   * The idempotency store on the same database, so that an operation's writes and its stored
+   * response commit in one transaction.
+   */
+  openIdempotencyStore(options: {
+    onListenError?: (error: unknown) => void
+  }): Promise<IdempotencyStoreHandle>
+}
+
+export function openDatabase(location: DatabaseLocation): OpenedDatabase {
+  if (location.kind === 'sqlite') {
+    if (location.filename !== ':memory:') mkdirSync(dirname(location.filename), { recursive: true })
+    const connection = openSqliteConnection(location.filename)
+    return {
+      db: createSqliteDatabase(connection),
+      description: location.filename,
+      openIdempotencyStore: () =>
+        Promise.resolve({
+          store: createSqliteStore({ connection }),
+          close: () => Promise.resolve(),
+        }),
+    }
+  }
+  const pool = openPostgresPool(location.url)
+  const url = new URL(location.url)
+  url.password = ''
+  return {
+    db: createPostgresDatabase(pool),
+    description: url.toString(),
+    async openIdempotencyStore(options) {
+      const store = await createPostgresStore({
+        pool,
+        ...(options.onListenError === undefined ? {} : { onListenError: options.onListenError }),
+      })
+      return { store, close: () => store.close() }
+    },
+  }
+}

@@ -1,0 +1,82 @@
+import pg from 'pg'
+import type { Pool, PoolClient } from 'pg'
+import type { PostgresTransaction } from '@ticksupply/idempotency/stores/postgres'
+import type { Database, Queryable, SqlValue, Transaction } from './database.js'
+import { toNumberedPlaceholders } from './placeholders.js'
+
+// int8 (BIGINT, COUNT(*)) arrives as text: a number where that is exact, a bigint where it is
+// not (nanosecond timestamps), never a silently rounded number.
+pg.types.setTypeParser(pg.types.builtins.INT8, (text) => {
+  const value = Number(text)
+  return Number.isSafeInteger(value) ? value : BigInt(text)
+})
+
+/** Opens the pool the application and the idempotency store share. */
+export function openPostgresPool(url: string): Pool {
+  const pool = new pg.Pool({ connectionString: url, max: 20 })
+  // An idle client that loses its connection emits here; without a listener the process would
+  // crash. The pool drops the client, and the next query that needs the server reports it.
+  pool.on('error', () => undefined)
+  return pool
+}
+
+/**
+ * The application's queries on PostgreSQL: the same SQL as SQLite (`?` placeholders), and
+ * transactions on one pooled client that the idempotency store joins to commit the response.
+ */
+export function createPostgresDatabase(pool: Pool): Database {
+  const texts = new Map<string, string>()
+  const text = (sql: string): string => {
+    let converted = texts.get(sql)
+    if (converted === undefined) {
+      converted = toNumberedPlaceholders(sql)
+      texts.set(sql, converted)
+    }
+    return converted
+  }
+
+  const on = (executor: Pool | PoolClient): Queryable => ({
+    async all<Row>(sql: string, params: readonly SqlValue[] = []) {
+      const result = await executor.query(text(sql), [...params])
+      return result.rows as Row[]
+    },
+    async get<Row>(sql: string, params: readonly SqlValue[] = []) {
+      const result = await executor.query(text(sql), [...params])
+      return result.rows[0] as Row | undefined
+    },
+    async run(sql, params = []) {
+      const result = await executor.query(text(sql), [...params])
+      return result.rowCount ?? 0
+    },
+  })
+
+  return {
+    dialect: 'postgres',
+    ...on(pool),
+    async transaction<T>(
+      fn: (tx: Transaction) => Promise<T>,
+      options: { readonly signal?: AbortSignal } = {},
+    ): Promise<T> {
+      const client = await pool.connect()
+      const afterCommit: (() => void)[] = []
+      const store: PostgresTransaction = { client, afterCommit: (hook) => afterCommit.push(hook) }
+      try {
+        await client.query('BEGIN')
+        let result: T
+        try {
+          result = await fn({ ...on(client), store })
+          options.signal?.throwIfAborted()
+          await client.query('COMMIT')
+        } catch (error) {
+          await client.query('ROLLBACK').catch(() => undefined)
+          throw error
+        }
+        for (const hook of afterCommit) hook()
+        return result
+      } finally {
+        client.release()
+      }
+    },
+    close: () => pool.end(),
+  }
+}
