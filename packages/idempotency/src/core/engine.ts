@@ -145,6 +145,7 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
           unsubscribe =
             store.onSettled?.(request.scope, request.key, () => {
               settled.count++
+              onEvent({ type: 'woken' })
               settled.wake?.()
             }) ?? (() => undefined)
           continue

@@ -8,6 +8,8 @@ export type IdempotencyEvent =
   | { readonly type: 'replayed' }
   | { readonly type: 'mismatch' }
   | { readonly type: 'waited'; readonly outcome: 'replayed' | 'claimed' | 'timed_out' | 'aborted' }
+  /** A waiting duplicate was woken by the store's completion signal, not by its poll timer. */
+  | { readonly type: 'woken' }
   | { readonly type: 'completed' }
   | { readonly type: 'released' }
   | { readonly type: 'lease_lost' }

@@ -22,6 +22,9 @@ export function createIdempotencyMetrics(): IdempotencyMetrics {
         case 'waited':
           bump(`waits_${event.outcome}`)
           return
+        case 'woken':
+          bump('wakes')
+          return
         case 'replayed':
         case 'mismatch':
         case 'completed':
