@@ -1,21 +1,41 @@
 import { defineConfig } from 'vitest/config'
 
+// Timeouts are per project: projects do not inherit the root's. Generous, since the tests
+// start real servers and processes on a 2-core machine; no test asserts a duration.
+const timeouts = { testTimeout: 60_000, hookTimeout: 60_000 }
+
 export default defineConfig({
   test: {
+    // Starts PostgreSQL and Redis once for the whole run.
     globalSetup: ['./test-support/services.ts'],
-    testTimeout: 60_000,
-    hookTimeout: 60_000,
     projects: [
       {
         test: {
           name: 'idempotency',
           include: ['packages/idempotency/test/**/*.test.ts'],
+          ...timeouts,
         },
       },
       {
         test: {
           name: 'server',
           include: ['packages/server/test/**/*.test.ts'],
+          ...timeouts,
+        },
+      },
+      {
+        // The same HTTP suite against PostgreSQL. Left out: files that are about one database
+        // by nature (SQLite crash and restart on one file, the key CLI on a file), and files that
+        // already cover both backends themselves (multi-instance, the rate-limit stores).
+        test: {
+          name: 'server-postgres',
+          include: ['packages/server/test/**/*.test.ts'],
+          exclude: [
+            'packages/server/test/{crash,cli,multi-instance,rate-limit}.test.ts',
+            '**/node_modules/**',
+          ],
+          env: { TEST_DATABASE: 'postgres' },
+          ...timeouts,
         },
       },
     ],

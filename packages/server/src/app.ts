@@ -1,5 +1,5 @@
 import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, HTTPMethods } from 'fastify'
 import { createIdempotencyEngine, startPurger } from '@ticksupply/idempotency'
 import type { Purger } from '@ticksupply/idempotency'
 import { fastifyIdempotency } from '@ticksupply/idempotency/fastify'
@@ -9,14 +9,25 @@ import { migrate } from './db/migrations.js'
 import { openDatabase } from './db/open-database.js'
 import { addApiKey, ensureAccount } from './domain/accounts.js'
 import { seedCatalog } from './domain/catalog.js'
+import { createDatabaseRateLimitStore } from './domain/rate-limit-store.js'
 import { accountOf, registerAuth } from './http/auth.js'
-import { registerErrorHandling } from './http/error-handler.js'
+import { registerDeadline } from './http/deadline.js'
+import {
+  answerClientError,
+  answerFrameworkError,
+  registerErrorHandling,
+} from './http/error-handler.js'
 import { registerJsonBody } from './http/json-body.js'
 import type { IdempotencyMetrics } from './http/metrics.js'
 import { createIdempotencyMetrics, registerMetricsRoute } from './http/metrics.js'
+import { registerOpenApi } from './http/openapi.js'
+import { registerRateLimit } from './http/rate-limit.js'
 import { generateRequestId } from './http/request-id.js'
+import { registerBillingRoutes } from './routes/billing.js'
 import { registerCatalogRoutes } from './routes/catalog.js'
 import { registerSubscriptionRoutes } from './routes/subscriptions.js'
+import { registerExportSchemaRoutes } from './routes/export-schemas.js'
+import { setUpExports } from './exports/export-setup.js'
 
 export interface App {
   readonly server: FastifyInstance
@@ -24,16 +35,26 @@ export interface App {
   /** Where the data lives, for people (no password). */
   readonly databaseDescription: string
   readonly metrics: IdempotencyMetrics
+  /** Every route the server serves, in the order registered (Fastify's own HEAD routes too). */
+  readonly routes: readonly RegisteredRoute[]
   /** Listens and resolves the base URL, e.g. `http://127.0.0.1:8080`. */
   listen(): Promise<string>
   close(): Promise<void>
+}
+
+export interface RegisteredRoute {
+  readonly method: HTTPMethods
+  readonly url: string
+  /** Left out of the OpenAPI document (`schema.hide`). */
+  readonly hidden: boolean
 }
 
 const BODY_LIMIT_BYTES = 1024 * 1024
 
 /**
  * The Ticksupply API, ready to listen. Hooks run in the contract's order of checks: request id,
- * authentication, idempotency key format, body validation, then the claim and the handler.
+ * authentication, rate limit, idempotency key format, body validation, then the claim and the
+ * handler.
  */
 export async function buildApp(config: ServerConfig): Promise<App> {
   const opened = openDatabase(config.database)
@@ -64,35 +85,61 @@ export async function buildApp(config: ServerConfig): Promise<App> {
     genReqId: generateRequestId,
     requestIdHeader: false,
     bodyLimit: BODY_LIMIT_BYTES,
-    handlerTimeout: config.requestDeadlineMs,
+    // Bad percent-encoding and over-long path parameters are unknown routes, in the envelope.
+    frameworkErrors: answerFrameworkError,
+    // Bytes that are not HTTP at all still get the envelope and a request id.
+    clientErrorHandler: answerClientError,
     // Unknown fields are refused, not silently dropped; types are never coerced.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
   })
   let purger: Purger | undefined
+  const routes: RegisteredRoute[] = []
+  server.addHook('onRoute', (route) => {
+    for (const method of [route.method].flat()) {
+      routes.push({ method, url: route.url, hidden: route.schema?.hide === true })
+    }
+  })
   server.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
+  registerDeadline(server, config.requestDeadlineMs)
   registerErrorHandling(server)
   registerJsonBody(server, BODY_LIMIT_BYTES)
   registerAuth(server, db)
+  registerRateLimit(
+    server,
+    createDatabaseRateLimitStore(db, [
+      { name: 'minute', limit: config.rateLimitPerMinute, windowMs: 60_000 },
+      { name: 'hour', limit: config.rateLimitPerHour, windowMs: 3_600_000 },
+    ]),
+  )
   await server.register(fastifyIdempotency, {
     engine,
     scope: (request) => accountOf(request).id,
   })
+  await registerOpenApi(server)
   registerMetricsRoute(server, metrics)
   registerCatalogRoutes(server, db)
   registerSubscriptionRoutes(server, db, {
     delayMs: config.testHandlerDelayMs,
     crashAfterCommit: config.testExitAfterCommit,
   })
+  registerBillingRoutes(server, db)
+  registerExportSchemaRoutes(server, db, {
+    delayMs: config.testHandlerDelayMs,
+    crashAfterCommit: config.testExitAfterCommit,
+  })
+  const exportWorker = await setUpExports(server, db, config, BODY_LIMIT_BYTES)
 
   return {
     server,
     db,
     databaseDescription: opened.description,
     metrics,
+    routes,
     async listen() {
       const address = await server.listen({ host: config.host, port: config.port })
+      exportWorker.start()
       purger = startPurger(store, {
         onError: (error) => {
           server.log.error({ err: error }, 'idempotency purge failed')
@@ -101,6 +148,7 @@ export async function buildApp(config: ServerConfig): Promise<App> {
       return address
     },
     async close() {
+      await exportWorker.stop()
       await purger?.stop()
       await server.close()
       await idempotencyStore.close()

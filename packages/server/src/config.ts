@@ -1,3 +1,5 @@
+import { dirname, join } from 'node:path'
+
 /** A parsed `DATABASE_URL`. */
 export type DatabaseLocation =
   | { readonly kind: 'sqlite'; readonly filename: string }
@@ -16,12 +18,18 @@ export interface ServerConfig {
   readonly idempotencyPollMs: number
   /** The server's deadline per request. */
   readonly requestDeadlineMs: number
+  /** Token-bucket size and refill per minute, per account (`RATE_LIMIT_PER_MINUTE`). */
+  readonly rateLimitPerMinute: number
+  /** Token-bucket size and refill per hour, per account (`RATE_LIMIT_PER_HOUR`). */
+  readonly rateLimitPerHour: number
   /** Fault injection: every mutating operation sleeps this long once its key is claimed. */
   readonly testHandlerDelayMs: number
   /** Fault injection: the process exits right after a mutating operation commits. */
   readonly testExitAfterCommit: boolean
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'silent'
   readonly production: boolean
+  /** The export worker, artifact storage and download links. */
+  readonly exports: ExportConfig
 }
 
 export class ConfigError extends Error {
@@ -56,6 +64,8 @@ export function loadConfig(env: Env): ServerConfig {
     idempotencyLeaseMs,
     idempotencyPollMs: integer(env, 'IDEMPOTENCY_POLL_MS', 50, 1, 60_000),
     requestDeadlineMs: integer(env, 'REQUEST_DEADLINE_MS', 10_000, 100, 600_000),
+    rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 200, 1, 1_000_000),
+    rateLimitPerHour: integer(env, 'RATE_LIMIT_PER_HOUR', 10_000, 1, 100_000_000),
     testHandlerDelayMs,
     testExitAfterCommit,
     logLevel: oneOf(
@@ -65,6 +75,7 @@ export function loadConfig(env: Env): ServerConfig {
       'info',
     ),
     production,
+    exports: parseExportConfig(env, production),
   }
 }
 
@@ -141,4 +152,56 @@ function parseApiKeys(raw: string): ServerConfig['apiKeys'] {
     pairs.push({ account, apiKey })
   }
   return pairs
+}
+
+export interface ExportConfig {
+  /** How often an idle export worker looks for queued jobs (`EXPORT_POLL_MS`). */
+  readonly pollMs: number
+  /** How long a worker's claim on a job lasts unless renewed (`EXPORT_LEASE_MS`). */
+  readonly leaseMs: number
+  /** Where export files are stored (`ARTIFACTS_DIR`; default: `artifacts` beside the SQLite file). */
+  readonly artifactsDir: string
+  /** The download-link signing secret (`DOWNLOAD_SIGNING_SECRET`); undefined: one kept in the database. */
+  readonly signingSecret: string | undefined
+  /** How long a download link works (`DOWNLOAD_URL_TTL_SECONDS`). */
+  readonly downloadUrlTtlS: number
+  /** The origin download links start with (`PUBLIC_BASE_URL`); undefined: the request's own. */
+  readonly publicBaseUrl: string | undefined
+  /** Fault injection: an export waits this long between writing its files and committing them. */
+  readonly testDelayMs: number
+}
+
+function parseExportConfig(env: Env, production: boolean): ExportConfig {
+  const testDelayMs = integer(env, 'TICKSUPPLY_TEST_EXPORT_DELAY_MS', 0, 0, 600_000)
+  if (production && testDelayMs > 0)
+    throw new ConfigError(
+      'TICKSUPPLY_TEST_* fault injection settings are refused when NODE_ENV=production',
+    )
+  const secret = env['DOWNLOAD_SIGNING_SECRET']
+  if (secret !== undefined && secret !== '' && secret.length < 32)
+    throw new ConfigError('DOWNLOAD_SIGNING_SECRET must be at least 32 characters')
+  const publicBaseUrl = env['PUBLIC_BASE_URL']
+  if (
+    publicBaseUrl !== undefined &&
+    publicBaseUrl !== '' &&
+    !/^https?:\/\/[^/\s]+$/.test(publicBaseUrl)
+  )
+    throw new ConfigError(
+      `PUBLIC_BASE_URL must be an origin such as https://api.example.com, got "${publicBaseUrl}"`,
+    )
+  const database = parseDatabaseUrl(env['DATABASE_URL'] ?? 'sqlite:./data/ticksupply.db')
+  const besideDatabase =
+    database.kind === 'sqlite' && database.filename !== ':memory:'
+      ? join(dirname(database.filename), 'artifacts')
+      : './data/artifacts'
+  const artifactsDir = env['ARTIFACTS_DIR']
+  return {
+    pollMs: integer(env, 'EXPORT_POLL_MS', 500, 10, 600_000),
+    leaseMs: integer(env, 'EXPORT_LEASE_MS', 30_000, 300, 3_600_000),
+    artifactsDir: artifactsDir === undefined || artifactsDir === '' ? besideDatabase : artifactsDir,
+    signingSecret: secret === undefined || secret === '' ? undefined : secret,
+    downloadUrlTtlS: integer(env, 'DOWNLOAD_URL_TTL_SECONDS', 3_600, 1, 7 * 86_400),
+    publicBaseUrl: publicBaseUrl === undefined || publicBaseUrl === '' ? undefined : publicBaseUrl,
+    testDelayMs,
+  }
 }

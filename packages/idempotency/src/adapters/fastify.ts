@@ -103,6 +103,12 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
         (value) => ({ ok: true, value }) as const,
         (error: unknown) => ({ ok: false, error }) as const,
       )
+    if (reply.sent) {
+      // Answered meanwhile (the app's deadline): a claim won now must not run the operation.
+      if (begun.ok && begun.value.kind === 'claimed')
+        await begun.value.claim.release().catch(() => undefined)
+      return reply
+    }
     if (!begun.ok) return sendError(reply, begun.error)
     if (begun.value.kind === 'replay') return sendReplay(reply, begun.value.response)
     request.idempotencyClaim = begun.value.claim

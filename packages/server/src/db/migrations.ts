@@ -83,6 +83,112 @@ export const MIGRATIONS: readonly {
       CREATE INDEX spans_by_subscription ON spans (subscription_id, started_at);
     `,
   },
+  {
+    id: 10,
+    name: 'export schemas',
+    sql: `
+      -- version is the latest published version; draft the unpublished one (JSON), if any.
+      CREATE TABLE export_schemas (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        name TEXT NOT NULL,
+        stream_category TEXT NOT NULL,
+        created_at BIGINT NOT NULL,
+        version INTEGER NOT NULL,
+        draft TEXT,
+        UNIQUE (account_id, stream_category, name)
+      );
+      CREATE INDEX export_schemas_by_account ON export_schemas (account_id, created_at, id);
+      -- Every published version (columns, unfold, derive as JSON); exports snapshot one.
+      CREATE TABLE export_schema_versions (
+        schema_id TEXT NOT NULL REFERENCES export_schemas (id),
+        version INTEGER NOT NULL,
+        definition TEXT NOT NULL,
+        published_at BIGINT NOT NULL,
+        PRIMARY KEY (schema_id, version)
+      );
+    `,
+  },
+  {
+    id: 11,
+    name: 'exports and their artifacts',
+    sql: `
+      -- The export jobs are also the worker queue: a worker claims a job by setting
+      -- worker_token and worker_lease_expires_at (epoch ms) in one conditional UPDATE, and
+      -- renews the lease while it runs; a lapsed lease lets another worker take the job over.
+      -- Times of the data range are int64 nanoseconds; ranges (JSON) are the subscription's
+      -- spans clipped to the range, snapshotted with the schema when the job is created.
+      CREATE TABLE exports (
+        id TEXT PRIMARY KEY,
+        account_id TEXT NOT NULL REFERENCES accounts (id),
+        datastream_id BIGINT NOT NULL REFERENCES datastreams (id),
+        start_time_ns BIGINT NOT NULL,
+        end_time_ns BIGINT NOT NULL,
+        format TEXT NOT NULL CHECK (format IN ('csv', 'parquet')),
+        format_options TEXT NOT NULL,
+        schema_snapshot TEXT NOT NULL,
+        ranges TEXT NOT NULL,
+        status TEXT NOT NULL
+          CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'canceled')),
+        reason TEXT,
+        created_at BIGINT NOT NULL,
+        started_at BIGINT,
+        finished_at BIGINT,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        worker_token TEXT,
+        worker_lease_expires_at BIGINT
+      );
+      CREATE INDEX exports_newest ON exports (account_id, created_at, id);
+      CREATE INDEX exports_queue ON exports (status, created_at, id);
+      CREATE INDEX exports_by_worker_token ON exports (worker_token);
+      CREATE TABLE export_artifacts (
+        id TEXT PRIMARY KEY,
+        export_id TEXT NOT NULL REFERENCES exports (id),
+        position INTEGER NOT NULL,
+        filename TEXT NOT NULL,
+        storage_key TEXT NOT NULL,
+        bytes BIGINT NOT NULL,
+        created_at BIGINT NOT NULL
+      );
+      CREATE INDEX export_artifacts_by_export ON export_artifacts (export_id, position);
+    `,
+  },
+  {
+    id: 12,
+    name: 'server secrets',
+    sql: `
+      -- Secrets the server makes for itself at first start (the download-link signing key),
+      -- shared by every instance on this database.
+      CREATE TABLE server_secrets (
+        name TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        created_at BIGINT NOT NULL
+      );
+    `,
+  },
+  {
+    id: 20,
+    name: 'rate limit buckets',
+    sql: `
+      -- One token bucket per (account, window); see domain/token-bucket.ts. level counts
+      -- 1/window_ms tokens (integers only), as of updated_at (epoch ms).
+      CREATE TABLE rate_limits (
+        account_id TEXT NOT NULL,
+        window_ms BIGINT NOT NULL,
+        level BIGINT NOT NULL,
+        updated_at BIGINT NOT NULL,
+        PRIMARY KEY (account_id, window_ms)
+      );
+    `,
+  },
+  {
+    id: 21,
+    name: 'billing grace period',
+    sql: `
+      -- Set only while access_status is GRACE: when the grace ends (epoch ms).
+      ALTER TABLE accounts ADD COLUMN grace_until BIGINT;
+    `,
+  },
 ]
 
 /**

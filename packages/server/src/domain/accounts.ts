@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto'
 import type { Queryable } from '../db/database.js'
 import { newId } from './ids.js'
+import type { PlanCode } from './plans.js'
 
 export type AccessStatus = 'ACTIVE' | 'TRIALING' | 'GRACE' | 'SUSPENDED' | 'NONE'
 
@@ -52,15 +53,20 @@ export async function addApiKey(
  * The lookup is by digest; the digests are then compared in constant time so that nothing
  * about a near-miss leaks through timing.
  */
-export async function authenticate(db: Queryable, apiKey: string): Promise<Account | undefined> {
+export async function authenticate(
+  db: Queryable,
+  apiKey: string,
+  now: number = Date.now(),
+): Promise<Account | undefined> {
   const digest = hashApiKey(apiKey)
   const row = await db.get<{
     key_hash: string
     id: string
     name: string
     access_status: AccessStatus
+    grace_until: number | string | null
   }>(
-    `SELECT k.key_hash, a.id, a.name, a.access_status
+    `SELECT k.key_hash, a.id, a.name, a.access_status, a.grace_until
        FROM api_keys k JOIN accounts a ON a.id = k.account_id
       WHERE k.key_hash = ? AND k.revoked_at IS NULL`,
     [digest],
@@ -68,17 +74,43 @@ export async function authenticate(db: Queryable, apiKey: string): Promise<Accou
   if (row === undefined) return undefined
   if (!timingSafeEqual(Buffer.from(row.key_hash, 'hex'), Buffer.from(digest, 'hex')))
     return undefined
-  return { id: row.id, name: row.name, accessStatus: row.access_status }
+  return {
+    id: row.id,
+    name: row.name,
+    accessStatus: effectiveAccessStatus(row.access_status, row.grace_until, now),
+  }
 }
 
+/**
+ * The status in force: a grace period that has ended is `SUSPENDED` without anyone having to
+ * change the account (docs/decisions/0302-billing.md).
+ */
+export function effectiveAccessStatus(
+  stored: AccessStatus,
+  graceUntil: number | string | null,
+  now: number,
+): AccessStatus {
+  if (stored === 'GRACE' && graceUntil !== null && Number(graceUntil) <= now) return 'SUSPENDED'
+  return stored
+}
+
+/** Sets the access status; `graceUntil` (epoch ms) is kept only with `GRACE`. */
 export async function setAccessStatus(
   db: Queryable,
   name: string,
   status: AccessStatus,
+  graceUntil: number | null = null,
 ): Promise<boolean> {
-  return (
-    (await db.run('UPDATE accounts SET access_status = ? WHERE name = ?', [status, name])) === 1
+  const changed = await db.run(
+    'UPDATE accounts SET access_status = ?, grace_until = ? WHERE name = ?',
+    [status, status === 'GRACE' ? graceUntil : null, name],
   )
+  return changed === 1
+}
+
+/** Moves the account to another plan (see domain/plans.ts). */
+export async function setPlan(db: Queryable, name: string, plan: PlanCode): Promise<boolean> {
+  return (await db.run('UPDATE accounts SET plan_code = ? WHERE name = ?', [plan, name])) === 1
 }
 
 /** Whether the account may take billing-gated actions (create or resume a subscription, export). */

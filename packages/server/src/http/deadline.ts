@@ -1,18 +1,45 @@
-import type { FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { ApiError } from '../domain/api-error.js'
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** Aborts when the server's deadline for this request passes. */
+    deadline: AbortSignal | null
+  }
+}
+
+const kTimer = Symbol('deadline.timer')
 
 /**
- * A signal that aborts only when the server's deadline passes. Fastify's `request.signal` also
- * aborts when the client disconnects, but a client that goes away must not stop its operation
- * from committing: its retry is owed the replay.
+ * The server's deadline per request: past it, the answer is `408 request_timeout` and the
+ * request's signal aborts, so that its transaction refuses to commit.
+ *
+ * Our own timer, not Fastify's `handlerTimeout`: that one is disarmed when the request body has
+ * been read (it listens for the request's `close`), which is every POST with a body. And a
+ * client that disconnects must not cancel its operation: its retry is owed the replay, so only
+ * the deadline aborts the signal.
  */
+export function registerDeadline(app: FastifyInstance, deadlineMs: number): void {
+  app.decorateRequest('deadline', null)
+  app.addHook('onRequest', async (request, reply) => {
+    const controller = new AbortController()
+    request.deadline = controller.signal
+    const timer = setTimeout(() => {
+      if (reply.sent) return
+      const error = new ApiError('request_timeout', 'Request timed out')
+      controller.abort(error)
+      reply.send(error)
+    }, deadlineMs)
+    timer.unref()
+    ;(request as FastifyRequest & { [kTimer]?: NodeJS.Timeout })[kTimer] = timer
+  })
+  app.addHook('onResponse', (request, _reply, done) => {
+    clearTimeout((request as FastifyRequest & { [kTimer]?: NodeJS.Timeout })[kTimer])
+    done()
+  })
+}
+
+/** The request's deadline signal (never aborted for a request the hook did not see). */
 export function deadlineSignal(request: FastifyRequest): AbortSignal {
-  const controller = new AbortController()
-  const source = request.signal
-  const onAbort = () => {
-    const reason = source.reason as { code?: unknown } | undefined
-    if (reason?.code === 'FST_ERR_HANDLER_TIMEOUT') controller.abort(source.reason)
-  }
-  if (source.aborted) onAbort()
-  else source.addEventListener('abort', onAbort, { once: true })
-  return controller.signal
+  return request.deadline ?? new AbortController().signal
 }

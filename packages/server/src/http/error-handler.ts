@@ -1,7 +1,9 @@
-import type { FastifyError, FastifyInstance } from 'fastify'
+import type { Socket } from 'node:net'
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isIdempotencyError, toIdempotencyErrorResponse } from '@ticksupply/idempotency'
 import { isApiError } from '../domain/api-error.js'
 import { JSON_TYPE, renderError } from './envelope.js'
+import { generateRequestId } from './request-id.js'
 
 interface Rendered {
   status: number
@@ -30,9 +32,6 @@ function classify(error: unknown): Rendered {
   if (isIdempotencyError(error)) return toIdempotencyErrorResponse(error)
   const fastifyError = error as Partial<FastifyError> & { validation?: unknown }
   const code = typeof fastifyError.code === 'string' ? fastifyError.code : ''
-  if (code === 'FST_ERR_HANDLER_TIMEOUT') {
-    return { status: 408, code: 'request_timeout', message: 'Request timed out' }
-  }
   if (fastifyError.validation !== undefined) {
     return {
       status: 400,
@@ -92,4 +91,40 @@ export function registerErrorHandling(app: FastifyInstance): void {
         ),
       )
   })
+}
+
+/**
+ * Fastify's own routing errors (a path with broken percent-encoding, a path parameter over the
+ * length limit) are answered as an unknown route: the 404 envelope, with a request id.
+ */
+export function answerFrameworkError(
+  _error: FastifyError,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): void {
+  void reply
+    .code(404)
+    .header('x-request-id', request.id)
+    .type(JSON_TYPE)
+    .send(renderError('not_found', 'Route not found'))
+}
+
+/** Bytes that do not parse as HTTP: a 400 envelope written straight to the socket. */
+export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
+  if (!socket.writable || error.code === 'ECONNRESET') {
+    socket.destroy()
+    return
+  }
+  const body = renderError('invalid_argument', 'Malformed HTTP request')
+  socket.end(
+    [
+      'HTTP/1.1 400 Bad Request',
+      `Content-Type: ${JSON_TYPE}`,
+      `Content-Length: ${String(Buffer.byteLength(body))}`,
+      `X-Request-Id: ${generateRequestId()}`,
+      'Connection: close',
+      '',
+      body,
+    ].join('\r\n'),
+  )
 }

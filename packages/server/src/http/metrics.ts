@@ -39,7 +39,20 @@ export function createIdempotencyMetrics(): IdempotencyMetrics {
 }
 
 export function registerMetricsRoute(app: FastifyInstance, metrics: IdempotencyMetrics): void {
-  app.get('/metrics', async (_request, reply) => {
+  const schema = {
+    operationId: 'getMetrics',
+    summary: 'Idempotency counters (Prometheus text format)',
+    description: 'Counters only, no account data; no API key needed.',
+    tags: ['Operations'],
+    security: [],
+    response: {
+      200: {
+        description: 'One `ticksupply_idempotency_<name>_total <count>` line per counter.',
+        content: { 'text/plain': { schema: { type: 'string' } } },
+      },
+    },
+  }
+  app.get('/metrics', { schema }, async (_request, reply) => {
     const lines = Object.entries(metrics.counts).map(
       ([name, value]) => `ticksupply_idempotency_${name}_total ${String(value)}`,
     )

@@ -8,6 +8,8 @@ export interface MutationResult {
   readonly status: number
   /** Serialised as JSON; omitted for bodyless answers such as 204. */
   readonly body?: unknown
+  /** The body as JSON text serialised by the operation (e.g. int64 written exactly); wins over `body`. */
+  readonly bodyText?: string
 }
 
 export interface MutationOptions {
@@ -42,9 +44,10 @@ export async function runMutation(
     async (tx) => {
       signal.throwIfAborted()
       const result = await operation(tx, Date.now())
-      const payload = result.body === undefined ? '' : JSON.stringify(result.body)
-      const headers: Record<string, string> =
-        result.body === undefined ? {} : { 'content-type': JSON_TYPE }
+      const payload =
+        result.bodyText ?? (result.body === undefined ? '' : JSON.stringify(result.body))
+      const hasBody = result.bodyText !== undefined || result.body !== undefined
+      const headers: Record<string, string> = hasBody ? { 'content-type': JSON_TYPE } : {}
       if (claim !== null) {
         await claim.complete(
           { status: result.status, headers, body: Buffer.from(payload), requestId: request.id },
@@ -52,7 +55,7 @@ export async function runMutation(
         )
       }
       reply.code(result.status)
-      if (result.body !== undefined) reply.type(JSON_TYPE)
+      if (hasBody) reply.type(JSON_TYPE)
       return payload
     },
     { signal },

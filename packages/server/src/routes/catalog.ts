@@ -5,14 +5,69 @@ import { STREAM_TYPES } from '../domain/catalog-seed.js'
 import { listDatastreams, listExchanges, listInstruments } from '../domain/catalog.js'
 import { parsePageQuery, renderPage } from '../http/pagination.js'
 import { queryParam } from '../http/query.js'
+import { addComponentSchemas, errorResponses, pageOf, pageQuery, ref } from '../http/schemas.js'
+import {
+  CATALOG_SCHEMAS,
+  DATASTREAM_SCHEMA,
+  EXCHANGE_SCHEMA,
+  INSTRUMENT_SCHEMA,
+} from './schemas/catalog.js'
 
 const CATALOG_PAGE = { defaultLimit: 100, maxLimit: 1000 }
+const TAGS = ['Catalog']
 
 export function registerCatalogRoutes(app: FastifyInstance, db: Database): void {
-  app.get('/v1/exchanges', async () => listExchanges(db))
+  addComponentSchemas(app, CATALOG_SCHEMAS)
+
+  app.get(
+    '/v1/exchanges',
+    {
+      schema: {
+        operationId: 'listExchanges',
+        summary: 'List the exchanges',
+        tags: TAGS,
+        response: {
+          200: {
+            description: 'Every exchange (not paged).',
+            type: 'array',
+            items: ref(EXCHANGE_SCHEMA.$id),
+          },
+          ...errorResponses(),
+        },
+      },
+    },
+    async () => listExchanges(db),
+  )
 
   app.get<{ Params: { exchange: string } }>(
     '/v1/exchanges/:exchange/instruments',
+    {
+      schema: {
+        operationId: 'listInstruments',
+        summary: "List an exchange's instruments",
+        description: 'Sorted by symbol. An unknown exchange is a 404.',
+        tags: TAGS,
+        params: {
+          type: 'object',
+          required: ['exchange'],
+          properties: { exchange: { type: 'string', description: 'An exchange `code`.' } },
+        },
+        documentedQuerystring: {
+          type: 'object',
+          properties: {
+            search: {
+              type: 'string',
+              description: 'Symbols starting with this, in any letter case.',
+            },
+            ...pageQuery(CATALOG_PAGE),
+          },
+        },
+        response: {
+          200: pageOf(INSTRUMENT_SCHEMA.$id, 'A page of instruments.'),
+          ...errorResponses([400, 404]),
+        },
+      },
+    },
     async (request) => {
       const query = {
         limit: queryParam(request.query, 'limit'),
@@ -28,28 +83,56 @@ export function registerCatalogRoutes(app: FastifyInstance, db: Database): void 
     },
   )
 
-  app.get('/v1/datastreams', async (request) => {
-    const paging = parsePageQuery<number>(
-      {
-        limit: queryParam(request.query, 'limit'),
-        page_token: queryParam(request.query, 'page_token'),
+  app.get(
+    '/v1/datastreams',
+    {
+      schema: {
+        operationId: 'listDatastreams',
+        summary: 'List the datastreams',
+        description: 'Sorted by `datastream_id`; the filters combine.',
+        tags: TAGS,
+        documentedQuerystring: {
+          type: 'object',
+          properties: {
+            exchange: { type: 'string', description: 'Only this exchange.' },
+            instrument: { type: 'string', description: 'Only this instrument symbol.' },
+            stream_type: {
+              type: 'string',
+              enum: [...STREAM_TYPES],
+              description: 'Only this stream type; another value is a 400.',
+            },
+            ...pageQuery(CATALOG_PAGE),
+          },
+        },
+        response: {
+          200: pageOf(DATASTREAM_SCHEMA.$id, 'A page of datastreams.'),
+          ...errorResponses([400]),
+        },
       },
-      CATALOG_PAGE,
-      'number',
-    )
-    const streamType = queryParam(request.query, 'stream_type')
-    if (streamType !== undefined && !(STREAM_TYPES as readonly string[]).includes(streamType)) {
-      throw new ApiError(
-        'invalid_argument',
-        `stream_type must be one of ${STREAM_TYPES.join(', ')}`,
+    },
+    async (request) => {
+      const paging = parsePageQuery<number>(
+        {
+          limit: queryParam(request.query, 'limit'),
+          page_token: queryParam(request.query, 'page_token'),
+        },
+        CATALOG_PAGE,
+        'number',
       )
-    }
-    const result = await listDatastreams(db, {
-      exchange: queryParam(request.query, 'exchange'),
-      instrument: queryParam(request.query, 'instrument'),
-      streamType,
-      ...paging,
-    })
-    return renderPage(result, paging.limit)
-  })
+      const streamType = queryParam(request.query, 'stream_type')
+      if (streamType !== undefined && !(STREAM_TYPES as readonly string[]).includes(streamType)) {
+        throw new ApiError(
+          'invalid_argument',
+          `stream_type must be one of ${STREAM_TYPES.join(', ')}`,
+        )
+      }
+      const result = await listDatastreams(db, {
+        exchange: queryParam(request.query, 'exchange'),
+        instrument: queryParam(request.query, 'instrument'),
+        streamType,
+        ...paging,
+      })
+      return renderPage(result, paging.limit)
+    },
+  )
 }

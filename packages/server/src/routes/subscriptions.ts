@@ -14,15 +14,25 @@ import type { MutationOptions } from '../http/mutation.js'
 import { runMutation } from '../http/mutation.js'
 import { parsePageQuery, renderPage } from '../http/pagination.js'
 import { queryParam } from '../http/query.js'
+import {
+  addComponentSchemas,
+  errorResponses,
+  idParams,
+  noContent,
+  pageOf,
+  pageQuery,
+  ref,
+} from '../http/schemas.js'
+import {
+  CREATE_SUBSCRIPTION_BODY,
+  SPAN_SCHEMA,
+  SUBSCRIPTION_SCHEMA,
+  SUBSCRIPTION_SCHEMAS,
+} from './schemas/subscriptions.js'
 
 const SUBSCRIPTION_PAGE = { defaultLimit: 50, maxLimit: 100 }
-
-const createBody = {
-  type: 'object',
-  required: ['datastream_id'],
-  additionalProperties: false,
-  properties: { datastream_id: { type: 'integer', minimum: 1 } },
-} as const
+const TAGS = ['Subscriptions']
+const params = idParams('A subscription id (`sub_...`); a malformed or unknown one is a 404.')
 
 type IdParams = { Params: { id: string } }
 
@@ -31,9 +41,24 @@ export function registerSubscriptionRoutes(
   db: Database,
   mutation: MutationOptions,
 ): void {
+  addComponentSchemas(app, SUBSCRIPTION_SCHEMAS)
+
   app.post<{ Body: { datastream_id: number } }>(
     '/v1/subscriptions',
-    { schema: { body: createBody } },
+    {
+      schema: {
+        operationId: 'createSubscription',
+        summary: 'Subscribe to a datastream',
+        description:
+          'Opens a span now. A deleted subscription to the datastream is reused (same id, fresh span); an active or paused one is a 409 with `details.subscription_id`. Billing-gated.',
+        tags: TAGS,
+        body: CREATE_SUBSCRIPTION_BODY,
+        response: {
+          201: ref(SUBSCRIPTION_SCHEMA.$id, 'The subscription, with `spans: []`.'),
+          ...errorResponses([400, 402, 404, 409]),
+        },
+      },
+    },
     async (request, reply) =>
       runMutation(db, request, reply, mutation, async (tx, now) => {
         const subscription = await createSubscription(
@@ -46,44 +71,135 @@ export function registerSubscriptionRoutes(
       }),
   )
 
-  app.get('/v1/subscriptions', async (request) => {
-    const paging = parsePageQuery<string>(
-      {
-        limit: queryParam(request.query, 'limit'),
-        page_token: queryParam(request.query, 'page_token'),
+  app.get(
+    '/v1/subscriptions',
+    {
+      schema: {
+        operationId: 'listSubscriptions',
+        summary: 'List subscriptions',
+        description: 'Newest first. Deleted subscriptions are left out, also from `total`.',
+        tags: TAGS,
+        documentedQuerystring: { type: 'object', properties: pageQuery(SUBSCRIPTION_PAGE) },
+        response: {
+          200: pageOf(SUBSCRIPTION_SCHEMA.$id, 'A page of subscriptions.'),
+          ...errorResponses([400]),
+        },
       },
-      SUBSCRIPTION_PAGE,
-      'string',
-    )
-    return renderPage(await listSubscriptions(db, accountOf(request), paging), paging.limit)
-  })
-
-  app.get<IdParams>('/v1/subscriptions/:id', async (request) =>
-    getSubscription(db, accountOf(request), request.params.id),
+    },
+    async (request) => {
+      const paging = parsePageQuery<string>(
+        {
+          limit: queryParam(request.query, 'limit'),
+          page_token: queryParam(request.query, 'page_token'),
+        },
+        SUBSCRIPTION_PAGE,
+        'string',
+      )
+      return renderPage(await listSubscriptions(db, accountOf(request), paging), paging.limit)
+    },
   )
 
-  app.get<IdParams>('/v1/subscriptions/:id/spans', async (request) =>
-    listSpans(db, accountOf(request), request.params.id),
+  app.get<IdParams>(
+    '/v1/subscriptions/:id',
+    {
+      schema: {
+        operationId: 'getSubscription',
+        summary: 'Get a subscription',
+        description: 'A deleted subscription is shown with `status: "deleted"`.',
+        tags: TAGS,
+        params,
+        response: {
+          200: ref(SUBSCRIPTION_SCHEMA.$id, 'The subscription.'),
+          ...errorResponses([404]),
+        },
+      },
+    },
+    async (request) => getSubscription(db, accountOf(request), request.params.id),
   )
 
-  app.post<IdParams>('/v1/subscriptions/:id/pause', async (request, reply) =>
-    runMutation(db, request, reply, mutation, async (tx, now) => {
-      await pauseSubscription(tx, accountOf(request), request.params.id, now)
-      return { status: 204 }
-    }),
+  app.get<IdParams>(
+    '/v1/subscriptions/:id/spans',
+    {
+      schema: {
+        operationId: 'listSpans',
+        summary: "List a subscription's spans",
+        description: 'Oldest first (not paged).',
+        tags: TAGS,
+        params,
+        response: {
+          200: { description: 'The spans.', type: 'array', items: ref(SPAN_SCHEMA.$id) },
+          ...errorResponses([404]),
+        },
+      },
+    },
+    async (request) => listSpans(db, accountOf(request), request.params.id),
   )
 
-  app.post<IdParams>('/v1/subscriptions/:id/resume', async (request, reply) =>
-    runMutation(db, request, reply, mutation, async (tx, now) => {
-      await resumeSubscription(tx, accountOf(request), request.params.id, now)
-      return { status: 204 }
-    }),
+  app.post<IdParams>(
+    '/v1/subscriptions/:id/pause',
+    {
+      schema: {
+        operationId: 'pauseSubscription',
+        summary: 'Pause a subscription',
+        description:
+          'Closes the open span; already paused: no change. A deleted subscription is a 403.',
+        tags: TAGS,
+        params,
+        response: {
+          204: noContent('Paused.'),
+          ...errorResponses([400, 403, 404, 409]),
+        },
+      },
+    },
+    async (request, reply) =>
+      runMutation(db, request, reply, mutation, async (tx, now) => {
+        await pauseSubscription(tx, accountOf(request), request.params.id, now)
+        return { status: 204 }
+      }),
   )
 
-  app.delete<IdParams>('/v1/subscriptions/:id', async (request, reply) =>
-    runMutation(db, request, reply, mutation, async (tx) => {
-      await deleteSubscription(tx, accountOf(request), request.params.id)
-      return { status: 204 }
-    }),
+  app.post<IdParams>(
+    '/v1/subscriptions/:id/resume',
+    {
+      schema: {
+        operationId: 'resumeSubscription',
+        summary: 'Resume a subscription',
+        description:
+          'Opens a span; already active: no change. A deleted subscription is a 403. Billing-gated.',
+        tags: TAGS,
+        params,
+        response: {
+          204: noContent('Recording.'),
+          ...errorResponses([400, 402, 403, 404, 409]),
+        },
+      },
+    },
+    async (request, reply) =>
+      runMutation(db, request, reply, mutation, async (tx, now) => {
+        await resumeSubscription(tx, accountOf(request), request.params.id, now)
+        return { status: 204 }
+      }),
+  )
+
+  app.delete<IdParams>(
+    '/v1/subscriptions/:id',
+    {
+      schema: {
+        operationId: 'deleteSubscription',
+        summary: 'Delete a subscription',
+        description: 'Stops recording and removes every span; already deleted: no change.',
+        tags: TAGS,
+        params,
+        response: {
+          204: noContent('Deleted.'),
+          ...errorResponses([400, 404, 409]),
+        },
+      },
+    },
+    async (request, reply) =>
+      runMutation(db, request, reply, mutation, async (tx) => {
+        await deleteSubscription(tx, accountOf(request), request.params.id)
+        return { status: 204 }
+      }),
   )
 }

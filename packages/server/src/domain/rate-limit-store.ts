@@ -1,0 +1,170 @@
+import type { Database } from '../db/database.js'
+import { ApiError } from './api-error.js'
+import type { BucketSpec, BucketState } from './token-bucket.js'
+import { fullBucket, msUntilToken, refill, takeToken, tokensLeft } from './token-bucket.js'
+
+export type RateLimitWindowName = 'minute' | 'hour'
+
+/** One of an account's buckets: `limit` requests per `windowMs`. */
+export interface RateLimitWindow extends BucketSpec {
+  readonly name: RateLimitWindowName
+}
+
+/** A bucket as a response reports it. */
+export interface RateLimitWindowStatus {
+  readonly name: RateLimitWindowName
+  readonly limit: number
+  /** Whole tokens left after this request. */
+  readonly remaining: number
+  /** Epoch milliseconds at which the bucket holds a token again; only when none is left. */
+  readonly resetAtMs: number | undefined
+}
+
+export interface RateLimitDecision {
+  readonly allowed: boolean
+  readonly windows: readonly RateLimitWindowStatus[]
+  /** Refused: milliseconds until every exhausted bucket holds a token again. Allowed: 0. */
+  readonly retryAfterMs: number
+}
+
+/**
+ * Per-account token buckets. Every instance of the server that shares the store shares the
+ * buckets, so the limits hold for the account, not per process.
+ */
+export interface RateLimitStore {
+  /**
+   * Takes one token from each of the account's buckets, atomically: either every bucket held a
+   * token and each loses one, or nothing changes (a refused request costs nothing). Concurrent
+   * takes, from this process or any other, never lose an update.
+   */
+  take(accountId: string, nowMs: number): Promise<RateLimitDecision>
+}
+
+/** Concurrent takes lost a compare-and-set this many times in a row: give up with a 503. */
+const MAX_ATTEMPTS = 20
+
+class LostRace extends Error {
+  override readonly name = 'LostRace'
+}
+
+interface Row {
+  window_ms: number | string
+  level: number | string
+  updated_at: number | string
+}
+
+/**
+ * The buckets in the `rate_limits` table of the application's database: one row per (account,
+ * window) with the level and when it was computed (see token-bucket.ts for the units).
+ *
+ * A take is one transaction, in portable SQL:
+ *
+ * 1. Upsert the account's rows: a missing one is created full; an existing one gets a no-op
+ *    update, which on PostgreSQL locks it until commit, so concurrent takes of one account
+ *    queue here instead of racing (always in the same row order: no deadlock). On SQLite the
+ *    transaction (BEGIN IMMEDIATE) already excludes every other writer, other processes on the
+ *    same file included.
+ * 2. Read the rows, refill and take in memory.
+ * 3. Allowed: write each row back if it still holds what was read (compare-and-set; with the
+ *    lock it always does, and should a database let a race through anyway, the take starts
+ *    over instead of losing an update). Refused: write nothing.
+ */
+export function createDatabaseRateLimitStore(
+  db: Database,
+  windows: readonly RateLimitWindow[],
+): RateLimitStore {
+  const upsertSql = `INSERT INTO rate_limits (account_id, window_ms, level, updated_at)
+    VALUES ${windows.map(() => '(?, ?, ?, ?)').join(', ')}
+    ON CONFLICT (account_id, window_ms) DO UPDATE SET level = rate_limits.level`
+
+  const attempt = (accountId: string, nowMs: number): Promise<RateLimitDecision> =>
+    db.transaction(async (tx) => {
+      await tx.run(
+        upsertSql,
+        windows.flatMap((window) => {
+          const full = fullBucket(window, nowMs)
+          return [accountId, window.windowMs, full.level, full.updatedAtMs]
+        }),
+      )
+      const rows = await tx.all<Row>(
+        'SELECT window_ms, level, updated_at FROM rate_limits WHERE account_id = ?',
+        [accountId],
+      )
+      const buckets = windows.map((window) => {
+        const row = rows.find((candidate) => Number(candidate.window_ms) === window.windowMs)
+        if (row === undefined) throw new Error(`rate limit row ${window.name} vanished`)
+        const stored: BucketState = {
+          level: Number(row.level),
+          updatedAtMs: Number(row.updated_at),
+        }
+        const current = refill(window, stored, nowMs)
+        return { window, stored, current, taken: takeToken(window, current) }
+      })
+
+      if (buckets.some((bucket) => bucket.taken === undefined)) {
+        // Refused: the levels stay as they were, so retrying early does not delay the refill.
+        let retryAfterMs = 0
+        const statuses = buckets.map(({ window, current, taken }) => {
+          const waitMs = taken === undefined ? msUntilToken(window, current) : 0
+          retryAfterMs = Math.max(retryAfterMs, current.updatedAtMs + waitMs - nowMs)
+          return status(
+            window,
+            current,
+            taken === undefined ? current.updatedAtMs + waitMs : undefined,
+          )
+        })
+        return { allowed: false, windows: statuses, retryAfterMs: Math.max(retryAfterMs, 1) }
+      }
+
+      const statuses: RateLimitWindowStatus[] = []
+      for (const { window, stored, taken } of buckets) {
+        if (taken === undefined) throw new Error('unreachable: every bucket had a token')
+        const changed = await tx.run(
+          `UPDATE rate_limits SET level = ?, updated_at = ?
+            WHERE account_id = ? AND window_ms = ? AND level = ? AND updated_at = ?`,
+          [
+            taken.level,
+            taken.updatedAtMs,
+            accountId,
+            window.windowMs,
+            stored.level,
+            stored.updatedAtMs,
+          ],
+        )
+        // Another take wrote the row since it was read: roll back and start over.
+        if (changed !== 1) throw new LostRace()
+        const left = tokensLeft(window, taken)
+        statuses.push(
+          status(
+            window,
+            taken,
+            left === 0 ? taken.updatedAtMs + msUntilToken(window, taken) : undefined,
+          ),
+        )
+      }
+      return { allowed: true, windows: statuses, retryAfterMs: 0 }
+    })
+
+  return {
+    async take(accountId, nowMs) {
+      for (let tries = 1; ; tries++) {
+        try {
+          return await attempt(accountId, nowMs)
+        } catch (error) {
+          if (!(error instanceof LostRace)) throw error
+          if (tries >= MAX_ATTEMPTS) {
+            throw new ApiError('unavailable', 'The rate limiter is overloaded. Please retry later.')
+          }
+        }
+      }
+    },
+  }
+}
+
+function status(
+  window: RateLimitWindow,
+  state: BucketState,
+  resetAtMs: number | undefined,
+): RateLimitWindowStatus {
+  return { name: window.name, limit: window.limit, remaining: tokensLeft(window, state), resetAtMs }
+}

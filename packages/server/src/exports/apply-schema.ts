@@ -1,0 +1,204 @@
+import type { SchemaSnapshot } from '../domain/export-schemas.js'
+import type { ColumnType, DeriveRule, MetaFormat } from '../domain/export-schema-definition.js'
+import { parseColumnType } from '../domain/export-schema-definition.js'
+import { parseJsonKeepingInt64, stringifyJsonWithInt64 } from '../domain/json-int64.js'
+import { nsToIso8601 } from '../domain/ns-time.js'
+import type { TransformNode, TransformValue } from '../domain/transform.js'
+import { evaluateTransform, parseTransform, transformType } from '../domain/transform.js'
+import type { RecordedMessage } from './recorder-source.js'
+
+/** The type of an output column; `decimal` values are exact decimal strings. */
+export type CellType = 'i64' | 'f64' | 'decimal' | 'string' | 'bool'
+export type Cell = bigint | number | string | boolean | null
+
+export interface OutputColumn {
+  readonly name: string
+  readonly type: CellType
+}
+
+/** A schema made ready for one exchange: columns with their types, and a message-to-rows step. */
+export interface CompiledSchema {
+  readonly columns: readonly OutputColumn[]
+  rows(message: RecordedMessage): Cell[][]
+}
+
+type Extract = (element: unknown, root: unknown, collectedNs: bigint) => Cell
+
+/** Follows a dot path; numeric segments index arrays. `$.` starts at the message root. */
+function lookup(element: unknown, root: unknown, path: string): unknown {
+  let at = path.startsWith('$.') ? root : element
+  for (const segment of (path.startsWith('$.') ? path.slice(2) : path).split('.')) {
+    if (Array.isArray(at) && /^\d+$/.test(segment)) at = at[Number(segment)]
+    else if (typeof at === 'object' && at !== null && !Array.isArray(at))
+      at = Object.hasOwn(at, segment) ? (at as Record<string, unknown>)[segment] : undefined
+    else return undefined
+  }
+  return at
+}
+
+/** Rounds a decimal string half away from zero to `scale` places; trailing zeros trimmed. */
+export function roundDecimal(text: string, scale: number): string | null {
+  const match = /^([-+]?)(\d+)(?:\.(\d+))?$/.exec(text.trim())
+  if (match === null) return null
+  const [, sign = '', whole = '0', fraction = ''] = match
+  let digits = BigInt(whole + fraction.padEnd(scale, '0').slice(0, scale))
+  if ((fraction[scale] ?? '0') >= '5') digits += 1n
+  const padded = digits.toString().padStart(scale + 1, '0')
+  const intPart = scale === 0 ? padded : padded.slice(0, -scale)
+  const fracPart = scale === 0 ? '' : padded.slice(-scale).replace(/0+$/, '')
+  const body = fracPart === '' ? intPart : `${intPart}.${fracPart}`
+  return sign === '-' && /[1-9]/.test(body) ? `-${body}` : body
+}
+
+function numberToDecimalText(value: number): string {
+  const text = String(value)
+  if (!/e/i.test(text)) return text
+  return value.toFixed(Math.abs(value) < 1 ? 20 : 0)
+}
+
+/** A value extracted from a message, converted to the column's declared type; else null. */
+function coerce(value: unknown, type: ColumnType): Cell {
+  if (value === undefined || value === null) return null
+  switch (type.kind) {
+    case 'decimal':
+      if (typeof value === 'number' && Number.isFinite(value))
+        return roundDecimal(numberToDecimalText(value), type.scale)
+      if (typeof value === 'bigint') return value.toString()
+      return typeof value === 'string' ? roundDecimal(value, type.scale) : null
+    case 'f64': {
+      if (typeof value === 'number') return value
+      if (typeof value === 'bigint') return Number(value)
+      if (typeof value !== 'string' || value.trim() === '') return null
+      const parsed = Number(value)
+      return Number.isNaN(parsed) ? null : parsed
+    }
+    case 'i64':
+      if (typeof value === 'bigint') return value
+      if (typeof value === 'number') return Number.isInteger(value) ? BigInt(value) : null
+      return typeof value === 'string' && /^-?\d{1,19}$/.test(value.trim())
+        ? BigInt(value.trim())
+        : null
+    case 'string':
+      if (typeof value === 'string') return value
+      if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
+        return String(value)
+      return stringifyJsonWithInt64(value)
+    case 'bool':
+      if (typeof value === 'boolean') return value
+      if (value === 'true' || value === 1) return true
+      if (value === 'false' || value === 0) return false
+      return null
+  }
+}
+
+function cellType(type: ColumnType): CellType {
+  return type.kind
+}
+
+function toTransformValue(cell: Cell): TransformValue {
+  return typeof cell === 'bigint' ? Number(cell) : cell
+}
+
+function metaCell(ns: bigint, format: MetaFormat): Cell {
+  switch (format) {
+    case 'ns':
+      return ns
+    case 'us':
+      return ns / 1_000n
+    case 'ms':
+      return ns / 1_000_000n
+    case 's':
+      return ns / 1_000_000_000n
+    case 'iso8601':
+      return nsToIso8601(ns)
+  }
+}
+
+function compileTransform(
+  type: ColumnType,
+  transform: TransformNode,
+): { type: CellType; apply: (cell: Cell) => Cell } {
+  const result = transformType(transform)
+  const run = (cell: Cell) => evaluateTransform(transform, toTransformValue(cell))
+  switch (result) {
+    case 'input':
+      return { type: cellType(type), apply: (cell) => coerce(run(cell), type) }
+    case 'number':
+      return { type: 'f64', apply: (cell) => coerce(run(cell), { kind: 'f64' }) }
+    case 'bool':
+      return { type: 'bool', apply: (cell) => coerce(run(cell), { kind: 'bool' }) }
+    case 'string':
+      return { type: 'string', apply: (cell) => coerce(run(cell), { kind: 'string' }) }
+  }
+}
+
+function derive(root: unknown, rules: readonly DeriveRule[]): unknown {
+  if (typeof root !== 'object' || root === null || Array.isArray(root)) return root
+  const out: Record<string, unknown> = { ...(root as Record<string, unknown>) }
+  for (const rule of rules) {
+    out[rule.field] = rule.concat.flatMap((part) => {
+      const found = lookup(out, out, part.path)
+      return Array.isArray(found)
+        ? found.map((value: unknown, index) => ({ tag: part.tag, index, value }))
+        : []
+    })
+  }
+  return out
+}
+
+/**
+ * Compiles an export's schema snapshot for the datastream's exchange. `raw` gives the
+ * collection timestamp and the message text as received; a column without a rule for the
+ * exchange is all nulls.
+ */
+export function compileSchema(snapshot: SchemaSnapshot, exchange: string): CompiledSchema {
+  const definition = snapshot.definition
+  if (definition === undefined) {
+    return {
+      columns: [
+        { name: 'collection_timestamp_ns', type: 'i64' },
+        { name: 'message', type: 'string' },
+      ],
+      rows: (message) => [[message.collectionTimestampNs, message.raw]],
+    }
+  }
+  const columns: OutputColumn[] = []
+  const extracts: Extract[] = []
+  for (const column of definition.columns) {
+    if ('meta' in column) {
+      const format = column.meta.format
+      columns.push({ name: column.output_column, type: format === 'iso8601' ? 'string' : 'i64' })
+      extracts.push((_element, _root, ns) => metaCell(ns, format))
+      continue
+    }
+    const rule = column.data[exchange]
+    if (rule === undefined) {
+      columns.push({ name: column.output_column, type: 'string' })
+      extracts.push(() => null)
+      continue
+    }
+    const type = parseColumnType(rule.json.type) ?? { kind: 'string' }
+    const path = rule.json.path
+    if (rule.transform === undefined) {
+      columns.push({ name: column.output_column, type: cellType(type) })
+      extracts.push((element, root) => coerce(lookup(element, root, path), type))
+    } else {
+      const compiled = compileTransform(type, parseTransform(rule.transform))
+      columns.push({ name: column.output_column, type: compiled.type })
+      extracts.push((element, root) => compiled.apply(coerce(lookup(element, root, path), type)))
+    }
+  }
+  const deriveRules = definition.derive?.[exchange] ?? []
+  const unfoldPath = definition.unfold?.[exchange]?.path
+  return {
+    columns,
+    rows(message) {
+      const root = derive(parseJsonKeepingInt64(message.raw), deriveRules)
+      const elements = unfoldPath === undefined ? [root] : lookup(root, root, unfoldPath)
+      if (!Array.isArray(elements)) return []
+      return elements.map((element: unknown) =>
+        extracts.map((extract) => extract(element, root, message.collectionTimestampNs)),
+      )
+    },
+  }
+}

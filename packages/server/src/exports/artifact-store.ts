@@ -1,0 +1,68 @@
+import { randomBytes } from 'node:crypto'
+import { createReadStream } from 'node:fs'
+import { mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises'
+import { dirname, join, resolve, sep } from 'node:path'
+import type { Readable } from 'node:stream'
+
+/**
+ * Where export files live, by key (`exports/{export id}/{attempt}/{filename}`). The local
+ * filesystem implements it here; an object store (S3 and the like) implements the same four
+ * calls, with `list` by delimiter.
+ */
+export interface ArtifactStore {
+  /** Stores the bytes under the key, replacing what was there; readers never see half a file. */
+  put(key: string, bytes: Uint8Array): Promise<void>
+  /** The stored bytes as a stream with their length, or undefined when nothing is stored. */
+  open(key: string): Promise<{ readonly stream: Readable; readonly bytes: number } | undefined>
+  /** Removes every key under the prefix (a folder: it ends with `/`); none is fine. */
+  deletePrefix(prefix: string): Promise<void>
+  /** The names one level below the prefix (folders and files alike). */
+  list(prefix: string): Promise<string[]>
+}
+
+const KEY = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*\/?$/
+
+/** Files under `root`, one per key. */
+export function createLocalArtifactStore(root: string): ArtifactStore {
+  const base = resolve(root)
+  const pathOf = (key: string): string => {
+    if (!KEY.test(key) || key.split('/').some((part) => part === '.' || part === '..'))
+      throw new Error(`invalid artifact key "${key}"`)
+    const path = join(base, ...key.split('/').filter((part) => part !== ''))
+    if (!path.startsWith(base + sep)) throw new Error(`artifact key "${key}" leaves the store`)
+    return path
+  }
+  return {
+    async put(key, bytes) {
+      const path = pathOf(key)
+      await mkdir(dirname(path), { recursive: true })
+      // Write aside, then rename: a reader (or a crash) never sees a partial file.
+      const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`
+      await writeFile(temporary, bytes)
+      await rename(temporary, path)
+    },
+    async open(key) {
+      const path = pathOf(key)
+      try {
+        const info = await stat(path)
+        if (!info.isFile()) return undefined
+        return { stream: createReadStream(path), bytes: info.size }
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
+        throw error
+      }
+    },
+    async deletePrefix(prefix) {
+      if (!prefix.endsWith('/')) throw new Error(`a prefix ends with "/", got "${prefix}"`)
+      await rm(pathOf(prefix), { recursive: true, force: true })
+    },
+    async list(prefix) {
+      try {
+        return (await readdir(pathOf(prefix))).sort()
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code === 'ENOENT') return []
+        throw error
+      }
+    },
+  }
+}

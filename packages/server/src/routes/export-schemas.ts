@@ -1,0 +1,239 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Database } from '../db/database.js'
+import { parseCreateSchemaBody, parseDraftBody } from '../domain/export-schema-definition.js'
+import {
+  createDraft,
+  createSchema,
+  deleteDraft,
+  deleteSchema,
+  getDraft,
+  getSchema,
+  listSchemas,
+  publishDraft,
+  updateDraft,
+} from '../domain/export-schemas.js'
+import { accountOf } from '../http/auth.js'
+import { JSON_TYPE } from '../http/envelope.js'
+import type { MutationOptions } from '../http/mutation.js'
+import { runMutation } from '../http/mutation.js'
+import { addComponentSchemas, errorResponses, idParams, noContent, ref } from '../http/schemas.js'
+import {
+  CREATE_SCHEMA_BODY,
+  DRAFT_BODY,
+  EXPORT_SCHEMA_SCHEMA,
+  EXPORT_SCHEMAS,
+} from './schemas/exports.js'
+
+type IdParams = { Params: { id: string } }
+
+const TAGS = ['Export schemas']
+const params = idParams(
+  'An export schema id (`sch_...`); a malformed, unknown or (to change) built-in one is a 404.',
+)
+const schemaAnswer = (description: string) => ref(EXPORT_SCHEMA_SCHEMA.$id, description)
+
+/** A `preValidation` hook that runs `check` on the request and answers what it throws. */
+export function validated(
+  check: (request: FastifyRequest) => unknown,
+): (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => void {
+  return (request, _reply, done) => {
+    try {
+      check(request)
+    } catch (error) {
+      done(error as Error)
+      return
+    }
+    done()
+  }
+}
+
+/** Sends a value as JSON text as it is (no response-schema serialisation drops a field). */
+export function sendJson(reply: FastifyReply, value: unknown): FastifyReply {
+  return reply.type(JSON_TYPE).send(JSON.stringify(value))
+}
+
+/**
+ * Export schemas. Bodies are validated in `preValidation`, before the idempotency key is
+ * claimed, so that a client that fixes a rejected body may retry with the same key.
+ */
+export function registerExportSchemaRoutes(
+  app: FastifyInstance,
+  db: Database,
+  mutation: MutationOptions,
+): void {
+  addComponentSchemas(app, EXPORT_SCHEMAS)
+
+  app.post(
+    '/v1/export-schemas',
+    {
+      schema: {
+        operationId: 'createExportSchema',
+        summary: 'Create an export schema',
+        description:
+          '`name` is unique per account and stream category; it and `stream_category` never change.',
+        tags: TAGS,
+        body: CREATE_SCHEMA_BODY,
+        response: { 201: schemaAnswer('The schema, version 1.'), ...errorResponses([400, 409]) },
+      },
+      preValidation: validated((request) => parseCreateSchemaBody(request.body)),
+    },
+    async (request, reply) =>
+      runMutation(db, request, reply, mutation, async (tx, now) => ({
+        status: 201,
+        body: await createSchema(tx, accountOf(request), parseCreateSchemaBody(request.body), now),
+      })),
+  )
+
+  app.get(
+    '/v1/export-schemas',
+    {
+      schema: {
+        operationId: 'listExportSchemas',
+        summary: 'List export schemas',
+        description: "Built-ins first (never `raw`), then the account's own (not paged).",
+        tags: TAGS,
+        response: {
+          200: { description: 'The schemas.', type: 'array', items: ref(EXPORT_SCHEMA_SCHEMA.$id) },
+          ...errorResponses(),
+        },
+      },
+    },
+    async (request, reply) => sendJson(reply, await listSchemas(db, accountOf(request))),
+  )
+
+  app.get<IdParams>(
+    '/v1/export-schemas/:id',
+    {
+      schema: {
+        operationId: 'getExportSchema',
+        summary: 'Get an export schema',
+        description: 'Its latest published version.',
+        tags: TAGS,
+        params,
+        response: { 200: schemaAnswer('The schema.'), ...errorResponses([404]) },
+      },
+    },
+    async (request, reply) =>
+      sendJson(reply, await getSchema(db, accountOf(request), request.params.id)),
+  )
+
+  app.delete<IdParams>(
+    '/v1/export-schemas/:id',
+    {
+      schema: {
+        operationId: 'deleteExportSchema',
+        summary: 'Delete an export schema',
+        description: 'Exports made from it keep their snapshot. Built-ins: 404.',
+        tags: TAGS,
+        params,
+        response: { 204: noContent('Deleted.'), ...errorResponses([400, 404, 409]) },
+      },
+    },
+    async (request, reply) =>
+      runMutation(db, request, reply, mutation, async (tx) => {
+        await deleteSchema(tx, accountOf(request), request.params.id)
+        return { status: 204 }
+      }),
+  )
+
+  // An empty body copies the published version; a body is the draft's content.
+  const draftBody = (body: unknown) => (body === undefined ? undefined : parseDraftBody(body))
+
+  app.post<IdParams>(
+    '/v1/export-schemas/:id/draft',
+    {
+      schema: {
+        operationId: 'createExportSchemaDraft',
+        summary: 'Create or replace the draft',
+        description:
+          'No body: a copy of the published version. A body (`columns`, `unfold`?, `derive`?): that content. Replaces any draft.',
+        tags: TAGS,
+        params,
+        body: DRAFT_BODY,
+        response: { 201: schemaAnswer('The draft.'), ...errorResponses([400, 404, 409]) },
+      },
+      preValidation: validated((request) => draftBody(request.body)),
+    },
+    async (request, reply) =>
+      runMutation(db, request, reply, mutation, async (tx) => ({
+        status: 201,
+        body: await createDraft(tx, accountOf(request), request.params.id, draftBody(request.body)),
+      })),
+  )
+
+  app.get<IdParams>(
+    '/v1/export-schemas/:id/draft',
+    {
+      schema: {
+        operationId: 'getExportSchemaDraft',
+        summary: 'Get the draft',
+        tags: TAGS,
+        params,
+        response: { 200: schemaAnswer('The draft.'), ...errorResponses([404]) },
+      },
+    },
+    async (request, reply) =>
+      sendJson(reply, await getDraft(db, accountOf(request), request.params.id)),
+  )
+
+  // PUT replaces the draft on every call: the Idempotency-Key header plays no part.
+  app.put<IdParams>(
+    '/v1/export-schemas/:id/draft',
+    {
+      schema: {
+        operationId: 'updateExportSchemaDraft',
+        summary: 'Replace the draft',
+        description: 'The draft must exist (404 otherwise). `Idempotency-Key` is ignored.',
+        tags: TAGS,
+        params,
+        body: DRAFT_BODY,
+        response: { 200: schemaAnswer('The draft.'), ...errorResponses([400, 404]) },
+      },
+      preValidation: validated((request) => parseDraftBody(request.body)),
+    },
+    async (request, reply) =>
+      sendJson(
+        reply,
+        await db.transaction((tx) =>
+          updateDraft(tx, accountOf(request), request.params.id, parseDraftBody(request.body)),
+        ),
+      ),
+  )
+
+  app.delete<IdParams>(
+    '/v1/export-schemas/:id/draft',
+    {
+      schema: {
+        operationId: 'deleteExportSchemaDraft',
+        summary: 'Discard the draft',
+        tags: TAGS,
+        params,
+        response: { 204: noContent('Discarded.'), ...errorResponses([400, 404, 409]) },
+      },
+    },
+    async (request, reply) =>
+      runMutation(db, request, reply, mutation, async (tx) => {
+        await deleteDraft(tx, accountOf(request), request.params.id)
+        return { status: 204 }
+      }),
+  )
+
+  app.post<IdParams>(
+    '/v1/export-schemas/:id/publish',
+    {
+      schema: {
+        operationId: 'publishExportSchemaDraft',
+        summary: 'Publish the draft',
+        description: 'The draft becomes version + 1 and is gone. No draft: 404.',
+        tags: TAGS,
+        params,
+        response: { 200: schemaAnswer('The schema.'), ...errorResponses([400, 404, 409]) },
+      },
+    },
+    async (request, reply) =>
+      runMutation(db, request, reply, mutation, async (tx, now) => ({
+        status: 200,
+        body: await publishDraft(tx, accountOf(request), request.params.id, now),
+      })),
+  )
+}

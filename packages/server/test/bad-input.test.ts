@@ -1,0 +1,298 @@
+/**
+ * Bad input of every kind: never a 500, always the error envelope with an X-Request-Id, and
+ * never Fastify's default error shape.
+ */
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
+import type { Answer, RawAnswer, TestServer } from './support/server.js'
+import { ACME_KEY, REQUEST_ID, rawHead, send, sendRaw, startServer } from './support/server.js'
+
+vi.setConfig({ testTimeout: 30_000, hookTimeout: 30_000 })
+
+/** The answer is `status` with exactly the envelope, as JSON, with a request id. */
+function expectEnvelope(answer: Answer | RawAnswer, status: number, code: string): void {
+  const text = answer.text
+  const header = (name: string) =>
+    'json' in answer ? answer.headers.get(name) : (answer.headers[name] ?? null)
+  expect(answer.status, text).toBe(status)
+  expect(header('content-type')).toMatch(/^application\/json/)
+  expect(header('x-request-id')).toMatch(REQUEST_ID)
+  const body = JSON.parse(text) as {
+    error?: { code?: unknown; message?: unknown; details?: unknown }
+  }
+  expect(Object.keys(body)).toEqual(['error'])
+  expect(body.error?.code).toBe(code)
+  expect(typeof body.error?.message).toBe('string')
+  expect(
+    Object.keys(body.error ?? {}).every((key) => ['code', 'message', 'details'].includes(key)),
+  ).toBe(true)
+  expect(text).not.toContain('statusCode')
+}
+
+describe('bad input', () => {
+  let server: TestServer
+  let url: string
+
+  beforeAll(async () => {
+    server = await startServer()
+    url = server.url
+  })
+  afterAll(async () => {
+    await server.close()
+  })
+
+  const post = (rawBody: string, headers: Record<string, string> = {}) =>
+    send(`${url}/v1/subscriptions`, { method: 'POST', rawBody, headers })
+
+  describe('request bodies', () => {
+    it('answers malformed JSON with 400 invalid_argument', async () => {
+      for (const body of [
+        '{"datastream_id":',
+        '{datastream_id: 5}',
+        "{'datastream_id':5}",
+        '{"datastream_id":5}}',
+        'nul',
+        '\u00ff\u00fe',
+      ]) {
+        expectEnvelope(await post(body), 400, 'invalid_argument')
+      }
+    })
+
+    it.each([
+      ['a string', '"5"'],
+      ['a fraction', '5.5'],
+      ['a negative number', '-1'],
+      ['zero', '0'],
+      ['null', 'null'],
+      ['a boolean', 'true'],
+      ['an array', '[5]'],
+      ['an object', '{"id":5}'],
+      ['a number far beyond int64 (1e30)', '1e30'],
+      ['a number just beyond int64', '9223372036854775808'],
+    ])('answers datastream_id as %s with 400 invalid_argument', async (_name, value) => {
+      const answer = await post(`{"datastream_id":${value}}`)
+      expectEnvelope(answer, 400, 'invalid_argument')
+    })
+
+    it('answers a missing field, unknown fields and non-object bodies with 400 invalid_argument', async () => {
+      for (const body of [
+        '{}',
+        '{"datastream_id":5,"extra":true}',
+        '{"datastream_id":5,"__proto__":{"admin":true}}',
+        '{"datastream_id":5,"constructor":{"prototype":{"admin":true}}}',
+        '[{"datastream_id":5}]',
+        '[]',
+        'null',
+        '5',
+        '"datastream_id"',
+        '',
+        '   ',
+      ]) {
+        expectEnvelope(await post(body), 400, 'invalid_argument')
+      }
+    })
+
+    it('answers deeply nested JSON with 400, not 500', async () => {
+      const nested = `{"datastream_id":5,"x":${'['.repeat(5000)}${']'.repeat(5000)}}`
+      expectEnvelope(await post(nested), 400, 'invalid_argument')
+    })
+
+    it('answers a body that is not application/json with 400 invalid_argument', async () => {
+      for (const contentType of [
+        'text/plain',
+        'application/x-www-form-urlencoded',
+        'application/xml',
+        'multipart/form-data; boundary=x',
+      ]) {
+        const answer = await post('{"datastream_id":5}', { 'content-type': contentType })
+        expectEnvelope(answer, 400, 'invalid_argument')
+      }
+      const raw = await sendRaw(
+        url,
+        rawHead(url, 'POST', '/v1/subscriptions', ['Content-Length: 19']),
+        '{"datastream_id":5}',
+      )
+      expectEnvelope(raw, 400, 'invalid_argument')
+    })
+
+    it('answers a body over the limit with an error envelope, not a 500', async () => {
+      const answer = await post(`{"datastream_id":5,"pad":"${'x'.repeat(1_100_000)}"}`)
+      expect(answer.status).toBeGreaterThanOrEqual(400)
+      expect(answer.status).toBeLessThan(500)
+      expectEnvelope(answer, answer.status, 'invalid_argument')
+    })
+
+    it('creates nothing for any of the bad bodies above', async () => {
+      const list = await send(`${url}/v1/subscriptions`)
+      expect(list.json<{ total: number }>().total).toBe(0)
+    })
+  })
+
+  describe('query strings', () => {
+    it('answers absurd limits with 400 invalid_argument', async () => {
+      for (const path of [
+        '/v1/subscriptions',
+        '/v1/datastreams',
+        '/v1/exchanges/binance/instruments',
+      ]) {
+        for (const limit of [
+          '99999999999',
+          '-1',
+          '1e2',
+          '0x10',
+          '%20',
+          '1%00',
+          '18446744073709551617',
+        ]) {
+          expectEnvelope(await send(`${url}${path}?limit=${limit}`), 400, 'invalid_argument')
+        }
+      }
+    })
+
+    it('answers repeated query parameters with 400 invalid_argument', async () => {
+      for (const path of [
+        '/v1/subscriptions?limit=1&limit=2',
+        '/v1/subscriptions?page_token=a&page_token=b',
+        '/v1/datastreams?exchange=binance&exchange=coinbase',
+        '/v1/datastreams?stream_type=trade&stream_type=trade',
+        '/v1/exchanges/binance/instruments?search=B&search=E',
+      ]) {
+        expectEnvelope(await send(`${url}${path}`), 400, 'invalid_argument')
+      }
+    })
+  })
+
+  describe('paths', () => {
+    it('answers malformed subscription ids with the 404 envelope', async () => {
+      for (const id of [
+        'x',
+        'sub_',
+        'sub_%00',
+        '%20',
+        'sub_0123456789abcdef0123456789abcdeg',
+        '..%2F..%2Fexchanges',
+      ]) {
+        for (const suffix of ['', '/spans']) {
+          expectEnvelope(await send(`${url}/v1/subscriptions/${id}${suffix}`), 404, 'not_found')
+        }
+      }
+    })
+
+    it('answers an id with a broken percent-encoding with the 404 envelope', async () => {
+      for (const path of [
+        '/v1/subscriptions/%zz',
+        '/v1/subscriptions/%E0%A4%A',
+        '/v1/subscriptions/%zz/spans',
+      ]) {
+        expectEnvelope(await send(`${url}${path}`), 404, 'not_found')
+      }
+      const keyed = await send(`${url}/v1/subscriptions/%zz/pause`, {
+        method: 'POST',
+        key: crypto.randomUUID(),
+      })
+      expectEnvelope(keyed, 404, 'not_found')
+    })
+
+    it('answers an absurdly long id with the 404 envelope', async () => {
+      for (const suffix of ['', '/spans', '/pause']) {
+        const answer = await send(`${url}/v1/subscriptions/sub_${'a'.repeat(300)}${suffix}`, {
+          method: suffix === '/pause' ? 'POST' : 'GET',
+        })
+        expectEnvelope(answer, 404, 'not_found')
+      }
+    })
+
+    it("answers unknown routes and methods with the 404 envelope, never Fastify's default shape", async () => {
+      const cases: [string, string][] = [
+        ['GET', '/v1/nope'],
+        ['GET', '/nope'],
+        ['GET', '/'],
+        ['GET', '/v1'],
+        ['GET', '/v1/'],
+        ['GET', '/v1/subscriptions/x/y/z'],
+        ['POST', '/v1/exchanges'],
+        ['DELETE', '/v1/subscriptions'],
+        ['PATCH', '/v1/subscriptions'],
+        ['GET', '/V1/exchanges'],
+        ['GET', '/v1/exchanges/'],
+      ]
+      for (const [method, path] of cases) {
+        const answer = await send(`${url}${path}`, { method })
+        expectEnvelope(answer, 404, 'not_found')
+      }
+    })
+  })
+
+  describe('authentication', () => {
+    it('answers a missing, empty or unknown API key with 401 "Invalid or missing API key"', async () => {
+      for (const apiKey of [
+        null,
+        '',
+        'nope',
+        `${ACME_KEY}x`,
+        ACME_KEY.toUpperCase(),
+        `${ACME_KEY}, ${ACME_KEY}`,
+      ]) {
+        for (const [method, path] of [
+          ['GET', '/v1/exchanges'],
+          ['GET', '/v1/subscriptions'],
+          ['POST', '/v1/subscriptions'],
+          ['DELETE', '/v1/subscriptions/sub_0123456789abcdef0123456789abcdef'],
+        ] as const) {
+          const answer = await send(`${url}${path}`, {
+            method,
+            apiKey,
+            ...(method === 'POST' ? { body: { datastream_id: 1 } } : {}),
+          })
+          expectEnvelope(answer, 401, 'unauthenticated')
+          expect(answer.json<{ error: { message: string } }>().error.message).toBe(
+            'Invalid or missing API key',
+          )
+        }
+      }
+    })
+
+    it('reads the API key header name in any letter case', async () => {
+      const answer = await send(`${url}/v1/exchanges`, {
+        apiKey: null,
+        headers: { 'X-API-KEY': ACME_KEY },
+      })
+      expect(answer.status).toBe(200)
+      expect(answer.headers.get('x-request-id')).toMatch(REQUEST_ID)
+    })
+
+    it('answers two X-Api-Key header lines with 401', async () => {
+      const target = new URL(url)
+      const answer = await sendRaw(
+        url,
+        [
+          'GET /v1/exchanges HTTP/1.1',
+          `Host: ${target.host}`,
+          `X-Api-Key: ${ACME_KEY}`,
+          `X-Api-Key: ${ACME_KEY}`,
+          'Connection: close',
+        ].join('\r\n'),
+      )
+      expectEnvelope(answer, 401, 'unauthenticated')
+    })
+  })
+
+  describe('malformed HTTP', () => {
+    it('keeps serving after malformed request bytes, and answers them 400 without a 500', async () => {
+      const target = new URL(url)
+      for (const head of [
+        'GARBAGE\u0001\u0002 / HTTP/1.1\r\nHost: x',
+        `POST /v1/subscriptions HTTP/1.1\r\nHost: ${target.host}\r\nContent-Length: abc`,
+        `GET /v1/exchanges HTTP/1.1\r\nHost: ${target.host}\r\nBad Header Line`,
+      ]) {
+        const answer = await sendRaw(url, head)
+        expect(answer.status, head).toBe(400)
+      }
+      expect((await send(`${url}/v1/exchanges`)).status).toBe(200)
+    })
+
+    it('answers malformed request bytes with the envelope and an X-Request-Id, as every response', async () => {
+      const answer = await sendRaw(url, 'GARBAGE\u0001\u0002 / HTTP/1.1\r\nHost: x')
+      expectEnvelope(answer, 400, 'invalid_argument')
+    })
+  })
+})

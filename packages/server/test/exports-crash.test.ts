@@ -1,0 +1,106 @@
+import { readdirSync } from 'node:fs'
+import { join } from 'node:path'
+import BetterSqlite3 from 'better-sqlite3'
+import { afterAll, describe, expect, it } from 'vitest'
+import type { SpawnedServer } from './support/server.js'
+import { eventually, send, spawnServer, tempDatabase } from './support/server.js'
+import type { ExportJob } from './support/exports-helpers.js'
+import {
+  createExport,
+  datastreamOf,
+  EXPORT_ENV,
+  fetchArtifacts,
+  ns,
+  parseCsvGz,
+  recordSpan,
+  waitForExport,
+} from './support/exports-helpers.js'
+
+// Runs the built server (`npx tsc -b` first): packages/server/dist/main.js.
+const database = tempDatabase()
+const running: SpawnedServer[] = []
+
+afterAll(() => {
+  for (const child of running) child.kill('SIGKILL')
+  database.cleanup()
+})
+
+async function spawn(env: Record<string, string>): Promise<SpawnedServer> {
+  const child = await spawnServer({ ...EXPORT_ENV, DATABASE_URL: database.url, ...env })
+  running.push(child)
+  return child
+}
+
+function exportRow(id: string): { status: string; attempts: number } {
+  const db = new BetterSqlite3(database.filename, { readonly: true })
+  try {
+    return db.prepare('SELECT status, attempts FROM exports WHERE id = ?').get(id) as {
+      status: string
+      attempts: number
+    }
+  } finally {
+    db.close()
+  }
+}
+
+describe('an export whose server is killed while it runs', () => {
+  it('is taken over after a restart and finishes exactly once', async () => {
+    // The first server's worker stalls for a minute between writing its files and committing
+    // them: plenty of time to kill it in the worst place.
+    const first = await spawn({ TICKSUPPLY_TEST_EXPORT_DELAY_MS: '60000', EXPORT_LEASE_MS: '1000' })
+    const datastreamId = await datastreamOf(first.url, 'bybit_spot', 'BTCUSDT', 'trade')
+    const span = await recordSpan(first.url, datastreamId, 2_100)
+    const created = await createExport(first.url, {
+      datastream_id: datastreamId,
+      start_time: ns(span.startMs - 1_000),
+      end_time: ns(span.endMs + 1_000),
+      schema: 'normalized',
+    })
+    expect(created.status, created.text).toBe(202)
+    const id = created.json<ExportJob>().id
+    await waitForExport(first.url, id, (job) => job.status === 'running')
+    const folder = join(database.dir, 'artifacts', 'exports', id)
+    const written = () => {
+      try {
+        return readdirSync(folder).some((attempt) => readdirSync(join(folder, attempt)).length > 0)
+      } catch {
+        return false
+      }
+    }
+    expect(await eventually(written)).toBe(true)
+    first.kill('SIGKILL')
+    expect((await first.exited).signal).toBe('SIGKILL')
+    expect(exportRow(id)).toEqual({ status: 'running', attempts: 1 })
+    // It died with its files written but not committed: they are in its own attempt's folder.
+    const orphaned = readdirSync(folder)
+    expect(orphaned).toHaveLength(1)
+    expect(readdirSync(join(folder, orphaned[0] ?? '')).length).toBeGreaterThanOrEqual(1)
+
+    // Restarted on the same file: the lease lapses within a second and the job is claimed again.
+    const second = await spawn({ EXPORT_LEASE_MS: '1000' })
+    const job = await waitForExport(second.url, id)
+    expect(job.status).toBe('succeeded')
+    expect(exportRow(id)).toEqual({ status: 'succeeded', attempts: 2 })
+
+    const { download, files } = await fetchArtifacts(second.url, id)
+    const filenames = download.artifacts.map((artifact) => artifact.filename)
+    expect(new Set(filenames).size).toBe(filenames.length)
+    expect(
+      filenames.every((name) => /^bybit_spot_BTCUSDT_trade_part_\d{10}\.csv\.gz$/.test(name)),
+    ).toBe(true)
+    // One set of files on disk: the folder of the finishing attempt only.
+    const folders = readdirSync(folder)
+    expect(folders).toHaveLength(1)
+    expect(folders[0]).not.toBe(orphaned[0])
+    const rows = files.flatMap((file) => parseCsvGz(file.bytes).slice(1))
+    expect(rows.length).toBeGreaterThanOrEqual(1)
+
+    // Nothing runs it again: a while later it is still the one finished attempt.
+    await new Promise((resolve) => setTimeout(resolve, 1_500))
+    expect(exportRow(id)).toEqual({ status: 'succeeded', attempts: 2 })
+    const again = await send(`${second.url}/v1/exports/${id}/download`)
+    expect(again.json<{ count: number }>().count).toBe(download.count)
+    second.kill('SIGTERM')
+    await second.exited
+  })
+})

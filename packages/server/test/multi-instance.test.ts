@@ -1,0 +1,206 @@
+/**
+ * Several server processes on one PostgreSQL database behind no load balancer but the test's
+ * own round-robin: any number of instances must give the answers one instance gives.
+ */
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import pg from 'pg'
+import { createTestDatabase } from '../../../test-support/postgres-database.js'
+import type { SpawnedServer } from './support/server.js'
+import { newKey, send, spawnServer } from './support/server.js'
+
+async function counter(server: SpawnedServer, name: string): Promise<number> {
+  const text = await (await fetch(`${server.url}/metrics`)).text()
+  const match = new RegExp(`^ticksupply_idempotency_${name}_total (\\d+)$`, 'm').exec(text)
+  return Number(match?.[1] ?? 0)
+}
+
+async function total(servers: readonly SpawnedServer[], ...names: string[]): Promise<number> {
+  let sum = 0
+  for (const server of servers) for (const name of names) sum += await counter(server, name)
+  return sum
+}
+
+async function rows(databaseUrl: string, sql: string, params: unknown[] = []): Promise<number> {
+  const client = new pg.Client({ connectionString: databaseUrl })
+  await client.connect()
+  try {
+    const result = await client.query<{ n: string }>(sql, params)
+    return Number(result.rows[0]?.n ?? 0)
+  } finally {
+    await client.end()
+  }
+}
+
+const subscriptionsOf = (databaseUrl: string, datastreamId: number) =>
+  rows(databaseUrl, 'SELECT COUNT(*) AS n FROM subscriptions WHERE datastream_id = $1', [
+    datastreamId,
+  ])
+const spansOf = (databaseUrl: string, datastreamId: number) =>
+  rows(
+    databaseUrl,
+    'SELECT COUNT(*) AS n FROM spans p JOIN subscriptions s ON s.id = p.subscription_id WHERE s.datastream_id = $1',
+    [datastreamId],
+  )
+
+describe('three instances on one PostgreSQL', () => {
+  let databaseUrl = ''
+  let servers: SpawnedServer[] = []
+
+  beforeAll(async () => {
+    databaseUrl = await createTestDatabase(inject('postgresUrl'))
+    // Started together: migrations and the catalog seed must take turns, not race.
+    servers = await Promise.all(
+      [0, 1, 2].map(() =>
+        spawnServer({
+          DATABASE_URL: databaseUrl,
+          TICKSUPPLY_TEST_HANDLER_DELAY_MS: '400',
+          // A poll of 20 s within a wait of 30 s: a duplicate answered in time was woken by the
+          // completion's notification, not by its timer.
+          IDEMPOTENCY_POLL_MS: '20000',
+          IDEMPOTENCY_WAIT_MS: '30000',
+        }),
+      ),
+    )
+  })
+
+  afterAll(() => {
+    for (const server of servers) server.kill()
+  })
+
+  it('runs 300 concurrent requests with one key, spread over the three, exactly once', async () => {
+    const key = newKey()
+    const answers = await Promise.all(
+      Array.from({ length: 300 }, (_, i) =>
+        send(`${servers[i % 3]!.url}/v1/subscriptions`, { key, body: { datastream_id: 101 } }),
+      ),
+    )
+    expect(await total(servers, 'claims', 'claims_takeover')).toBe(1)
+    expect(await subscriptionsOf(databaseUrl, 101)).toBe(1)
+    expect(await spansOf(databaseUrl, 101)).toBe(1)
+    const ids = new Set<string>()
+    for (const answer of answers) {
+      if (answer.status === 201) ids.add(answer.json<{ id: string }>().id)
+      else
+        expect(answer.json()).toEqual({
+          error: {
+            code: 'already_exists',
+            message: 'Request is still in progress. Please retry later.',
+          },
+        })
+    }
+    expect(ids.size).toBe(1)
+    // Every duplicate on the other two instances was woken by a notification in time.
+    expect(answers.filter((answer) => answer.status === 201)).toHaveLength(300)
+    expect(
+      answers.filter((answer) => answer.headers.get('idempotent-replayed') === 'true'),
+    ).toHaveLength(299)
+  })
+
+  it('wakes a duplicate waiting on one instance when the original completes on another', async () => {
+    const key = newKey()
+    const before = await counter(servers[1]!, 'wakes')
+    const original = send(`${servers[0]!.url}/v1/subscriptions`, {
+      key,
+      body: { datastream_id: 102 },
+    })
+    await sleep(100)
+    const duplicate = await send(`${servers[1]!.url}/v1/subscriptions`, {
+      key,
+      body: { datastream_id: 102 },
+    })
+    const first = await original
+    expect(first.status).toBe(201)
+    expect(duplicate.status).toBe(201)
+    expect(duplicate.headers.get('idempotent-replayed')).toBe('true')
+    expect(duplicate.body.equals(first.body)).toBe(true)
+    expect(await counter(servers[1]!, 'wakes')).toBeGreaterThan(before)
+  })
+
+  it('answers a different request under the key with the mismatch 409 on every instance', async () => {
+    const key = newKey()
+    expect(
+      (await send(`${servers[0]!.url}/v1/subscriptions`, { key, body: { datastream_id: 103 } }))
+        .status,
+    ).toBe(201)
+    for (const server of servers) {
+      const answer = await send(`${server.url}/v1/subscriptions`, {
+        key,
+        body: { datastream_id: 104 },
+      })
+      expect(answer.status).toBe(409)
+      expect(answer.text).toContain('Idempotency key reused with different request parameters')
+    }
+  })
+})
+
+describe('an instance killed inside a keyed operation', () => {
+  it('leaves the key to the others once its lease lapses; the operation runs once in total', async () => {
+    const databaseUrl = await createTestDatabase(inject('postgresUrl'))
+    const env = { DATABASE_URL: databaseUrl, IDEMPOTENCY_LEASE_MS: '1000' }
+    const doomed = await spawnServer({ ...env, TICKSUPPLY_TEST_HANDLER_DELAY_MS: '5000' })
+    const others = await Promise.all([spawnServer(env), spawnServer(env)])
+    try {
+      const key = newKey()
+      const body = { datastream_id: 105 }
+      const lost = send(`${doomed.url}/v1/subscriptions`, { key, body }).catch(
+        (error: unknown) => error,
+      )
+      await sleep(300)
+      doomed.kill('SIGKILL')
+      await doomed.exited
+      expect(await lost).toBeInstanceOf(Error)
+
+      let answer = await send(`${others[0].url}/v1/subscriptions`, { key, body })
+      for (let attempt = 1; answer.status === 409 && attempt < 40; attempt++) {
+        await sleep(250)
+        answer = await send(`${others[attempt % 2]!.url}/v1/subscriptions`, { key, body })
+      }
+      expect(answer.status).toBe(201)
+      expect(await total(others, 'claims', 'claims_takeover')).toBe(1)
+      expect(await subscriptionsOf(databaseUrl, 105)).toBe(1)
+      expect(await spansOf(databaseUrl, 105)).toBe(1)
+      const replay = await send(`${others[1].url}/v1/subscriptions`, { key, body })
+      expect(replay.headers.get('idempotent-replayed')).toBe('true')
+      expect(replay.body.equals(answer.body)).toBe(true)
+    } finally {
+      doomed.kill()
+      for (const server of others) server.kill()
+    }
+  })
+})
+
+describe('the rate limit across instances', () => {
+  it('refuses the 201st request of one account, whichever instance serves it', async () => {
+    const databaseUrl = await createTestDatabase(inject('postgresUrl'))
+    // Both buckets hold 200; the hour bucket gives one back only every 18 s, so no refill lands
+    // between the 200th request and the checks below (the minute bucket alone would give one
+    // back every 300 ms while the burst runs).
+    const env = {
+      DATABASE_URL: databaseUrl,
+      RATE_LIMIT_PER_MINUTE: '200',
+      RATE_LIMIT_PER_HOUR: '200',
+    }
+    const servers = await Promise.all([spawnServer(env), spawnServer(env), spawnServer(env)])
+    try {
+      const answers = await Promise.all(
+        Array.from({ length: 200 }, (_, i) => send(`${servers[i % 3]!.url}/v1/exchanges`)),
+      )
+      expect(answers.filter((answer) => answer.status === 200)).toHaveLength(200)
+      const remaining = answers.map((answer) =>
+        Number(answer.headers.get('x-ratelimit-remaining-hour')),
+      )
+      expect(new Set(remaining).size).toBe(200)
+      expect(Math.min(...remaining)).toBe(0)
+      for (const server of servers) {
+        const refused = await send(`${server.url}/v1/exchanges`)
+        expect(refused.status).toBe(429)
+        expect(refused.json<{ error: { code: string } }>().error.code).toBe('rate_limited')
+        expect(Number(refused.headers.get('retry-after'))).toBeGreaterThan(0)
+        expect(refused.headers.get('x-ratelimit-reset-hour')).not.toBeNull()
+      }
+    } finally {
+      for (const server of servers) server.kill()
+    }
+  })
+})
