@@ -1,9 +1,8 @@
 import { readdirSync } from 'node:fs'
 import { join } from 'node:path'
-import BetterSqlite3 from 'better-sqlite3'
-import { afterAll, describe, expect, it } from 'vitest'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { SpawnedServer } from './support/server.js'
-import { eventually, send, spawnServer, tempDatabase } from './support/server.js'
+import { eventually, freshDatabase, queryDatabase, send, spawnServer } from './support/server.js'
 import type { ExportJob } from './support/exports-helpers.js'
 import {
   createExport,
@@ -16,9 +15,14 @@ import {
   waitForExport,
 } from './support/exports-helpers.js'
 
-// Runs the built server (`npx tsc -b` first): packages/server/dist/main.js.
-const database = tempDatabase()
+// Runs the built server (`npx tsc -b` first): packages/server/dist/main.js. On SQLite the second
+// server is a restart on the same file; on PostgreSQL it is another instance taking over.
+let database: Awaited<ReturnType<typeof freshDatabase>>
 const running: SpawnedServer[] = []
+
+beforeAll(async () => {
+  database = await freshDatabase()
+})
 
 afterAll(() => {
   for (const child of running) child.kill('SIGKILL')
@@ -26,21 +30,23 @@ afterAll(() => {
 })
 
 async function spawn(env: Record<string, string>): Promise<SpawnedServer> {
-  const child = await spawnServer({ ...EXPORT_ENV, DATABASE_URL: database.url, ...env })
+  const child = await spawnServer({
+    ...EXPORT_ENV,
+    DATABASE_URL: database.url,
+    ARTIFACTS_DIR: join(database.dir, 'artifacts'),
+    ...env,
+  })
   running.push(child)
   return child
 }
 
-function exportRow(id: string): { status: string; attempts: number } {
-  const db = new BetterSqlite3(database.filename, { readonly: true })
-  try {
-    return db.prepare('SELECT status, attempts FROM exports WHERE id = ?').get(id) as {
-      status: string
-      attempts: number
-    }
-  } finally {
-    db.close()
-  }
+async function exportRow(id: string): Promise<{ status: string; attempts: number }> {
+  const [row] = await queryDatabase<{ status: string; attempts: number | string }>(
+    database.url,
+    'SELECT status, attempts FROM exports WHERE id = ?',
+    [id],
+  )
+  return { status: row?.status ?? 'missing', attempts: Number(row?.attempts) }
 }
 
 describe('an export whose server is killed while it runs', () => {
@@ -70,7 +76,7 @@ describe('an export whose server is killed while it runs', () => {
     expect(await eventually(written)).toBe(true)
     first.kill('SIGKILL')
     expect((await first.exited).signal).toBe('SIGKILL')
-    expect(exportRow(id)).toEqual({ status: 'running', attempts: 1 })
+    expect(await exportRow(id)).toEqual({ status: 'running', attempts: 1 })
     // It died with its files written but not committed: they are in its own attempt's folder.
     const orphaned = readdirSync(folder)
     expect(orphaned).toHaveLength(1)
@@ -80,7 +86,7 @@ describe('an export whose server is killed while it runs', () => {
     const second = await spawn({ EXPORT_LEASE_MS: '1000' })
     const job = await waitForExport(second.url, id)
     expect(job.status).toBe('succeeded')
-    expect(exportRow(id)).toEqual({ status: 'succeeded', attempts: 2 })
+    expect(await exportRow(id)).toEqual({ status: 'succeeded', attempts: 2 })
 
     const { download, files } = await fetchArtifacts(second.url, id)
     const filenames = download.artifacts.map((artifact) => artifact.filename)
@@ -97,7 +103,7 @@ describe('an export whose server is killed while it runs', () => {
 
     // Nothing runs it again: a while later it is still the one finished attempt.
     await new Promise((resolve) => setTimeout(resolve, 1_500))
-    expect(exportRow(id)).toEqual({ status: 'succeeded', attempts: 2 })
+    expect(await exportRow(id)).toEqual({ status: 'succeeded', attempts: 2 })
     const again = await send(`${second.url}/v1/exports/${id}/download`)
     expect(again.json<{ count: number }>().count).toBe(download.count)
     second.kill('SIGTERM')
