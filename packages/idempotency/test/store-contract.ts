@@ -19,7 +19,8 @@ export interface StoreUnderTest<Tx extends StoreTransaction> {
 const LEASE_MS = 30_000
 const TTL_MS = 86_400_000
 
-function request(overrides: Partial<ClaimRequest> = {}): ClaimRequest {
+/** A claim of a fresh key with a fresh token; for store tests. */
+export function request(overrides: Partial<ClaimRequest> = {}): ClaimRequest {
   return {
     scope: 'acct_1',
     key: randomUUID(),
@@ -31,7 +32,8 @@ function request(overrides: Partial<ClaimRequest> = {}): ClaimRequest {
   }
 }
 
-function response(text: string, status = 201): StoredResponse {
+/** A stored response with `text` as its body; for store tests. */
+export function response(text: string, status = 201): StoredResponse {
   return {
     status,
     headers: { 'content-type': 'application/json; charset=utf-8', location: '/v1/things/1' },

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
-import type { StoredResponse } from '@ticksupply/idempotency'
 import { createIdempotencyEngine } from '@ticksupply/idempotency'
 import type { PostgresTransaction } from '@ticksupply/idempotency/stores/postgres'
-import { runStoreContract } from '../store-contract.js'
+import { request, response, runStoreContract } from '../store-contract.js'
 import { openTemporaryPostgres } from '../support/postgres.js'
 
 runStoreContract('PostgreSQL', async (clock) => ({
@@ -12,23 +11,8 @@ runStoreContract('PostgreSQL', async (clock) => ({
   clock,
 }))
 
-const stored: StoredResponse = {
-  status: 201,
-  headers: { 'content-type': 'application/json' },
-  body: Buffer.from('{"id":1}'),
-  requestId: 'req_0000000000000001',
-}
-
-function claimRequest() {
-  return {
-    scope: 'acct',
-    key: randomUUID(),
-    token: randomUUID(),
-    fingerprint: 'a'.repeat(64),
-    leaseMs: 30_000,
-    ttlMs: 86_400_000,
-  }
-}
+const stored = response('{"id":1}')
+const claimRequest = () => request({ scope: 'acct' })
 
 describe('PostgreSQL store, atomic with the operation', () => {
   it('commits the completion with the operation, and rolls both back together', async () => {

@@ -1,29 +1,13 @@
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
-import type { StoredResponse } from '@ticksupply/idempotency'
 import { createSqliteStore, openSqliteConnection } from '@ticksupply/idempotency/stores/sqlite'
-import { runStoreContract } from '../store-contract.js'
+import { request, response, runStoreContract } from '../store-contract.js'
 import { openTemporarySqlite } from '../support/sqlite.js'
 
 runStoreContract('SQLite', (clock) => Promise.resolve({ ...openTemporarySqlite(clock), clock }))
 
-const stored: StoredResponse = {
-  status: 201,
-  headers: { 'content-type': 'application/json' },
-  body: Buffer.from('{"id":1}'),
-  requestId: 'req_0000000000000001',
-}
-
-function claimRequest() {
-  return {
-    scope: 'acct',
-    key: randomUUID(),
-    token: randomUUID(),
-    fingerprint: 'a'.repeat(64),
-    leaseMs: 30_000,
-    ttlMs: 86_400_000,
-  }
-}
+const stored = response('{"id":1}')
+const claimRequest = () => request({ scope: 'acct' })
 
 describe('SQLite store, atomic with the operation', () => {
   it('commits the operation and its completion together', async () => {

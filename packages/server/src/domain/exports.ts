@@ -12,7 +12,7 @@ import { isId, newId } from './ids.js'
 import { stringifyJsonWithInt64 } from './json-int64.js'
 import { msToNs, parseNsTime } from './ns-time.js'
 import type { Page } from './page.js'
-import { page } from './page.js'
+import { newestFirstKey, page, parseNewestFirstCursor } from './page.js'
 import { toRfc3339 } from './time.js'
 
 export type ExportStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled'
@@ -275,7 +275,7 @@ export async function listExports(
     'SELECT COUNT(*) AS n FROM exports WHERE account_id = ?',
     [account.id],
   )
-  const cursor = query.after === undefined ? undefined : parseCursor(query.after)
+  const cursor = query.after === undefined ? undefined : parseNewestFirstCursor(query.after, 'exp')
   const rows = await db.all<ExportRow>(
     `${SELECT_EXPORT}
       WHERE account_id = ?
@@ -285,19 +285,8 @@ export async function listExports(
       ? [account.id, query.limit + 1]
       : [account.id, cursor.createdAt, cursor.createdAt, cursor.id, query.limit + 1],
   )
-  const result = page(
-    rows,
-    query.limit,
-    Number(total?.n ?? 0),
-    (row) => `${String(row.created_at)}:${row.id}`,
-  )
+  const result = page(rows, query.limit, Number(total?.n ?? 0), newestFirstKey)
   return { ...result, items: result.items.map(toJob) }
-}
-
-function parseCursor(after: string): { createdAt: number; id: string } {
-  const match = /^(\d{1,15}):(exp_[0-9a-f]{32})$/.exec(after)
-  if (match === null) throw new ApiError('invalid_argument', 'Invalid page_token')
-  return { createdAt: Number(match[1]), id: match[2] ?? '' }
 }
 
 /** Queued or running: canceled now (a running worker notices and stops). Canceled: no change. */

@@ -1,3 +1,7 @@
+import { ApiError } from './api-error.js'
+import type { IdPrefix } from './ids.js'
+import { isId } from './ids.js'
+
 /** One page of a keyset-paged list. */
 export interface Page<T> {
   readonly items: T[]
@@ -22,4 +26,27 @@ export function page<T>(
   const items = more ? rows.slice(0, limit) : rows
   const last = items.at(-1)
   return { items, total, nextAfter: more && last !== undefined ? sortKey(last) : null }
+}
+
+/** The cursor of a newest-first list: the last item's `created_at` (epoch ms) and id. */
+export interface NewestFirstCursor {
+  readonly createdAt: number
+  readonly id: string
+}
+
+/** The sort key a newest-first list hands to {@link page}. */
+export function newestFirstKey(row: { created_at: number | string; id: string }): string {
+  return `${String(row.created_at)}:${row.id}`
+}
+
+/**
+ * Reads a newest-first cursor back; anything else (a token of another list, a forged one) is
+ * the 400 of a bad page token.
+ */
+export function parseNewestFirstCursor(after: string, idPrefix: IdPrefix): NewestFirstCursor {
+  const match = /^(\d{1,15}):([a-z]+_[0-9a-f]{32})$/.exec(after)
+  if (match === null || !isId(idPrefix, match[2] ?? '')) {
+    throw new ApiError('invalid_argument', 'Invalid page_token')
+  }
+  return { createdAt: Number(match[1]), id: match[2] ?? '' }
 }

@@ -6,7 +6,7 @@ import type { Datastream } from './catalog.js'
 import { findDatastream, toDatastream } from './catalog.js'
 import { isId, newId } from './ids.js'
 import type { Page } from './page.js'
-import { page } from './page.js'
+import { newestFirstKey, page, parseNewestFirstCursor } from './page.js'
 import { toRfc3339 } from './time.js'
 
 export type SubscriptionStatus = 'active' | 'paused' | 'deleted'
@@ -135,7 +135,7 @@ export async function listSubscriptions(
     [account.id],
   )
   // Newest first, by (created_at, id); the cursor is that pair, so inserts never shift a page.
-  const cursor = query.after === undefined ? undefined : parseCursor(query.after)
+  const cursor = query.after === undefined ? undefined : parseNewestFirstCursor(query.after, 'sub')
   const rows = await db.all<SubscriptionRow>(
     `${SELECT_SUBSCRIPTION}
       WHERE s.account_id = ? AND s.status <> 'deleted'
@@ -145,19 +145,8 @@ export async function listSubscriptions(
       ? [account.id, query.limit + 1]
       : [account.id, cursor.createdAt, cursor.createdAt, cursor.id, query.limit + 1],
   )
-  const result = page(
-    rows,
-    query.limit,
-    Number(total?.n ?? 0),
-    (row) => `${String(row.created_at)}:${row.id}`,
-  )
+  const result = page(rows, query.limit, Number(total?.n ?? 0), newestFirstKey)
   return { ...result, items: result.items.map(toSubscription) }
-}
-
-function parseCursor(after: string): { createdAt: number; id: string } {
-  const match = /^(\d{1,15}):(sub_[0-9a-f]{32})$/.exec(after)
-  if (match === null) throw new ApiError('invalid_argument', 'Invalid page_token')
-  return { createdAt: Number(match[1]), id: match[2] ?? '' }
 }
 
 export async function listSpans(db: Queryable, account: Account, id: string): Promise<Span[]> {
