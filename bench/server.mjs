@@ -16,7 +16,19 @@ if (scenario !== 'bare') {
   const dir = mkdtempSync(join(tmpdir(), 'ticksupply-bench-'))
   const connection = openSqliteConnection(join(dir, 'bench.db'))
   const engine = createIdempotencyEngine({ store: createSqliteStore({ connection }) })
-  await app.register(fastifyIdempotency, { engine, scope: () => 'bench-account' })
+  // The recommended set-up: the JSON parser keeps the raw bytes, and the adapter reads them
+  // (readRawBody) instead of teeing the body stream.
+  app.decorateRequest('rawBody', undefined)
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    request.rawBody = body
+    done(null, body.length === 0 ? undefined : JSON.parse(body.toString('utf8')))
+  })
+  await app.register(fastifyIdempotency, {
+    engine,
+    scope: () => 'bench-account',
+    readRawBody: (request) => request.rawBody,
+  })
 }
 
 app.post('/orders', async (_request, reply) => reply.code(201).send({ id: randomUUID() }))
@@ -34,4 +46,5 @@ process.on('message', (message) => {
     process.send?.({ cpuMicros: used.user + used.system })
   }
 })
+process.on('SIGINT', () => process.exit(0))
 process.send?.({ address })

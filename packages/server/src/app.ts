@@ -17,7 +17,7 @@ import {
   answerFrameworkError,
   registerErrorHandling,
 } from './http/error-handler.js'
-import { registerJsonBody } from './http/json-body.js'
+import { readRawBody, registerJsonBody } from './http/json-body.js'
 import type { IdempotencyMetrics } from './http/metrics.js'
 import { createIdempotencyMetrics, registerMetricsRoute } from './http/metrics.js'
 import { registerOpenApi } from './http/openapi.js'
@@ -116,6 +116,7 @@ export async function buildApp(config: ServerConfig): Promise<App> {
   await server.register(fastifyIdempotency, {
     engine,
     scope: (request) => accountOf(request).id,
+    readRawBody,
   })
   await registerOpenApi(server)
   registerMetricsRoute(server, metrics)

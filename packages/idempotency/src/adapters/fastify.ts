@@ -24,6 +24,14 @@ export interface FastifyIdempotencyOptions {
    * hooks registered before this plugin, so authentication has run.
    */
   readonly scope: (request: FastifyRequest) => string
+  /**
+   * The request's raw body bytes, where the app's content-type parsers keep them (read as a
+   * buffer, then parsed). Without it the adapter tees the body stream of keyed requests in
+   * `preParsing`, which costs a stream per request. Must answer for every request that has a
+   * body; `undefined` means "no body".
+   * @default undefined (tee the stream)
+   */
+  readonly readRawBody?: (request: FastifyRequest) => Uint8Array | undefined
 }
 
 declare module 'fastify' {
@@ -65,38 +73,66 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   options,
   done,
 ) => {
-  const { engine, scope } = options
+  const { engine, scope, readRawBody } = options
   fastify.decorateRequest('idempotencyKey', null)
   fastify.decorateRequest('idempotencyClaim', null)
 
-  fastify.addHook('onRequest', async (request, reply) => {
-    if (!KEYED_METHODS.has(request.method) || request.is404) return
-    if (request.routeOptions.config.idempotency === false) return
-    const parsed = attempt(() =>
-      parseIdempotencyKeyHeader(headerValues(request.raw.rawHeaders, 'idempotency-key')),
-    )
-    if (!parsed.ok) return sendError(reply, parsed.error)
-    request.idempotencyKey = parsed.value
-    return undefined
+  // Callback-style hooks: a request without a key (every GET, and most traffic) passes each of
+  // them without allocating a promise.
+  fastify.addHook('onRequest', (request, reply, next) => {
+    if (!KEYED_METHODS.has(request.method) || request.is404) {
+      next()
+      return
+    }
+    if (request.routeOptions.config.idempotency === false) {
+      next()
+      return
+    }
+    try {
+      request.idempotencyKey = parseIdempotencyKeyHeader(
+        headerValues(request.raw.rawHeaders, 'idempotency-key'),
+      )
+    } catch (error) {
+      sendError(reply, error)
+      return
+    }
+    next()
   })
 
-  fastify.addHook('preParsing', async (request, _reply, payload) => {
-    if (request.idempotencyKey === null) return payload
-    const chunks: Buffer[] = []
-    ;(request as AdapterState)[kBody] = chunks
-    return captureBody(payload, chunks)
-  })
+  if (readRawBody === undefined) {
+    fastify.addHook('preParsing', (request, _reply, payload, next) => {
+      if (request.idempotencyKey === null) {
+        next(null, payload)
+        return
+      }
+      const chunks: Buffer[] = []
+      ;(request as AdapterState)[kBody] = chunks
+      next(null, captureBody(payload, chunks))
+    })
+  }
 
-  fastify.addHook('preHandler', async (request, reply) => {
-    const key = request.idempotencyKey
-    if (key === null) return undefined
+  function rawBodyOf(request: FastifyRequest): Uint8Array {
+    if (readRawBody === undefined) return Buffer.concat((request as AdapterState)[kBody] ?? [])
+    const body = readRawBody(request)
+    if (body !== undefined) return body
+    // A body the app's parser did not keep would drop out of the fingerprint, and another body
+    // under the same key would get this one's replay: refuse rather than guess.
+    if (hasBody(request)) {
+      throw new TypeError(
+        'readRawBody returned nothing for a request with a body: keep the raw body in every content-type parser',
+      )
+    }
+    return EMPTY
+  }
+
+  async function claimOrAnswer(request: FastifyRequest, reply: FastifyReply, key: string) {
     const begun = await engine
       .begin({
         scope: scope(request),
         key,
         method: request.method,
         pathWithQuery: request.url,
-        body: Buffer.concat((request as AdapterState)[kBody] ?? []),
+        body: rawBodyOf(request),
         signal: clientGone(reply),
       })
       .then(
@@ -105,19 +141,45 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
       )
     if (reply.sent) {
       // Answered meanwhile (the app's deadline): a claim won now must not run the operation.
-      if (begun.ok && begun.value.kind === 'claimed')
+      if (begun.ok && begun.value.kind === 'claimed') {
         await begun.value.claim.release().catch(() => undefined)
-      return reply
+      }
+      return
     }
-    if (!begun.ok) return sendError(reply, begun.error)
-    if (begun.value.kind === 'replay') return sendReplay(reply, begun.value.response)
+    if (!begun.ok) {
+      sendError(reply, begun.error)
+      return
+    }
+    if (begun.value.kind === 'replay') {
+      sendReplay(reply, begun.value.response)
+      return
+    }
     request.idempotencyClaim = begun.value.claim
-    return undefined
+  }
+
+  fastify.addHook('preHandler', (request, reply, next) => {
+    const key = request.idempotencyKey
+    if (key === null) {
+      next()
+      return
+    }
+    claimOrAnswer(request, reply, key).then(
+      () => {
+        // Answered (a replay, a conflict): the handler must not run, so no next().
+        if (request.idempotencyClaim !== null) next()
+      },
+      (error: unknown) => {
+        next(error as Error)
+      },
+    )
   })
 
-  fastify.addHook('onSend', async (request, reply, payload) => {
-    const claim = request.idempotencyClaim
-    if (claim === null || claim.settled) return payload
+  async function finish(
+    request: FastifyRequest,
+    reply: FastifyReply,
+    claim: ActiveClaim<StoreTransaction>,
+    payload: unknown,
+  ): Promise<unknown> {
     const body = toBytes(payload)
     try {
       if (body === undefined) {
@@ -134,12 +196,29 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
       reply.removeHeader('location')
       return renderErrorEnvelope(mapped.code, mapped.message)
     }
+  }
+
+  fastify.addHook('onSend', (request, reply, payload, next) => {
+    const claim = request.idempotencyClaim
+    if (claim === null || claim.settled) {
+      next(null, payload)
+      return
+    }
+    finish(request, reply, claim, payload).then(
+      (sent) => {
+        next(null, sent)
+      },
+      (error: unknown) => {
+        next(error as Error)
+      },
+    )
   })
 
   // A response that never reached onSend (the socket died mid-way) must not leave the key held.
-  fastify.addHook('onResponse', async (request) => {
+  fastify.addHook('onResponse', (request, _reply, next) => {
     const claim = request.idempotencyClaim
-    if (claim !== null && !claim.settled) await claim.release().catch(() => undefined)
+    if (claim !== null && !claim.settled) void claim.release().catch(() => undefined)
+    next()
   })
 
   // Whatever happens in the hooks above, a keyed request's handler runs only while its claim is
@@ -154,18 +233,18 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   done()
 }
 
-function attempt<T>(fn: () => T): { ok: true; value: T } | { ok: false; error: unknown } {
-  try {
-    return { ok: true, value: fn() }
-  } catch (error) {
-    return { ok: false, error }
-  }
+const EMPTY = new Uint8Array(0)
+
+function hasBody(request: FastifyRequest): boolean {
+  const headers = request.raw.headers
+  const length = headers['content-length']
+  return (length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8'
 
 function sendError(reply: FastifyReply, error: unknown): FastifyReply {
-  if (!isIdempotencyError(error)) throw error
+  if (!isIdempotencyError(error)) return reply.send(error)
   const mapped = toIdempotencyErrorResponse(error)
   return reply
     .code(mapped.status)
@@ -211,7 +290,10 @@ function clientGone(reply: FastifyReply): AbortSignal {
 }
 
 /** Passes the body through unchanged while keeping its bytes for the fingerprint. */
-function captureBody(source: NodeJS.ReadableStream, chunks: Buffer[]): NodeJS.ReadableStream {
+function captureBody(
+  source: NodeJS.ReadableStream,
+  chunks: Buffer[],
+): Transform & { receivedEncodedLength: number } {
   const tee = new Transform({
     transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
       chunks.push(chunk)
@@ -223,7 +305,8 @@ function captureBody(source: NodeJS.ReadableStream, chunks: Buffer[]): NodeJS.Re
   const received = tee as Transform & { receivedEncodedLength: number }
   received.receivedEncodedLength = 0
   source.on('error', (error: Error) => tee.destroy(error))
-  return source.pipe(tee)
+  source.pipe(tee)
+  return received
 }
 
 /** The Fastify plugin; see {@link FastifyIdempotencyOptions}. */

@@ -1,23 +1,46 @@
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { ApiError } from '../domain/api-error.js'
 
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The body's bytes as received (JSON bodies only): the idempotency fingerprint's input. */
+    rawBody: Buffer | undefined
+  }
+}
+
+/** Reads the raw body kept by {@link registerJsonBody}: the adapter's `readRawBody`. */
+export function readRawBody(request: FastifyRequest): Buffer | undefined {
+  return request.rawBody
+}
+
 /**
- * JSON bodies: an empty body is no body (a POST such as `/pause` may carry the header without
- * one), and a malformed one is the envelope's `invalid_argument`, never a 500.
+ * JSON bodies, and only JSON: another content type is a 400 (there is no text/plain parser to
+ * let a body past the fingerprint). The bytes are kept as received for the idempotency
+ * fingerprint, then parsed once. An empty body is no body (a POST such as `/pause` may carry the
+ * header without one); a malformed one is the envelope's `invalid_argument`, never a 500.
+ *
+ * `parse` replaces `JSON.parse` where a scope needs it (exports keep int64 nanoseconds exact).
  */
-export function registerJsonBody(app: FastifyInstance, bodyLimit: number): void {
-  app.removeContentTypeParser('application/json')
+export function registerJsonBody(
+  app: FastifyInstance,
+  bodyLimit: number,
+  parse: (text: string) => unknown = JSON.parse,
+): void {
+  if (!app.hasRequestDecorator('rawBody')) app.decorateRequest('rawBody', undefined)
+  app.removeAllContentTypeParsers()
   app.addContentTypeParser(
     'application/json',
-    { parseAs: 'string', bodyLimit },
-    (_request, body, done) => {
-      const text = typeof body === 'string' ? body : body.toString('utf8')
+    { parseAs: 'buffer', bodyLimit },
+    (request, body, done) => {
+      const bytes = typeof body === 'string' ? Buffer.from(body) : body
+      request.rawBody = bytes
+      const text = bytes.toString('utf8')
       if (text.trim() === '') {
         done(null, undefined)
         return
       }
       try {
-        done(null, JSON.parse(text) as unknown)
+        done(null, parse(text))
       } catch {
         done(new ApiError('invalid_argument', 'Malformed JSON body'), undefined)
       }

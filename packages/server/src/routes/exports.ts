@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Database } from '../db/database.js'
 import { ApiError } from '../domain/api-error.js'
+import { registerJsonBody } from '../http/json-body.js'
 import {
   cancelExport,
   createExport,
@@ -69,23 +70,7 @@ export function registerExportRoutes(
   options: ExportRouteOptions,
 ): void {
   void app.register((scope, _options, done) => {
-    scope.removeContentTypeParser('application/json')
-    scope.addContentTypeParser(
-      'application/json',
-      { parseAs: 'string', bodyLimit: options.bodyLimit },
-      (_request, body, done) => {
-        const text = typeof body === 'string' ? body : body.toString('utf8')
-        if (text.trim() === '') {
-          done(null, undefined)
-          return
-        }
-        try {
-          done(null, parseJsonKeepingInt64(text))
-        } catch {
-          done(new ApiError('invalid_argument', 'Malformed JSON body'), undefined)
-        }
-      },
-    )
+    registerJsonBody(scope, options.bodyLimit, parseJsonKeepingInt64)
     registerRoutes(scope, db, options)
     done()
   })

@@ -36,6 +36,14 @@ export interface SqliteConnection {
    */
   exclusive<T>(fn: (database: Database.Database) => T): Promise<T>
   /**
+   * Runs `fn` (synchronous writes) in a group commit: every write queued in the same turn of
+   * the event loop runs in one transaction, and each promise settles once that transaction has
+   * committed (or rejects if it did not). One commit per batch instead of one per statement is
+   * most of a write's cost in SQLite. A `fn` that throws rejects alone; the others still commit.
+   * Must not be called from inside {@link transaction}'s callback.
+   */
+  write<T>(fn: (database: Database.Database) => T): Promise<T>
+  /**
    * Runs `fn` inside `BEGIN IMMEDIATE ... COMMIT`, holding the connection until it settles.
    * Rolls back when `fn` rejects, or when `signal` has aborted by the time it resolves (a
    * deadline that passed must not commit).
@@ -77,8 +85,63 @@ export function wrapSqliteDatabase(database: Database.Database): SqliteConnectio
     else next()
   }
 
+  interface Queued {
+    run: () => void
+    settle: () => void
+    fail: (error: unknown) => void
+  }
+  let batch: Queued[] | undefined
+
+  const flush = async () => {
+    const items = batch ?? []
+    batch = undefined
+    await acquire()
+    try {
+      database.exec('BEGIN IMMEDIATE')
+      for (const item of items) {
+        item.run()
+        // A statement error that ended the whole transaction (I/O, full disk) undoes the items
+        // before it too: fail them all.
+        if (!database.inTransaction) throw new Error('SQLite rolled back the group commit')
+      }
+      database.exec('COMMIT')
+      for (const item of items) item.settle()
+    } catch (error) {
+      if (database.inTransaction) database.exec('ROLLBACK')
+      for (const item of items) item.fail(error)
+    } finally {
+      release()
+    }
+  }
+
   return {
     database,
+    write<T>(fn: (database: Database.Database) => T): Promise<T> {
+      return new Promise<T>((resolve, reject) => {
+        let outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined
+        const item: Queued = {
+          run: () => {
+            try {
+              outcome = { ok: true, value: fn(database) }
+            } catch (error) {
+              outcome = { ok: false, error }
+            }
+          },
+          settle: () => {
+            if (outcome?.ok === true) resolve(outcome.value)
+            else reject(toError(outcome?.error))
+          },
+          fail: (error) => {
+            reject(toError(error))
+          },
+        }
+        if (batch === undefined) {
+          batch = []
+          setImmediate(() => void flush())
+        }
+        batch.push(item)
+      })
+    },
     exclusive<T>(fn: (database: Database.Database) => T): Promise<T> {
       if (!locked) {
         // Synchronous statements cannot interleave with anything: run them now (the executor
@@ -126,4 +189,11 @@ export function wrapSqliteDatabase(database: Database.Database): SqliteConnectio
       database.close()
     },
   }
+}
+
+function toError(value: unknown): Error {
+  if (value instanceof Error) return value
+  return new Error(value === undefined ? 'the write did not run' : 'the write failed', {
+    cause: value,
+  })
 }

@@ -128,15 +128,17 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
         LIMIT ?)`,
   )
 
+  function cachedOutcome(request: ClaimRequest): ClaimOutcome | undefined {
+    const cached = cache.get(request.scope, request.key, clock.now())
+    if (cached === undefined) return undefined
+    return cached.fingerprint === request.fingerprint
+      ? { kind: 'replay', response: cached.response }
+      : { kind: 'mismatch' }
+  }
+
   function claimNow(request: ClaimRequest): ClaimOutcome {
     const { scope, key, token, fingerprint } = request
     const now = clock.now()
-    const cached = cache.get(scope, key, now)
-    if (cached !== undefined) {
-      return cached.fingerprint === fingerprint
-        ? { kind: 'replay', response: cached.response }
-        : { kind: 'mismatch' }
-    }
     const leaseExpiresAt = now + request.leaseMs
     // A few rounds at most: each lost compare-and-set means another process changed the row.
     for (let round = 0; round < 5; round++) {
@@ -206,9 +208,15 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   }
 
   return {
-    claim: (request) => connection.exclusive(() => claimNow(request)),
+    claim: (request) => {
+      // A replay of a cached record needs no database at all.
+      const cached = cachedOutcome(request)
+      return cached === undefined
+        ? connection.write(() => claimNow(request))
+        : Promise.resolve(cached)
+    },
     renew: (ref, leaseMs) =>
-      connection.exclusive(
+      connection.write(
         () => renew.run(clock.now() + leaseMs, ref.scope, ref.key, ref.token).changes === 1,
       ),
     async complete(ref, response, tx) {
@@ -223,12 +231,12 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
         }
         return record !== undefined
       }
-      const record = await connection.exclusive(() => completeNow(ref, response))
+      const record = await connection.write(() => completeNow(ref, response))
       if (record !== undefined) afterCompleted(ref, record)
       return record !== undefined
     },
     async release(ref) {
-      const released = await connection.exclusive(
+      const released = await connection.write(
         () => release.run(ref.scope, ref.key, ref.token).changes === 1,
       )
       if (released) listeners.notify(ref.scope, ref.key)
