@@ -133,3 +133,61 @@ describe('SQLite store, two connections on one file (two processes)', () => {
     }
   })
 })
+
+describe('SQLite group commit', () => {
+  it('commits the writes of one turn together; one that throws fails alone', async () => {
+    const { connection, close } = openTemporarySqlite()
+    try {
+      connection.database.exec('CREATE TABLE things (id INTEGER PRIMARY KEY)')
+      const insert = (id: number) =>
+        connection.write((db) => db.prepare('INSERT INTO things (id) VALUES (?)').run(id).changes)
+      const outcomes = await Promise.allSettled([
+        insert(1),
+        insert(2),
+        // The primary key refuses this one; the statement fails, the transaction goes on.
+        insert(1),
+        connection.write(() => {
+          throw new Error('this write fails in JavaScript')
+        }),
+        insert(3),
+      ])
+      expect(outcomes.map((outcome) => outcome.status)).toEqual([
+        'fulfilled',
+        'fulfilled',
+        'rejected',
+        'rejected',
+        'fulfilled',
+      ])
+      expect(connection.database.prepare('SELECT id FROM things ORDER BY id').all()).toEqual([
+        { id: 1 },
+        { id: 2 },
+        { id: 3 },
+      ])
+    } finally {
+      await close()
+    }
+  })
+
+  it('waits for an open transaction, and never writes into it', async () => {
+    const { connection, close } = openTemporarySqlite()
+    try {
+      connection.database.exec('CREATE TABLE things (id INTEGER PRIMARY KEY)')
+      let release!: () => void
+      const gate = new Promise<void>((resolve) => (release = resolve))
+      const transaction = connection.transaction(async () => {
+        await gate
+        throw new Error('roll back')
+      })
+      const written = connection.write((db) =>
+        db.prepare('INSERT INTO things (id) VALUES (7)').run(),
+      )
+      await new Promise((resolve) => setImmediate(resolve))
+      release()
+      await expect(transaction).rejects.toThrow('roll back')
+      await written
+      expect(connection.database.prepare('SELECT id FROM things').all()).toEqual([{ id: 7 }])
+    } finally {
+      await close()
+    }
+  })
+})
