@@ -24,9 +24,9 @@ export default defineConfig({
         },
       },
       {
-        // The same HTTP suite against PostgreSQL. Left out: files that are about one database
-        // by nature (SQLite crash and restart on one file, the key CLI on a file), and files that
-        // already cover both backends themselves (multi-instance, the rate-limit stores).
+        // The same HTTP suite against PostgreSQL. Left out: files that are about SQLite by nature
+        // (crash and restart on one file, the key CLI on a file), and files that already cover
+        // both backends themselves (multi-instance, the rate-limit stores).
         test: {
           name: 'server-postgres',
           include: ['packages/server/test/**/*.test.ts'],
@@ -38,6 +38,7 @@ export default defineConfig({
           ...timeouts,
         },
       },
+      'packages/client/vitest.config.ts',
     ],
   },
 })

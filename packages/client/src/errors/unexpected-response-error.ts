@@ -1,0 +1,18 @@
+import type { ApiErrorInit } from './api-error.js'
+import { ApiError } from './api-error.js'
+
+/**
+ * A response that is not what the API documents: an error status without the envelope (a
+ * proxy's HTML 502, say), an unknown error code, or a success whose body is not JSON. Retried
+ * when its status is one the client retries anyway (408, 429, 5xx).
+ */
+export class UnexpectedResponseError extends ApiError {
+  override readonly name = 'UnexpectedResponseError'
+  override readonly code = 'unexpected_response'
+  override readonly retryable: boolean
+
+  constructor(init: ApiErrorInit) {
+    super(init)
+    this.retryable = init.status === 408 || init.status === 429 || init.status >= 500
+  }
+}

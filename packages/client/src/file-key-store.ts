@@ -1,0 +1,84 @@
+import { createHash, randomBytes } from 'node:crypto'
+import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { KeyStore } from './key-store.js'
+
+export interface FileKeyStoreOptions {
+  /** The folder for the key files; created on first use. */
+  readonly directory: string
+}
+
+interface KeyFile {
+  readonly operationId: string
+  readonly key: string
+  /** When the key was saved (epoch ms), for people clearing out old files. */
+  readonly savedAtMs: number
+}
+
+/**
+ * A key store on disk: one small JSON file per operation in `directory`, named after a
+ * SHA-256 of the operation id (so any id is a safe file name and no two ids share a file).
+ *
+ * Each write goes to a temporary file that is flushed to disk and then renamed over the real
+ * one. A rename within one folder is atomic on POSIX file systems, so a crash leaves either the
+ * old file or the new one, never a torn one that would lose the key.
+ *
+ * @throws TypeError when `directory` is not a non-empty string.
+ */
+export function createFileKeyStore(options: FileKeyStoreOptions): KeyStore {
+  const given = options as { directory?: unknown }
+  if (typeof given.directory !== 'string' || given.directory === '') {
+    throw new TypeError('Expected `directory` to be a non-empty string.')
+  }
+  const { directory } = options
+  const fileOf = (operationId: string): string =>
+    join(directory, `${createHash('sha256').update(operationId).digest('hex')}.json`)
+
+  return {
+    async get(operationId) {
+      let text: string
+      try {
+        text = await readFile(fileOf(operationId), 'utf8')
+      } catch (error) {
+        if (isNotFound(error)) return undefined
+        throw error
+      }
+      const file = JSON.parse(text) as Partial<KeyFile>
+      // A hash collision is out of reach, but a file copied in by hand is not.
+      if (file.operationId !== operationId || typeof file.key !== 'string') {
+        throw new Error(`Key file ${fileOf(operationId)} does not belong to "${operationId}"`)
+      }
+      return file.key
+    },
+
+    async set(operationId, key) {
+      await mkdir(directory, { recursive: true })
+      const target = fileOf(operationId)
+      const temporary = `${target}.${randomBytes(6).toString('hex')}.tmp`
+      const content: KeyFile = { operationId, key, savedAtMs: Date.now() }
+      const handle = await open(temporary, 'wx', 0o600)
+      try {
+        await handle.writeFile(JSON.stringify(content))
+        // Flushed before the rename: otherwise a power cut could leave the new name pointing
+        // at an empty file.
+        await handle.sync()
+      } finally {
+        await handle.close()
+      }
+      try {
+        await rename(temporary, target)
+      } catch (error) {
+        await rm(temporary, { force: true })
+        throw error
+      }
+    },
+
+    async delete(operationId) {
+      await rm(fileOf(operationId), { force: true })
+    },
+  }
+}
+
+function isNotFound(error: unknown): boolean {
+  return (error as { code?: unknown } | null)?.code === 'ENOENT'
+}

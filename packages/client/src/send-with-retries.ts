@@ -1,0 +1,257 @@
+import type { AnyTicksupplyError } from './errors/any-ticksupply-error.js'
+import { isTicksupplyError } from './errors/any-ticksupply-error.js'
+import { createApiError } from './errors/create-api-error.js'
+import { TimeoutError } from './errors/timeout-error.js'
+import { UnexpectedResponseError } from './errors/unexpected-response-error.js'
+import { createIdempotencyKey, isIdempotencyKey } from './idempotency-keys.js'
+import type { ResolvedClientOptions } from './options.js'
+import { resolveCallDuration } from './options.js'
+import type { HttpResponse } from './request.js'
+import { sendRequest } from './request.js'
+import { parseRetryAfter } from './retry-after.js'
+import { computeRetryDelayMs, sleep } from './retry.js'
+
+export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE'
+
+/** Options of a single call. */
+export interface CallOptions {
+  /**
+   * Aborts this call (as well as the client's own `signal`).
+   * @default undefined
+   */
+  readonly signal?: AbortSignal
+  /**
+   * Overrides the client's `timeoutMs` for each attempt of this call.
+   * @default the client's `timeoutMs`
+   */
+  readonly timeoutMs?: number
+  /**
+   * Overrides the client's `deadlineMs` for this call.
+   * @default the client's `deadlineMs`
+   */
+  readonly deadlineMs?: number
+}
+
+/** Options of a call that changes something (POST, DELETE), which carries an idempotency key. */
+export interface MutationOptions extends CallOptions {
+  /**
+   * The `Idempotency-Key` of this operation: a UUID in one of the four forms the server
+   * accepts. Sent unchanged on every attempt and never replaced.
+   * @default a fresh random (v4) UUID per call
+   */
+  readonly idempotencyKey?: string
+  /**
+   * A stable name of this logical operation, chosen by the caller, under which the client's
+   * `keyStore` keeps the key until the operation got a definitive answer. Calling again with
+   * the same id, even from a new process, reuses the saved key.
+   * @default undefined
+   */
+  readonly operationId?: string
+}
+
+export interface ApiRequest {
+  readonly method: HttpMethod
+  /** Starts with `/v1/`; path segments already encoded. */
+  readonly path: string
+  readonly query?: Readonly<Record<string, string | number | undefined>>
+  readonly body?: unknown
+  /** Turns a success body into a value; JSON.parse when omitted. */
+  readonly parse?: (bodyText: string) => unknown
+}
+
+/** A success, with what the caller may want to know beyond the body. */
+export interface ApiResponse<T> {
+  readonly data: T
+  readonly status: number
+  /** `X-Request-Id` of the response. */
+  readonly requestId: string | undefined
+  /** Whether this is a stored response replayed for a repeated key (`Idempotent-Replayed`). */
+  readonly replayed: boolean
+  /** For a replay, the `X-Request-Id` of the request that produced it (`Original-Request`). */
+  readonly originalRequestId: string | undefined
+  /** How many attempts it took, 1 when the first one succeeded. */
+  readonly attempts: number
+  /** The key every attempt sent; undefined for GET and PUT. */
+  readonly idempotencyKey: string | undefined
+}
+
+/**
+ * Runs one logical call: sends it, retries what is safe to retry, and answers the result or
+ * throws a typed error.
+ *
+ * Safety rests on one rule: a POST or DELETE gets its key before the first attempt and keeps
+ * it for every attempt, so whatever happened to an earlier attempt (lost response, reset,
+ * timeout), the server either runs the operation once or replays what it answered.
+ */
+export async function sendWithRetries<T>(
+  options: ResolvedClientOptions,
+  request: ApiRequest,
+  call: MutationOptions = {},
+): Promise<ApiResponse<T>> {
+  const timeoutMs = resolveCallDuration('timeoutMs', call.timeoutMs, options.timeoutMs)
+  const deadlineMs = resolveCallDuration('deadlineMs', call.deadlineMs, options.deadlineMs)
+  const deadlineAtMs = Date.now() + deadlineMs
+  const signal = combineSignals(options.signal, call.signal)
+  const mutation = request.method === 'POST' || request.method === 'DELETE'
+  const operationId = mutation ? call.operationId : undefined
+  const idempotencyKey = mutation ? await resolveKey(options, call) : undefined
+
+  const url = buildUrl(options.baseUrl, request.path, request.query)
+  const headers: Record<string, string> = {
+    accept: 'application/json',
+    'x-api-key': options.apiKey,
+  }
+  if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey
+  let body: string | undefined
+  if (request.body !== undefined) {
+    // Serialised once: every attempt must send the same bytes, or the server's fingerprint
+    // would differ and the retry would get the mismatch 409.
+    body = JSON.stringify(request.body)
+    headers['content-type'] = 'application/json'
+  }
+
+  /** The operation has its answer: the saved key has done its job. */
+  const settle = async (): Promise<void> => {
+    if (operationId !== undefined) await options.keyStore?.delete(operationId)
+  }
+
+  let lastError: AnyTicksupplyError | undefined
+  for (let attempt = 1; ; attempt++) {
+    const remainingMs = deadlineAtMs - Date.now()
+    if (remainingMs <= 0) throw lastError ?? new TimeoutError(deadlineMs)
+    const outcome = await attemptOnce(
+      options,
+      body === undefined
+        ? { url, method: request.method, headers }
+        : { url, method: request.method, headers, body },
+      Math.min(timeoutMs, remainingMs),
+      signal,
+    )
+    if (outcome.response !== undefined) {
+      const { response } = outcome
+      if (response.status >= 200 && response.status < 300) {
+        const data = parseSuccess(response, request.parse) as T
+        await settle()
+        return {
+          data,
+          status: response.status,
+          requestId: response.headers.get('x-request-id') ?? undefined,
+          replayed: response.headers.get('idempotent-replayed') === 'true',
+          originalRequestId: response.headers.get('original-request') ?? undefined,
+          attempts: attempt,
+          idempotencyKey,
+        }
+      }
+      const error = createApiError({
+        status: response.status,
+        bodyText: response.bodyText,
+        requestId: response.headers.get('x-request-id') ?? undefined,
+        retryAfterMs: parseRetryAfter(response.headers.get('retry-after'), Date.now()),
+      }) as AnyTicksupplyError
+      if (!error.retryable) {
+        // A definitive answer: the server decided (and, for a keyed request, stored it).
+        await settle()
+        throw error
+      }
+      lastError = error
+    } else {
+      lastError = outcome.error
+    }
+    if (attempt >= options.retry.maxAttempts) throw lastError
+    const delayMs = computeRetryDelayMs(lastError, attempt, options.retry, options.random)
+    // Waiting past the deadline only to give up then helps no one: fail now with the cause.
+    if (Date.now() + delayMs >= deadlineAtMs) throw lastError
+    options.onRetry?.({
+      method: request.method,
+      path: request.path,
+      attempt,
+      error: lastError,
+      delayMs,
+      idempotencyKey,
+    })
+    await sleep(delayMs, signal)
+  }
+}
+
+type AttemptOutcome =
+  | { readonly response: HttpResponse; readonly error?: undefined }
+  | { readonly response?: undefined; readonly error: AnyTicksupplyError }
+
+async function attemptOnce(
+  options: ResolvedClientOptions,
+  request: Parameters<typeof sendRequest>[1],
+  timeoutMs: number,
+  signal: AbortSignal | undefined,
+): Promise<AttemptOutcome> {
+  try {
+    return { response: await sendRequest(options.fetch, request, timeoutMs, signal) }
+  } catch (error) {
+    // An abort by the caller is not an answer: it propagates, and a saved key stays saved
+    // so that the operation can be resumed.
+    if (isTicksupplyError(error) && error.retryable) return { error }
+    throw error
+  }
+}
+
+/** The key of this operation: the caller's, else the one saved for its id, else a new one. */
+async function resolveKey(options: ResolvedClientOptions, call: MutationOptions): Promise<string> {
+  const { idempotencyKey, operationId } = call
+  if (idempotencyKey !== undefined && !isIdempotencyKey(idempotencyKey)) {
+    throw new TypeError(
+      `Expected \`idempotencyKey\` to be a UUID (hyphenated, simple, braced or urn:uuid:), got "${idempotencyKey}".`,
+    )
+  }
+  if (operationId === undefined) return idempotencyKey ?? createIdempotencyKey()
+  if (typeof operationId !== 'string' || operationId === '') {
+    throw new TypeError('Expected `operationId` to be a non-empty string.')
+  }
+  const store = options.keyStore
+  if (store === undefined) {
+    throw new TypeError('`operationId` needs a `keyStore` in the client options.')
+  }
+  const saved = await store.get(operationId)
+  const key = idempotencyKey ?? saved ?? createIdempotencyKey()
+  // Saved before the first attempt is sent: if the process dies after sending, the next run
+  // must find the key, or it would mint a new one and could run the operation twice.
+  if (key !== saved) await store.set(operationId, key)
+  return key
+}
+
+function parseSuccess(
+  response: HttpResponse,
+  parse: ((text: string) => unknown) | undefined,
+): unknown {
+  if (response.bodyText === '') return undefined
+  try {
+    return (parse ?? JSON.parse)(response.bodyText)
+  } catch (cause) {
+    throw new UnexpectedResponseError({
+      status: response.status,
+      requestId: response.headers.get('x-request-id') ?? undefined,
+      message: `HTTP ${String(response.status)} with a body that is not JSON`,
+      cause,
+    })
+  }
+}
+
+function combineSignals(
+  a: AbortSignal | undefined,
+  b: AbortSignal | undefined,
+): AbortSignal | undefined {
+  if (a === undefined) return b
+  if (b === undefined) return a
+  return AbortSignal.any([a, b])
+}
+
+function buildUrl(
+  baseUrl: string,
+  path: string,
+  query: Readonly<Record<string, string | number | undefined>> | undefined,
+): string {
+  const params = new URLSearchParams()
+  for (const [name, value] of Object.entries(query ?? {})) {
+    if (value !== undefined) params.append(name, String(value))
+  }
+  const search = params.toString()
+  return `${baseUrl}${path}${search === '' ? '' : `?${search}`}`
+}
