@@ -8,6 +8,7 @@ export default defineConfig({
   test: {
     // Starts PostgreSQL and Redis once for the whole run.
     globalSetup: ['./test-support/services.ts'],
+    reporters: ['default', './test-support/summary-reporter.ts'],
     projects: [
       {
         test: {
