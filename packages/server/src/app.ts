@@ -90,7 +90,16 @@ export async function buildApp(config: ServerConfig): Promise<App> {
     // Bytes that are not HTTP at all still get the envelope and a request id.
     clientErrorHandler: answerClientError,
     // Unknown fields are refused, not silently dropped; types are never coerced.
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    ajv: {
+      // The draft body schema has `properties` without `type: 'object'` on purpose (no body at
+      // all is allowed); strictTypes would log that at every start.
+      customOptions: {
+        removeAdditional: false,
+        coerceTypes: false,
+        allErrors: false,
+        strictTypes: false,
+      },
+    },
   })
   let purger: Purger | undefined
   const routes: RegisteredRoute[] = []
