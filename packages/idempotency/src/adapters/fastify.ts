@@ -4,6 +4,11 @@ import type {
   FastifyInstance,
   FastifyPluginCallback,
   FastifyReply,
+  onRequestHookHandler,
+  onResponseHookHandler,
+  onSendHookHandler,
+  preHandlerHookHandler,
+  preParsingHookHandler,
   FastifyRequest,
   RouteOptions,
 } from 'fastify'
@@ -77,14 +82,10 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   fastify.decorateRequest('idempotencyKey', null)
   fastify.decorateRequest('idempotencyClaim', null)
 
-  // Callback-style hooks: a request without a key (every GET, and most traffic) passes each of
-  // them without allocating a promise.
-  fastify.addHook('onRequest', (request, reply, next) => {
-    if (!KEYED_METHODS.has(request.method) || request.is404) {
-      next()
-      return
-    }
-    if (request.routeOptions.config.idempotency === false) {
+  // The hooks are attached to the POST and DELETE routes only (see onRoute below), so a GET
+  // pays nothing; they are callback-style, so an unkeyed POST passes them without a promise.
+  const onRequest: onRequestHookHandler = (request, reply, next) => {
+    if (!KEYED_METHODS.has(request.method)) {
       next()
       return
     }
@@ -97,18 +98,16 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
       return
     }
     next()
-  })
+  }
 
-  if (readRawBody === undefined) {
-    fastify.addHook('preParsing', (request, _reply, payload, next) => {
-      if (request.idempotencyKey === null) {
-        next(null, payload)
-        return
-      }
-      const chunks: Buffer[] = []
-      ;(request as AdapterState)[kBody] = chunks
-      next(null, captureBody(payload, chunks))
-    })
+  const preParsing: preParsingHookHandler = (request, _reply, payload, next) => {
+    if (request.idempotencyKey === null) {
+      next(null, payload)
+      return
+    }
+    const chunks: Buffer[] = []
+    ;(request as AdapterState)[kBody] = chunks
+    next(null, captureBody(payload, chunks))
   }
 
   function rawBodyOf(request: FastifyRequest): Uint8Array {
@@ -157,7 +156,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     request.idempotencyClaim = begun.value.claim
   }
 
-  fastify.addHook('preHandler', (request, reply, next) => {
+  const preHandler: preHandlerHookHandler = (request, reply, next) => {
     const key = request.idempotencyKey
     if (key === null) {
       next()
@@ -172,7 +171,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
         next(error as Error)
       },
     )
-  })
+  }
 
   async function finish(
     request: FastifyRequest,
@@ -198,7 +197,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     }
   }
 
-  fastify.addHook('onSend', (request, reply, payload, next) => {
+  const onSend: onSendHookHandler = (request, reply, payload, next) => {
     const claim = request.idempotencyClaim
     if (claim === null || claim.settled) {
       next(null, payload)
@@ -212,18 +211,28 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
         next(error as Error)
       },
     )
-  })
+  }
 
   // A response that never reached onSend (the socket died mid-way) must not leave the key held.
-  fastify.addHook('onResponse', (request, _reply, next) => {
+  const onResponse: onResponseHookHandler = (request, _reply, next) => {
     const claim = request.idempotencyClaim
     if (claim !== null && !claim.settled) void claim.release().catch(() => undefined)
     next()
-  })
+  }
 
-  // Whatever happens in the hooks above, a keyed request's handler runs only while its claim is
-  // held: a replay, a conflict or a client that went away can never fall through to it.
+  // Route-level hooks run after the app's own hooks of the same kind, so authentication and
+  // rate limiting (app-level onRequest hooks) still come first.
   fastify.addHook('onRoute', (route: RouteOptions) => {
+    const methods = [route.method].flat()
+    if (!methods.some((method) => KEYED_METHODS.has(method))) return
+    if (route.config?.idempotency === false) return
+    route.onRequest = [...asArray(route.onRequest), onRequest]
+    if (readRawBody === undefined) route.preParsing = [...asArray(route.preParsing), preParsing]
+    route.preHandler = [...asArray(route.preHandler), preHandler]
+    route.onSend = [...asArray(route.onSend), onSend]
+    route.onResponse = [...asArray(route.onResponse), onResponse]
+    // Whatever happens in the hooks, a keyed request's handler runs only while its claim is
+    // held: a replay, a conflict or a client that went away can never fall through to it.
     const handler = route.handler
     route.handler = function guardedHandler(this: FastifyInstance, request, reply) {
       if (request.idempotencyKey !== null && request.idempotencyClaim === null) return reply
@@ -234,6 +243,11 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
 }
 
 const EMPTY = new Uint8Array(0)
+
+function asArray<T>(value: T | T[] | undefined): T[] {
+  if (value === undefined) return []
+  return Array.isArray(value) ? value : [value]
+}
 
 function hasBody(request: FastifyRequest): boolean {
   const headers = request.raw.headers
