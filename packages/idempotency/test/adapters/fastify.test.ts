@@ -1,4 +1,8 @@
+import Fastify from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
+import { createIdempotencyEngine } from '@ticksupply/idempotency'
+import { fastifyIdempotency } from '@ticksupply/idempotency/fastify'
+import { openTemporarySqlite } from '../support/sqlite.js'
 import type { ToyApp } from '../support/toy-app.js'
 import { startToyApp } from '../support/toy-app.js'
 import { newKey, send } from '../support/http.js'
@@ -161,5 +165,35 @@ describe('Fastify adapter', () => {
     })
     expect((await original).status).toBe(201)
     expect(app.runs['POST /orders']).toBe(1)
+  })
+})
+
+describe('Fastify adapter with readRawBody', () => {
+  it('refuses a body the parser did not keep rather than fingerprint without it', async () => {
+    const { store, close } = openTemporarySqlite()
+    const server = Fastify()
+    let runs = 0
+    try {
+      await server.register(fastifyIdempotency, {
+        engine: createIdempotencyEngine({ store }),
+        scope: () => 'tenant',
+        // A parser that forgot to keep the bytes.
+        readRawBody: () => undefined,
+      })
+      server.post('/orders', async (_request, reply) => {
+        runs++
+        return reply.code(201).send({ ok: true })
+      })
+      const url = await server.listen({ host: '127.0.0.1', port: 0 })
+      const answer = await send(`${url}/orders`, { key: newKey(), body: order })
+      expect(answer.status).toBe(500)
+      expect(runs).toBe(0)
+      // Without a body there is nothing to leave out: the request runs.
+      expect((await send(`${url}/orders`, { key: newKey() })).status).toBe(201)
+      expect(runs).toBe(1)
+    } finally {
+      await server.close()
+      await close()
+    }
   })
 })
