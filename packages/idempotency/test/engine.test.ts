@@ -13,6 +13,7 @@ import {
   startPurger,
 } from '@ticksupply/idempotency'
 import type { SqliteStore } from '@ticksupply/idempotency/stores/sqlite'
+import { killClaimHolders, openTemporaryPostgres } from './support/postgres.js'
 import { openTemporarySqlite } from './support/sqlite.js'
 
 type Sqlite = ReturnType<typeof openTemporarySqlite>
@@ -177,43 +178,53 @@ describe('IdempotencyEngine', () => {
     }
   })
 
-  it('renews the lease while the operation runs, so that no one takes it over', async () => {
-    const engine = createIdempotencyEngine({ store: open().store, leaseMs: 150, waitMs: 0 })
+  it('holds a claim however long the operation runs, with no renewal, where claims end with their holder', async () => {
+    const { store } = open()
+    const engine = createIdempotencyEngine({ store, leaseMs: 150, waitMs: 0 })
     const request = keyed()
     const original = await engine.begin(request)
-    // Four leases long: without renewal, the key would be taken over.
+    // Four leases long: a lease store would need renewals; this one holds it in memory.
     for (let i = 0; i < 6; i++) {
       await sleep(100)
       await expect(engine.begin(request)).rejects.toBeInstanceOf(RequestInProgressError)
     }
-    if (original.kind === 'claimed') {
-      expect(original.claim.signal.aborted).toBe(false)
-      await original.claim.complete(answer(201))
-    }
+    if (original.kind !== 'claimed') throw new Error('expected a claim')
+    expect(original.claim.signal.aborted).toBe(false)
+    await original.claim.complete(answer(201))
+    expect((await engine.begin(request)).kind).toBe('replay')
   })
 
-  it('aborts the operation and refuses its completion once another request took the lapsed lease', async () => {
-    const clock = createManualClock(Date.now())
-    const engine = createIdempotencyEngine({ store: open(clock).store, leaseMs: 300 })
-    const request = keyed()
-    const first = await engine.begin(request)
-    if (first.kind !== 'claimed') throw new Error('expected a claim')
-    clock.advance(300)
-    const second = await engine.begin(request)
-    expect(second.kind).toBe('claimed')
-    // The first claim's next heartbeat (every 100 ms) finds its token gone.
-    await new Promise<void>((resolve) => {
-      first.claim.signal.addEventListener('abort', () => {
-        resolve()
+  it('aborts the operation and refuses its completion once the store can no longer vouch for the claim', async () => {
+    const holder = await openTemporaryPostgres()
+    const peer = await openTemporaryPostgres({ table: holder.table, channel: holder.channel })
+    try {
+      const engine = createIdempotencyEngine({ store: holder.store })
+      const request = keyed()
+      const first = await engine.begin(request)
+      if (first.kind !== 'claimed') throw new Error('expected a claim')
+      const aborted = new Promise<void>((resolve) => {
+        first.claim.signal.addEventListener('abort', () => {
+          resolve()
+        })
       })
-    })
-    expect(first.claim.signal.reason).toBeInstanceOf(LeaseLostError)
-    await expect(first.claim.complete(answer(201, '"stale"'))).rejects.toBeInstanceOf(
-      LeaseLostError,
-    )
-    if (second.kind === 'claimed') await second.claim.complete(answer(201, '"fresh"'))
-    const replay = await engine.begin(request)
-    expect(replay.kind === 'replay' && Buffer.from(replay.response.body).toString()).toBe('"fresh"')
+      // The holder's session ends as in a crash: its instance lock is gone.
+      expect(await killClaimHolders(peer.pool, holder.table)).toBe(1)
+      await aborted
+      expect(first.claim.state).toBe('lost')
+      await expect(first.claim.complete(answer(201, '"stale"'))).rejects.toBeInstanceOf(
+        LeaseLostError,
+      )
+      const second = await createIdempotencyEngine({ store: peer.store }).begin(request)
+      expect(second.kind).toBe('claimed')
+      if (second.kind === 'claimed') await second.claim.complete(answer(201, '"fresh"'))
+      const replay = await createIdempotencyEngine({ store: peer.store }).begin(request)
+      expect(replay.kind === 'replay' && Buffer.from(replay.response.body).toString()).toBe(
+        '"fresh"',
+      )
+    } finally {
+      await peer.close()
+      await holder.close()
+    }
   })
 
   it('fails closed when the store is down', async () => {
@@ -228,6 +239,7 @@ describe('IdempotencyEngine', () => {
     ['ttlMs', { ttlMs: -1 }],
     ['waitMs', { waitMs: 1.5 }],
     ['ttlMs below leaseMs', { ttlMs: 1_000, leaseMs: 2_000 }],
+    ['ttlMs equal to leaseMs', { ttlMs: 2_000, leaseMs: 2_000 }],
   ])('refuses a bad option (%s) with a TypeError naming it', (_name, options) => {
     const store = open().store
     expect(() => createIdempotencyEngine({ store, ...options })).toThrow(TypeError)

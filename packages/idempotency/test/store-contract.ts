@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { describe, expect, it } from 'vitest'
 import type {
+  ClaimOutcome,
   ClaimRequest,
   ManualClock,
   Store,
@@ -11,8 +12,15 @@ import { createManualClock } from '@ticksupply/idempotency'
 
 export interface StoreUnderTest<Tx extends StoreTransaction> {
   readonly store: Store<Tx>
-  /** Moves the store's notion of time. */
+  /** Moves the store's notion of time (record expiry; and leases, for lease stores). */
   readonly clock: ManualClock
+  /**
+   * Ends the holder of every claim made so far as its death would (its process is killed, its
+   * session ends), and resolves a store of a new holder on the same records. Absent where the
+   * death of a holder cannot be staged in-process (then the store's own tests do it with
+   * processes).
+   */
+  readonly killHolder?: () => Promise<Store<Tx>>
   close(): Promise<void>
 }
 
@@ -42,9 +50,19 @@ export function response(text: string, status = 201): StoredResponse {
   }
 }
 
+/** The outcome's kind, and for a claim whether it was a takeover: what the contract fixes. */
+export function outcomeOf(outcome: ClaimOutcome): string {
+  return outcome.kind === 'claimed'
+    ? `claimed${outcome.takeover ? ' (takeover)' : ''}`
+    : outcome.kind
+}
+
+const bodyOf = (outcome: ClaimOutcome): string | undefined =>
+  outcome.kind === 'replay' ? Buffer.from(outcome.response.body).toString() : undefined
+
 /**
  * The behaviour every Store must show, run against a real backend. `open` gets a manual clock
- * that the store must use for leases and expiry.
+ * that the store must use for expiry (and for leases, where claims are leases).
  */
 export function runStoreContract<Tx extends StoreTransaction>(
   name: string,
@@ -63,27 +81,18 @@ export function runStoreContract<Tx extends StoreTransaction>(
     it('claims a new key, then reports it in progress to a second claimant', () =>
       withStore(async ({ store }) => {
         const first = request()
-        expect(await store.claim(first)).toEqual({ kind: 'claimed', takeover: false })
-        expect(await store.claim({ ...first, token: randomUUID() })).toEqual({
-          kind: 'in_progress',
-        })
+        expect(outcomeOf(await store.claim(first))).toBe('claimed')
+        expect(outcomeOf(await store.claim({ ...first, token: randomUUID() }))).toBe('in_progress')
       }))
 
     it('reports a mismatch for another fingerprint, in progress or completed', () =>
       withStore(async ({ store }) => {
         const first = request()
         await store.claim(first)
-        expect(
-          await store.claim({ ...first, token: randomUUID(), fingerprint: 'e'.repeat(64) }),
-        ).toEqual({
-          kind: 'mismatch',
-        })
+        const other = () => ({ ...first, token: randomUUID(), fingerprint: 'e'.repeat(64) })
+        expect(outcomeOf(await store.claim(other()))).toBe('mismatch')
         await store.complete(first, response('{"id":1}'))
-        expect(
-          await store.claim({ ...first, token: randomUUID(), fingerprint: 'e'.repeat(64) }),
-        ).toEqual({
-          kind: 'mismatch',
-        })
+        expect(outcomeOf(await store.claim(other()))).toBe('mismatch')
       }))
 
     it('replays a completed record with its status, headers, body bytes and request id', () =>
@@ -106,17 +115,20 @@ export function runStoreContract<Tx extends StoreTransaction>(
         const first = request({ scope: 'acct_1' })
         await store.claim(first)
         await store.complete(first, response('a'))
-        expect(await store.claim({ ...first, scope: 'acct_2', token: randomUUID() })).toEqual({
-          kind: 'claimed',
-          takeover: false,
-        })
+        const other = await store.claim({ ...first, scope: 'acct_2', token: randomUUID() })
+        expect(outcomeOf(other)).toBe('claimed')
       }))
 
     it('keeps scopes apart even when scope and key could be spliced differently', () =>
       withStore(async ({ store }) => {
         const key = randomUUID()
         await store.claim(request({ scope: 'a:b', key }))
-        expect((await store.claim(request({ scope: 'a', key: `b:${key}` }))).kind).toBe('claimed')
+        expect(outcomeOf(await store.claim(request({ scope: 'a', key: `b:${key}` })))).toBe(
+          'claimed',
+        )
+        expect(outcomeOf(await store.claim(request({ scope: 'a', key: `2:a:b:${key}` })))).toBe(
+          'claimed',
+        )
       }))
 
     it('completes and releases only with the claim token', () =>
@@ -126,10 +138,8 @@ export function runStoreContract<Tx extends StoreTransaction>(
         const stranger = { ...first, token: randomUUID() }
         expect(await store.complete(stranger, response('x'))).toBe(false)
         expect(await store.release(stranger)).toBe(false)
-        expect(await store.renew(stranger, LEASE_MS)).toBe(false)
-        expect(await store.claim({ ...first, token: randomUUID() })).toEqual({
-          kind: 'in_progress',
-        })
+        if (store.renew !== undefined) expect(await store.renew(stranger, LEASE_MS)).toBe(false)
+        expect(outcomeOf(await store.claim({ ...first, token: randomUUID() }))).toBe('in_progress')
       }))
 
     it('releases a claim so that the next claimant runs the operation', () =>
@@ -137,10 +147,7 @@ export function runStoreContract<Tx extends StoreTransaction>(
         const first = request()
         await store.claim(first)
         expect(await store.release(first)).toBe(true)
-        expect(await store.claim({ ...first, token: randomUUID() })).toEqual({
-          kind: 'claimed',
-          takeover: false,
-        })
+        expect(outcomeOf(await store.claim({ ...first, token: randomUUID() }))).toBe('claimed')
       }))
 
     it('never changes a completed record: no second completion, no release', () =>
@@ -150,62 +157,25 @@ export function runStoreContract<Tx extends StoreTransaction>(
         await store.complete(first, response('original'))
         expect(await store.complete(first, response('other'))).toBe(false)
         expect(await store.release(first)).toBe(false)
-        const again = await store.claim({ ...first, token: randomUUID() })
-        expect(again.kind === 'replay' && Buffer.from(again.response.body).toString()).toBe(
-          'original',
-        )
+        expect(bodyOf(await store.claim({ ...first, token: randomUUID() }))).toBe('original')
       }))
 
-    it('lets another request take over once the lease has lapsed, and fences the old token out', () =>
-      withStore(async ({ store, clock }) => {
-        const first = request()
-        await store.claim(first)
-        clock.advance(LEASE_MS - 1)
-        expect(await store.claim({ ...first, token: randomUUID() })).toEqual({
-          kind: 'in_progress',
-        })
-        clock.advance(1)
-        const second = { ...first, token: randomUUID() }
-        expect(await store.claim(second)).toEqual({ kind: 'claimed', takeover: true })
-        expect(await store.complete(first, response('stale'))).toBe(false)
-        expect(await store.renew(first, LEASE_MS)).toBe(false)
-        expect(await store.complete(second, response('fresh'))).toBe(true)
-        const replay = await store.claim({ ...first, token: randomUUID() })
-        expect(replay.kind === 'replay' && Buffer.from(replay.response.body).toString()).toBe(
-          'fresh',
-        )
-      }))
-
-    it('renewal keeps the lease alive past its first term', () =>
-      withStore(async ({ store, clock }) => {
-        const first = request()
-        await store.claim(first)
-        clock.advance(LEASE_MS - 1000)
-        expect(await store.renew(first, LEASE_MS)).toBe(true)
-        clock.advance(LEASE_MS - 1000)
-        expect(await store.claim({ ...first, token: randomUUID() })).toEqual({
-          kind: 'in_progress',
-        })
-      }))
-
-    it('expires a record a TTL after its first claim; a takeover does not extend it', () =>
+    it('expires a record a TTL after its first claim; then the key is new again', () =>
       withStore(async ({ store, clock }) => {
         const first = request({ ttlMs: 100_000 })
         await store.claim(first)
-        clock.advance(LEASE_MS)
-        const second = { ...first, token: randomUUID() }
-        expect((await store.claim(second)).kind).toBe('claimed')
-        await store.complete(second, response('done'))
-        clock.advance(100_000 - LEASE_MS - 1)
-        expect((await store.claim({ ...first, token: randomUUID() })).kind).toBe('replay')
+        clock.advance(1_000)
+        await store.complete(first, response('done'))
+        clock.advance(100_000 - 1_000 - 1)
+        expect(outcomeOf(await store.claim({ ...first, token: randomUUID() }))).toBe('replay')
         clock.advance(1)
         // Expired: the key is new again, even with another fingerprint.
-        expect(
-          await store.claim({ ...first, token: randomUUID(), fingerprint: 'e'.repeat(64) }),
-        ).toEqual({
-          kind: 'claimed',
-          takeover: false,
+        const other = await store.claim({
+          ...first,
+          token: randomUUID(),
+          fingerprint: 'e'.repeat(64),
         })
+        expect(outcomeOf(other)).toBe('claimed')
       }))
 
     it('gives exactly one of 100 concurrent claimants the key', () =>
@@ -218,22 +188,42 @@ export function runStoreContract<Tx extends StoreTransaction>(
         expect(outcomes.filter((outcome) => outcome.kind === 'in_progress')).toHaveLength(99)
       }))
 
-    it('purges expired records in bounded batches, never a live lease', () =>
+    it('gives each of 50 keys claimed at once to exactly one of its two claimants', () =>
+      withStore(async ({ store }) => {
+        const bases = Array.from({ length: 50 }, () => request())
+        const outcomes = await Promise.all(
+          bases.flatMap((base) => [
+            store.claim({ ...base, token: randomUUID() }),
+            store.claim({ ...base, token: randomUUID() }),
+          ]),
+        )
+        for (let index = 0; index < bases.length; index++) {
+          const pair = [outcomes[2 * index]!, outcomes[2 * index + 1]!].map(outcomeOf).sort()
+          expect(pair).toEqual(['claimed', 'in_progress'])
+        }
+      }))
+
+    it('purges expired records in bounded batches, never one still held', () =>
       withStore(async ({ store, clock }) => {
-        const running: ClaimRequest[] = []
+        const held: ClaimRequest[] = []
         for (let i = 0; i < 7; i++) {
           const claim = request({ ttlMs: 60_000, leaseMs: 60_000 })
           await store.claim(claim)
           if (i < 5) await store.complete(claim, response(String(i)))
-          else running.push(claim)
+          else held.push(claim)
         }
-        // The two still in progress renew their leases past the records' expiry.
+        // The two still held keep their claims past the records' expiry.
         clock.advance(59_000)
-        for (const claim of running) expect(await store.renew(claim, 60_000)).toBe(true)
+        if (store.renew !== undefined) {
+          for (const claim of held) expect(await store.renew(claim, 60_000)).toBe(true)
+        }
         clock.advance(1_000)
         expect(await store.purgeExpired(3)).toBe(3)
         expect(await store.purgeExpired(3)).toBe(2)
         expect(await store.purgeExpired(3)).toBe(0)
+        for (const claim of held) {
+          expect(await store.complete(claim, response('late'))).toBe(true)
+        }
       }))
 
     it('notifies a subscriber when the record completes or is released', () =>
@@ -253,6 +243,69 @@ export function runStoreContract<Tx extends StoreTransaction>(
         unsubscribe()
         expect(calls).toBe(2)
       }))
+
+    it('ends a claim with its holder: the next claimant takes it over, the old token is fenced out, the expiry stays', () =>
+      withStore(async (subject) => {
+        const { clock } = subject
+        if (subject.killHolder === undefined) return
+        const first = request({ ttlMs: 100_000 })
+        await subject.store.claim(first)
+        const next = await subject.killHolder()
+        const second = { ...first, token: randomUUID() }
+        expect(outcomeOf(await next.claim(second))).toBe('claimed (takeover)')
+        expect(await next.complete(first, response('stale'))).toBe(false)
+        expect(await next.complete(second, response('fresh'))).toBe(true)
+        expect(bodyOf(await next.claim({ ...first, token: randomUUID() }))).toBe('fresh')
+        clock.advance(100_000)
+        expect(outcomeOf(await next.claim({ ...first, token: randomUUID() }))).toBe('claimed')
+      }))
+
+    describe('where claims are leases', () => {
+      it('lets another request take over once the lease has lapsed, and fences the old token out', () =>
+        withStore(async ({ store, clock }) => {
+          if (store.claimLifetime !== 'lease') return
+          const first = request()
+          await store.claim(first)
+          clock.advance(LEASE_MS - 1)
+          expect(outcomeOf(await store.claim({ ...first, token: randomUUID() }))).toBe(
+            'in_progress',
+          )
+          clock.advance(1)
+          const second = { ...first, token: randomUUID() }
+          expect(outcomeOf(await store.claim(second))).toBe('claimed (takeover)')
+          expect(await store.complete(first, response('stale'))).toBe(false)
+          expect(await store.renew?.(first, LEASE_MS)).toBe(false)
+          expect(await store.complete(second, response('fresh'))).toBe(true)
+          expect(bodyOf(await store.claim({ ...first, token: randomUUID() }))).toBe('fresh')
+        }))
+
+      it('renewal keeps the lease alive past its first term', () =>
+        withStore(async ({ store, clock }) => {
+          if (store.claimLifetime !== 'lease') return
+          const first = request()
+          await store.claim(first)
+          clock.advance(LEASE_MS - 1000)
+          expect(await store.renew?.(first, LEASE_MS)).toBe(true)
+          clock.advance(LEASE_MS - 1000)
+          expect(outcomeOf(await store.claim({ ...first, token: randomUUID() }))).toBe(
+            'in_progress',
+          )
+        }))
+    })
+
+    describe('where claims end with their holder', () => {
+      it('keeps a claim however long its holder runs: time alone takes nothing over', () =>
+        withStore(async ({ store, clock }) => {
+          if (store.claimLifetime === 'lease') return
+          const first = request()
+          await store.claim(first)
+          clock.advance(10 * LEASE_MS)
+          expect(outcomeOf(await store.claim({ ...first, token: randomUUID() }))).toBe(
+            'in_progress',
+          )
+          expect(await store.complete(first, response('done'))).toBe(true)
+        }))
+    })
   })
 }
 

@@ -125,6 +125,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   }
 
   async function claimOrAnswer(request: FastifyRequest, reply: FastifyReply, key: string) {
+    let signal: AbortSignal | undefined
     const begun = await engine
       .begin({
         scope: scope(request),
@@ -132,7 +133,10 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
         method: request.method,
         pathWithQuery: request.url,
         body: rawBodyOf(request),
-        signal: clientGone(reply),
+        // Built only if the request has to wait: a listener per request costs every request.
+        get signal() {
+          return (signal ??= clientGone(reply))
+        },
       })
       .then(
         (value) => ({ ok: true, value }) as const,
@@ -187,7 +191,8 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
         return payload
       }
       await claim.finish(capture(reply, body, request.id))
-      return payload
+      // The bytes stored are the bytes sent: no second encoding of the same string.
+      return body
     } catch (error) {
       const mapped = isIdempotencyError(error) ? toIdempotencyErrorResponse(error) : undefined
       if (mapped === undefined) throw error
@@ -199,7 +204,8 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
 
   const onSend: onSendHookHandler = (request, reply, payload, next) => {
     const claim = request.idempotencyClaim
-    if (claim === null || claim.settled) {
+    // A lost claim goes on to finish(), which refuses it: its answer is not the key's answer.
+    if (claim === null || (claim.settled && claim.state !== 'lost')) {
       next(null, payload)
       return
     }
@@ -267,13 +273,26 @@ function sendError(reply: FastifyReply, error: unknown): FastifyReply {
     .send(renderErrorEnvelope(mapped.code, mapped.message))
 }
 
+/**
+ * A replay's headers and body, built once per stored response: stores hand out the same
+ * object for every replay of a cached record.
+ */
+const prepared = new WeakMap<StoredResponse, { headers: Record<string, string>; body: Buffer }>()
+
 function sendReplay(reply: FastifyReply, response: StoredResponse): FastifyReply {
-  reply.code(response.status)
-  for (const [name, value] of Object.entries(response.headers)) reply.header(name, value)
-  return reply
-    .header('idempotent-replayed', 'true')
-    .header('original-request', response.requestId)
-    .send(Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength))
+  let replay = prepared.get(response)
+  if (replay === undefined) {
+    replay = {
+      headers: {
+        ...response.headers,
+        'idempotent-replayed': 'true',
+        'original-request': response.requestId,
+      },
+      body: Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength),
+    }
+    prepared.set(response, replay)
+  }
+  return reply.code(response.status).headers(replay.headers).send(replay.body)
 }
 
 function capture(reply: FastifyReply, body: Uint8Array, requestId: string): StoredResponse {

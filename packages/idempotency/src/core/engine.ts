@@ -1,5 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
+import type { BackgroundRetrier } from './background-retry.js'
+import { createBackgroundRetrier } from './background-retry.js'
 import {
   FingerprintMismatchError,
   LeaseLostError,
@@ -8,11 +10,11 @@ import {
   WaitAbortedError,
 } from './errors.js'
 import { fingerprintRequest } from './fingerprint.js'
-import type { IdempotencyOptions, ResolvedIdempotencyOptions } from './options.js'
+import type { IdempotencyEvent, IdempotencyOptions, ResolvedIdempotencyOptions } from './options.js'
 import { resolveIdempotencyOptions } from './options.js'
 import type { StoredResponse } from './record.js'
 import { isStorableStatus } from './record.js'
-import type { ClaimOutcome, ClaimRef, StoreTransaction } from './store.js'
+import type { ClaimOutcome, ClaimRef, Store, StoreTransaction } from './store.js'
 import { nextPollDelay, waitForWake } from './wait.js'
 
 /** What an adapter hands the engine: a framework-neutral view of one keyed request. */
@@ -26,7 +28,11 @@ export interface IdempotentRequest {
   readonly pathWithQuery: string
   /** The raw body bytes, before any parsing. */
   readonly body: Uint8Array
-  /** Aborts when the client goes away: a waiting duplicate stops waiting. */
+  /**
+   * Aborts when the client goes away: a waiting duplicate stops waiting, and a claim it wins
+   * after that is given back unused. Read only when the request has to wait, so an adapter may
+   * define it as a getter and build it lazily.
+   */
   readonly signal?: AbortSignal
 }
 
@@ -34,19 +40,27 @@ export type BeginOutcome<Tx extends StoreTransaction> =
   | { readonly kind: 'replay'; readonly response: StoredResponse }
   | { readonly kind: 'claimed'; readonly claim: ActiveClaim<Tx> }
 
-export type ClaimState = 'active' | 'committing' | 'completed' | 'released' | 'lost'
+/**
+ * - `active`: held; the operation runs.
+ * - `committing`: completed inside a transaction that has not committed yet.
+ * - `completed`, `released`: settled by this request.
+ * - `lost`: another request took the key over, or the store can no longer vouch for the
+ *   claim; the operation must not commit.
+ * - `abandoned`: a write to the store failed; the engine gives the key back in the background.
+ */
+export type ClaimState = 'active' | 'committing' | 'completed' | 'released' | 'lost' | 'abandoned'
 
 /**
- * The key, held by the request that claimed it. A heartbeat renews the lease until the claim is
- * completed or released; if a renewal fails, {@link ActiveClaim.signal} aborts with a
- * {@link LeaseLostError} and the operation must not commit.
+ * The key, held by the request that claimed it. If the claim is lost,
+ * {@link ActiveClaim.signal} aborts with a {@link LeaseLostError} and the operation must not
+ * commit.
  */
 export interface ActiveClaim<Tx extends StoreTransaction> {
   readonly scope: string
   readonly key: string
   readonly signal: AbortSignal
   readonly state: ClaimState
-  /** True once a completion or a release has been recorded (or the claim was lost). */
+  /** True once nothing is left to do for the claim: completed, released, lost or abandoned. */
   readonly settled: boolean
   /**
    * Stores `response` for replay. With `tx`, the completion joins the operation's transaction:
@@ -62,6 +76,10 @@ export interface ActiveClaim<Tx extends StoreTransaction> {
    * Ends the claim for the response the request is answering with: completes it when the
    * status is storable (below 500 and not 408), releases it otherwise. Does nothing when the
    * claim is already settled (e.g. completed inside the operation's transaction).
+   *
+   * @throws {LeaseLostError} when the claim was lost: the response must not be sent as the
+   *   operation's answer (another request owns the key).
+   * @throws {StoreUnavailableError}
    */
   finish(response: StoredResponse): Promise<void>
 }
@@ -86,15 +104,42 @@ export interface IdempotencyEngine<Tx extends StoreTransaction = never> {
     request: IdempotentRequest,
     operation: (claim: ActiveClaim<Tx>) => Promise<StoredResponse>,
   ): Promise<{ readonly response: StoredResponse; readonly replayed: boolean }>
+  /** Store writes that failed and are being retried in the background (releases). */
+  readonly pendingRetries: number
 }
+
+/** What claims share of their engine. */
+interface ClaimContext<Tx extends StoreTransaction> {
+  readonly store: Store<Tx>
+  readonly emit: (event: IdempotencyEvent) => void
+  readonly retrier: BackgroundRetrier
+  readonly leases: LeaseKeeper | undefined
+}
+
+const NEVER_ABORTED = new AbortController().signal
 
 export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
   options: IdempotencyOptions<Tx>,
 ): IdempotencyEngine<Tx> {
   const resolved = resolveIdempotencyOptions(options)
-  const { store, leaseMs, ttlMs, waitMs, initialPollMs, onEvent } = resolved
+  const { store, leaseMs, ttlMs, waitMs, initialPollMs, emit } = resolved
+  const retrier = createBackgroundRetrier({
+    onError: (error) => {
+      emit({ type: 'store_error', error })
+    },
+  })
+  const context: ClaimContext<Tx> = {
+    store,
+    emit,
+    retrier,
+    leases: store.renew === undefined ? undefined : createLeaseKeeper(store, leaseMs, emit),
+  }
 
-  async function claimOnce(request: IdempotentRequest, fingerprint: string, token: string) {
+  async function claimOnce(
+    request: IdempotentRequest,
+    fingerprint: string,
+    token: string,
+  ): Promise<ClaimOutcome> {
     try {
       return await store.claim({
         scope: request.scope,
@@ -105,60 +150,91 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
         ttlMs,
       })
     } catch (error) {
-      onEvent({ type: 'store_error', error })
+      emit({ type: 'store_error', error })
       throw new StoreUnavailableError({ cause: error })
+    }
+  }
+
+  function settleFirst(
+    request: IdempotentRequest,
+    outcome: ClaimOutcome,
+    token: string,
+    waited: boolean,
+  ): BeginOutcome<Tx> | undefined {
+    switch (outcome.kind) {
+      case 'claimed':
+        emit({ type: 'claimed', takeover: outcome.takeover })
+        if (waited) emit({ type: 'waited', outcome: 'claimed' })
+        return {
+          kind: 'claimed',
+          claim: new Claim(context, request.scope, request.key, token, outcome.lost),
+        }
+      case 'replay':
+        emit({ type: 'replayed' })
+        if (waited) emit({ type: 'waited', outcome: 'replayed' })
+        return { kind: 'replay', response: outcome.response }
+      case 'mismatch':
+        emit({ type: 'mismatch' })
+        throw new FingerprintMismatchError()
+      case 'in_progress':
+        return undefined
     }
   }
 
   async function begin(request: IdempotentRequest): Promise<BeginOutcome<Tx>> {
     const fingerprint = fingerprintRequest(request.method, request.pathWithQuery, request.body)
-    let deadline = 0
-    let attempt = 0
-    let unsubscribe: (() => void) | undefined
-    // Set by the settle listener; an object, since a closure assigns it between the awaits.
+    const token = randomUUID()
+    // The common case, one claim and nothing else: no timer, no listener, no signal.
+    const first = settleFirst(request, await claimOnce(request, fingerprint, token), token, false)
+    if (first !== undefined) return first
+    if (waitMs === 0) throw new RequestInProgressError()
+    return waitForOriginal(request, fingerprint)
+  }
+
+  /**
+   * The original still runs: wait for its completion (woken by the store, or by the poll) and
+   * look again, until the budget runs out.
+   */
+  async function waitForOriginal(
+    request: IdempotentRequest,
+    fingerprint: string,
+  ): Promise<BeginOutcome<Tx>> {
+    const deadline = performance.now() + waitMs
+    const signal = request.signal
+    // Set by the settle listener; an object, since the closure assigns it between the awaits.
     const settled = { count: 0, wake: undefined as (() => void) | undefined }
+    const unsubscribe =
+      store.onSettled?.(request.scope, request.key, () => {
+        settled.count++
+        emit({ type: 'woken' })
+        settled.wake?.()
+      }) ?? (() => undefined)
+    let attempt = 0
     try {
+      // Look again at once: a completion that landed between the first claim and the
+      // subscription would otherwise go unnoticed until the next poll.
       for (;;) {
         const settledBeforeClaim = settled.count
         const token = randomUUID()
-        const outcome: ClaimOutcome = await claimOnce(request, fingerprint, token)
-        switch (outcome.kind) {
-          case 'claimed':
-            onEvent({ type: 'claimed', takeover: outcome.takeover })
-            if (unsubscribe !== undefined) onEvent({ type: 'waited', outcome: 'claimed' })
-            return { kind: 'claimed', claim: createActiveClaim(request, token) }
-          case 'replay':
-            onEvent({ type: 'replayed' })
-            if (unsubscribe !== undefined) onEvent({ type: 'waited', outcome: 'replayed' })
-            return { kind: 'replay', response: outcome.response }
-          case 'mismatch':
-            onEvent({ type: 'mismatch' })
-            throw new FingerprintMismatchError()
-          case 'in_progress':
-            break
+        const outcome = await claimOnce(request, fingerprint, token)
+        if (outcome.kind === 'claimed' && signal?.aborted === true) {
+          // The client left while the claim was in flight: nobody would read the answer, and
+          // a retry must find the key free, so the claim goes back unused.
+          await giveBackUnused(context, request, token)
+          emit({ type: 'waited', outcome: 'aborted' })
+          throw new WaitAbortedError()
         }
-        if (waitMs === 0) throw new RequestInProgressError()
-        if (unsubscribe === undefined) {
-          // Subscribe first, then look again at once: a completion that landed between the
-          // claim above and the subscription would otherwise go unnoticed until the next poll.
-          deadline = performance.now() + waitMs
-          unsubscribe =
-            store.onSettled?.(request.scope, request.key, () => {
-              settled.count++
-              onEvent({ type: 'woken' })
-              settled.wake?.()
-            }) ?? (() => undefined)
-          continue
-        }
+        const done = settleFirst(request, outcome, token, true)
+        if (done !== undefined) return done
         if (settled.count !== settledBeforeClaim) continue
         const remainingMs = deadline - performance.now()
         if (remainingMs <= 0) {
-          onEvent({ type: 'waited', outcome: 'timed_out' })
+          emit({ type: 'waited', outcome: 'timed_out' })
           throw new RequestInProgressError()
         }
         const result = await waitForWake(
           nextPollDelay(attempt++, initialPollMs, remainingMs),
-          request.signal,
+          signal,
           (fn) => {
             settled.wake = fn
             return () => {
@@ -167,103 +243,13 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
           },
         )
         if (result === 'aborted') {
-          onEvent({ type: 'waited', outcome: 'aborted' })
+          emit({ type: 'waited', outcome: 'aborted' })
           throw new WaitAbortedError()
         }
       }
     } finally {
-      unsubscribe?.()
+      unsubscribe()
     }
-  }
-
-  function createActiveClaim(request: IdempotentRequest, token: string): ActiveClaim<Tx> {
-    const ref: ClaimRef = { scope: request.scope, key: request.key, token }
-    const controller = new AbortController()
-    let state: ClaimState = 'active'
-
-    const lose = (cause?: unknown) => {
-      if (state !== 'active' && state !== 'committing') return
-      state = 'lost'
-      clearInterval(heartbeat)
-      onEvent({ type: 'lease_lost' })
-      controller.abort(new LeaseLostError(cause === undefined ? undefined : { cause }))
-    }
-    // A third of the lease: two renewals can fail or run late before another request may
-    // take the key over.
-    const heartbeat = setInterval(
-      () => {
-        store.renew(ref, leaseMs).then(
-          (owned) => {
-            if (!owned) lose()
-          },
-          (error: unknown) => {
-            onEvent({ type: 'store_error', error })
-            lose(error)
-          },
-        )
-      },
-      Math.max(1, Math.floor(leaseMs / 3)),
-    )
-    heartbeat.unref()
-
-    const settle = (next: 'completed' | 'released') => {
-      state = next
-      clearInterval(heartbeat)
-      onEvent({ type: next })
-    }
-
-    async function write(action: () => Promise<boolean>): Promise<void> {
-      let owned: boolean
-      try {
-        owned = await action()
-      } catch (error) {
-        onEvent({ type: 'store_error', error })
-        throw new StoreUnavailableError({ cause: error })
-      }
-      if (!owned) {
-        lose()
-        throw new LeaseLostError()
-      }
-    }
-
-    const claim: ActiveClaim<Tx> = {
-      scope: request.scope,
-      key: request.key,
-      signal: controller.signal,
-      get state() {
-        return state
-      },
-      get settled() {
-        return state === 'completed' || state === 'released' || state === 'lost'
-      },
-      async complete(response, tx) {
-        if (state === 'lost') throw new LeaseLostError()
-        if (state !== 'active' && state !== 'committing') return
-        if (tx === undefined) {
-          await write(() => store.complete(ref, response))
-          settle('completed')
-          return
-        }
-        await write(() => store.complete(ref, response, tx))
-        // Until the transaction commits, a rollback can still undo the completion: the claim
-        // stays live (and renewed) so that finish() can release it after a rollback.
-        state = 'committing'
-        tx.afterCommit(() => {
-          if (state === 'committing') settle('completed')
-        })
-      },
-      async release() {
-        if (state !== 'active' && state !== 'committing') return
-        await write(() => store.release(ref))
-        settle('released')
-      },
-      async finish(response) {
-        if (claim.settled) return
-        if (isStorableStatus(response.status)) await claim.complete(response)
-        else await claim.release()
-      },
-    }
-    return claim
   }
 
   return {
@@ -278,12 +264,235 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
         response = await operation(claim)
       } catch (error) {
         // The operation failed without a response: give the key back so a retry runs it again.
-        // A release that fails too leaves the key to its lease; the operation's error wins.
+        // A release that fails is retried in the background; the operation's error wins.
         await claim.release().catch(() => undefined)
         throw error
       }
       await claim.finish(response)
       return { response, replayed: false }
+    },
+    get pendingRetries() {
+      return retrier.pending
+    },
+  }
+}
+
+/** Releases a claim nobody will use; a release the store refuses is retried in the background. */
+async function giveBackUnused<Tx extends StoreTransaction>(
+  context: ClaimContext<Tx>,
+  request: IdempotentRequest,
+  token: string,
+): Promise<void> {
+  const ref: ClaimRef = { scope: request.scope, key: request.key, token }
+  try {
+    await context.store.release(ref)
+  } catch (error) {
+    context.emit({ type: 'store_error', error })
+    context.retrier.schedule(() => context.store.release(ref))
+  }
+}
+
+class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
+  readonly scope: string
+  readonly key: string
+  #state: ClaimState = 'active'
+  readonly #context: ClaimContext<Tx>
+  readonly #token: string
+  /** The store's signal for all its claims, if it has one. */
+  readonly #storeSignal: AbortSignal | undefined
+  /** Only for claims that can be lost on their own (leases), or once read after a loss. */
+  #controller: AbortController | undefined
+  /** Lost because a renewal failed (not because another request took the key over). */
+  #lostToStoreError = false
+
+  constructor(
+    context: ClaimContext<Tx>,
+    scope: string,
+    key: string,
+    token: string,
+    storeSignal: AbortSignal | undefined,
+  ) {
+    this.#context = context
+    this.scope = scope
+    this.key = key
+    this.#token = token
+    this.#storeSignal = storeSignal
+    if (context.leases !== undefined) {
+      this.#controller = new AbortController()
+      context.leases.add(this)
+    }
+  }
+
+  get ref(): ClaimRef {
+    return { scope: this.scope, key: this.key, token: this.#token }
+  }
+
+  get state(): ClaimState {
+    if (this.#state === 'active' && this.#storeSignal?.aborted === true) this.lose()
+    return this.#state
+  }
+
+  get settled(): boolean {
+    const state = this.state
+    return state !== 'active' && state !== 'committing'
+  }
+
+  get signal(): AbortSignal {
+    if (this.#controller !== undefined) return this.#controller.signal
+    if (this.#state === 'lost') return AbortSignal.abort(new LeaseLostError())
+    return this.#storeSignal ?? NEVER_ABORTED
+  }
+
+  /** The claim is no longer ours: abort the operation, stop renewing. */
+  lose(cause?: unknown): void {
+    if (this.#state !== 'active' && this.#state !== 'committing') return
+    this.#state = 'lost'
+    this.#lostToStoreError = cause !== undefined
+    this.#context.leases?.remove(this)
+    this.#context.emit({ type: 'lease_lost' })
+    this.#controller?.abort(new LeaseLostError(cause === undefined ? undefined : { cause }))
+  }
+
+  #settle(next: 'completed' | 'released'): void {
+    this.#state = next
+    this.#context.leases?.remove(this)
+    this.#context.emit({ type: next })
+  }
+
+  /**
+   * A write the store failed: the claim stops renewing at once (so a lease lapses) and the
+   * key is given back in the background, so that it is not stranded once the store recovers.
+   */
+  #abandon(error: unknown): StoreUnavailableError {
+    const { emit, leases, retrier, store } = this.#context
+    emit({ type: 'store_error', error })
+    if (this.#state === 'active' || this.#state === 'committing') {
+      this.#state = 'abandoned'
+      leases?.remove(this)
+      const ref = this.ref
+      retrier.schedule(() => store.release(ref))
+    }
+    return new StoreUnavailableError({ cause: error })
+  }
+
+  async complete(response: StoredResponse, tx?: Tx): Promise<void> {
+    if (this.state === 'lost') throw new LeaseLostError()
+    if (this.#state !== 'active' && this.#state !== 'committing') return
+    let owned: boolean
+    try {
+      owned = await this.#context.store.complete(this.ref, response, tx)
+    } catch (error) {
+      // Inside a transaction the caller rolls back; the key is given back either way.
+      throw this.#abandon(error)
+    }
+    if (!owned) {
+      this.lose()
+      throw new LeaseLostError()
+    }
+    if (tx === undefined) {
+      this.#settle('completed')
+      return
+    }
+    // Until the transaction commits, a rollback can still undo the completion: the claim stays
+    // held so that finish() can release it after a rollback.
+    this.#state = 'committing'
+    tx.afterCommit(() => {
+      if (this.#state === 'committing') this.#settle('completed')
+    })
+  }
+
+  /**
+   * A claim lost to a failed renewal may still be ours in the store, which could not be
+   * reached: once the request is done with it, give it back by token (a no-op if another
+   * request took it meanwhile), so that the retry need not wait out the lease.
+   */
+  #releaseAfterLoss(): void {
+    if (!this.#lostToStoreError) return
+    this.#lostToStoreError = false
+    const { retrier, store } = this.#context
+    const ref = this.ref
+    store.release(ref).catch(() => {
+      retrier.schedule(() => store.release(ref))
+    })
+  }
+
+  async release(): Promise<void> {
+    if (this.state === 'lost') this.#releaseAfterLoss()
+    if (this.#state !== 'active' && this.#state !== 'committing') return
+    let owned: boolean
+    try {
+      owned = await this.#context.store.release(this.ref)
+    } catch (error) {
+      throw this.#abandon(error)
+    }
+    if (owned) this.#settle('released')
+    else this.lose()
+  }
+
+  async finish(response: StoredResponse): Promise<void> {
+    if (this.state === 'lost') {
+      this.#releaseAfterLoss()
+      throw new LeaseLostError()
+    }
+    if (this.settled) return
+    if (isStorableStatus(response.status)) await this.complete(response)
+    else await this.release()
+  }
+}
+
+/**
+ * Renews the leases of every live claim, for stores whose claims are leases: one timer for
+ * the whole engine (not one per claim), running only while some claim is held. Every claim is
+ * renewed at least every third of the lease: two renewals can fail or run late before
+ * another request may take the key over.
+ */
+interface LeaseKeeper {
+  add(claim: Claim<StoreTransaction>): void
+  remove(claim: Claim<StoreTransaction>): void
+}
+
+function createLeaseKeeper<Tx extends StoreTransaction>(
+  store: Store<Tx>,
+  leaseMs: number,
+  emit: (event: IdempotencyEvent) => void,
+): LeaseKeeper {
+  const renew = store.renew?.bind(store)
+  if (renew === undefined) throw new TypeError('a lease keeper needs a store that renews')
+  const active = new Set<Claim<StoreTransaction>>()
+  const inFlight = new WeakSet<Claim<StoreTransaction>>()
+  let timer: ReturnType<typeof setInterval> | undefined
+
+  const tick = () => {
+    for (const claim of active) {
+      if (inFlight.has(claim)) continue
+      inFlight.add(claim)
+      renew(claim.ref, leaseMs).then(
+        (owned) => {
+          inFlight.delete(claim)
+          if (!owned) claim.lose()
+        },
+        (error: unknown) => {
+          inFlight.delete(claim)
+          emit({ type: 'store_error', error })
+          claim.lose(error)
+        },
+      )
+    }
+  }
+  return {
+    add(claim) {
+      active.add(claim)
+      if (timer === undefined) {
+        timer = setInterval(tick, Math.max(1, Math.floor(leaseMs / 3)))
+        timer.unref()
+      }
+    },
+    remove(claim) {
+      active.delete(claim)
+      if (active.size === 0 && timer !== undefined) {
+        clearInterval(timer)
+        timer = undefined
+      }
     },
   }
 }

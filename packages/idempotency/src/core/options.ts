@@ -24,8 +24,10 @@ export interface IdempotencyOptions<Tx extends StoreTransaction = never> {
    */
   readonly ttlMs?: number
   /**
-   * How long a claim holds without renewal. The running request renews it every third of this,
-   * so a process that dies frees its keys within one lease.
+   * For stores whose claims are leases (`claimLifetime: 'lease'`, such as Redis): how long a
+   * claim holds without renewal. The engine renews every claim every third of this, so a
+   * process that dies frees its keys within one lease. Stores whose claims end with their
+   * holder (SQLite, PostgreSQL) use their own liveness and ignore it.
    * @default 30_000
    */
   readonly leaseMs?: number
@@ -42,13 +44,29 @@ export interface IdempotencyOptions<Tx extends StoreTransaction = never> {
   readonly initialPollMs?: number
   /** @default systemClock */
   readonly clock?: Clock
-  /** Called synchronously for every engine event; must not throw. */
-  readonly onEvent?: (event: IdempotencyEvent) => void
+  /**
+   * Called for every engine event. An observer: whatever it throws (or the promise it returns
+   * rejects with) is reported to `onHookError` and never changes a request's answer, and a
+   * returned promise is not awaited.
+   */
+  readonly onEvent?: (event: IdempotencyEvent) => unknown
+  /**
+   * Where errors thrown by `onEvent` go.
+   * @default console.error
+   */
+  readonly onHookError?: (error: unknown, event: IdempotencyEvent) => void
 }
 
-export type ResolvedIdempotencyOptions<Tx extends StoreTransaction> = Required<
-  IdempotencyOptions<Tx>
->
+export interface ResolvedIdempotencyOptions<Tx extends StoreTransaction> {
+  readonly store: Store<Tx>
+  readonly ttlMs: number
+  readonly leaseMs: number
+  readonly waitMs: number
+  readonly initialPollMs: number
+  readonly clock: Clock
+  /** `onEvent` made safe: never throws, never rejects. */
+  readonly emit: (event: IdempotencyEvent) => void
+}
 
 function positiveInteger(name: string, value: number | undefined, fallback: number): number {
   if (value === undefined) return fallback
@@ -60,20 +78,30 @@ function positiveInteger(name: string, value: number | undefined, fallback: numb
   return value
 }
 
+const reportHookError = (error: unknown, event: IdempotencyEvent): void => {
+  console.error(`@ticksupply/idempotency: the onEvent hook failed on a ${event.type} event`, error)
+}
+
 /** Validates the options once, at construction, and fills in the defaults. */
 export function resolveIdempotencyOptions<Tx extends StoreTransaction>(
   options: IdempotencyOptions<Tx>,
 ): ResolvedIdempotencyOptions<Tx> {
   // Checked at run time too: JavaScript callers get a TypeError, not a crash on first use.
-  if (typeof (options as { store?: unknown } | undefined)?.store !== 'object') {
+  const store = (options as { store?: Partial<Store<Tx>> } | undefined)?.store
+  if (typeof store !== 'object' || typeof store.claim !== 'function') {
     throw new TypeError('Expected `store` to be an idempotency Store.')
   }
   const leaseMs = positiveInteger('leaseMs', options.leaseMs, 30_000)
   const ttlMs = positiveInteger('ttlMs', options.ttlMs, 86_400_000)
-  if (ttlMs < leaseMs) {
-    throw new TypeError(`Expected \`ttlMs\` (${ttlMs}) to be at least \`leaseMs\` (${leaseMs}).`)
+  if (ttlMs <= leaseMs) {
+    throw new TypeError(`Expected \`ttlMs\` (${ttlMs}) to exceed \`leaseMs\` (${leaseMs}).`)
   }
   const waitMs = options.waitMs === 0 ? 0 : positiveInteger('waitMs', options.waitMs, 3_000)
+  for (const name of ['onEvent', 'onHookError'] as const) {
+    if (options[name] !== undefined && typeof options[name] !== 'function') {
+      throw new TypeError(`Expected \`${name}\` to be a function.`)
+    }
+  }
   return Object.freeze({
     store: options.store,
     ttlMs,
@@ -81,6 +109,32 @@ export function resolveIdempotencyOptions<Tx extends StoreTransaction>(
     waitMs,
     initialPollMs: positiveInteger('initialPollMs', options.initialPollMs, 50),
     clock: options.clock ?? systemClock,
-    onEvent: options.onEvent ?? (() => undefined),
+    emit: safeEmitter(options.onEvent, options.onHookError ?? reportHookError),
   })
+}
+
+function safeEmitter(
+  onEvent: ((event: IdempotencyEvent) => unknown) | undefined,
+  onHookError: (error: unknown, event: IdempotencyEvent) => void,
+): (event: IdempotencyEvent) => void {
+  if (onEvent === undefined) return () => undefined
+  const report = (error: unknown, event: IdempotencyEvent) => {
+    try {
+      onHookError(error, event)
+    } catch {
+      // A reporter that throws too has nowhere left to report to.
+    }
+  }
+  return (event) => {
+    try {
+      const result = onEvent(event)
+      if (result instanceof Promise) {
+        result.catch((error: unknown) => {
+          report(error, event)
+        })
+      }
+    } catch (error) {
+      report(error, event)
+    }
+  }
 }

@@ -10,21 +10,40 @@ export interface ClaimRef {
 export interface ClaimRequest extends ClaimRef {
   /** {@link fingerprintRequest} of the claiming request. */
   readonly fingerprint: string
-  /** How long the claim holds before another request may take it over. */
+  /**
+   * How long a claim holds without renewal, for stores whose claims are leases
+   * (`claimLifetime: 'lease'`); other stores ignore it.
+   */
   readonly leaseMs: number
   /** How long the record lives from its first claim. */
   readonly ttlMs: number
 }
 
 export type ClaimOutcome =
-  /** The caller now owns the key with its token; `takeover` when a lapsed lease was taken. */
-  | { readonly kind: 'claimed'; readonly takeover: boolean }
+  /**
+   * The caller now owns the key with its token; `takeover` when the claim of a holder that died
+   * was taken. `lost`, when present, aborts once the store can no longer vouch for the claim
+   * (one signal shared by every claim of a store instance: it costs nothing per claim).
+   */
+  | { readonly kind: 'claimed'; readonly takeover: boolean; readonly lost?: AbortSignal }
   /** A completed record with the same fingerprint. */
   | { readonly kind: 'replay'; readonly response: StoredResponse }
   /** A record (in any state) whose fingerprint differs. */
   | { readonly kind: 'mismatch' }
-  /** Another request holds a live lease on the key, with the same fingerprint. */
+  /** Another request holds the key, with the same fingerprint. */
   | { readonly kind: 'in_progress' }
+
+/**
+ * How a claim ends when its holder dies without completing or releasing it:
+ *
+ * - `process`: claims live in the memory of the one process that owns the store (SQLite); they
+ *   end with it, so after a crash nothing is in progress.
+ * - `instance`: claims point to their store instance, whose liveness the database tracks (a
+ *   session it holds, and one lease the instance renews for all its claims); they end within
+ *   seconds when the process dies, and within the lease when the machine vanishes (PostgreSQL).
+ * - `lease`: each claim is a lease its holder renews through {@link Store.renew} (Redis).
+ */
+export type ClaimLifetime = 'process' | 'instance' | 'lease'
 
 /**
  * Hooks of a database transaction that the operation and the completion share. A store whose
@@ -45,16 +64,19 @@ export interface StoreTransaction {
  *   share no database with the resources.
  */
 export interface Store<Tx extends StoreTransaction = never> {
+  readonly claimLifetime: ClaimLifetime
+
   /**
-   * Claims (scope, key) in one atomic step. Exactly one of any number of concurrent callers,
-   * across processes, gets `claimed` for a key with no live record:
+   * Claims (scope, key) in one atomic step. Exactly one of any number of concurrent callers
+   * (across processes, where the store serves several) gets `claimed` for a key with no live
+   * record:
    *
-   * - no record, or an expired one: create `in_progress` with the caller's token, a lease of
-   *   `leaseMs` and an expiry of `ttlMs` from now: `claimed`;
+   * - no record, or an expired one: the caller holds the key with its token, and the record
+   *   will expire `ttlMs` from now: `claimed`;
    * - a record with another fingerprint: `mismatch` (whatever its state);
    * - `completed`: `replay`;
-   * - `in_progress` with a live lease: `in_progress`;
-   * - `in_progress` whose lease has lapsed: move it to the caller's token with a fresh lease,
+   * - held by a live holder: `in_progress`;
+   * - held by a holder that died (see {@link ClaimLifetime}): moved to the caller's token,
    *   keeping its expiry: `claimed` with `takeover: true`.
    *
    * Never changes a completed record.
@@ -62,14 +84,14 @@ export interface Store<Tx extends StoreTransaction = never> {
   claim(request: ClaimRequest): Promise<ClaimOutcome>
 
   /**
-   * Extends the lease of an `in_progress` record to `leaseMs` from now, if and only if it still
-   * carries `ref.token`. Resolves `false` when the claim was lost (taken over or released).
+   * Only for `claimLifetime: 'lease'`: extends the claim's lease to `leaseMs` from now, if and
+   * only if the record still carries `ref.token`. Resolves `false` when the claim was lost.
    */
-  renew(ref: ClaimRef, leaseMs: number): Promise<boolean>
+  renew?(ref: ClaimRef, leaseMs: number): Promise<boolean>
 
   /**
-   * Stores the response and marks the record `completed`, if and only if it is `in_progress`
-   * with `ref.token` (compare-and-set: a request that lost its lease can never overwrite the
+   * Stores the response and marks the record `completed`, if and only if it is held with
+   * `ref.token` (compare-and-set: a request that lost its claim can never overwrite the
    * response of the request that took over). Keeps the record's expiry.
    *
    * With `tx`, the write joins that transaction and waiters are woken after it commits.
@@ -78,21 +100,21 @@ export interface Store<Tx extends StoreTransaction = never> {
   complete(ref: ClaimRef, response: StoredResponse, tx?: Tx): Promise<boolean>
 
   /**
-   * Deletes an `in_progress` record if and only if it carries `ref.token`, so that the next
-   * request with the key claims it anew. Resolves `false` when the claim was already lost.
+   * Gives the key back if and only if it is held with `ref.token`, so that the next request
+   * with the key claims it anew. Resolves `false` when the claim was already lost.
    */
   release(ref: ClaimRef): Promise<boolean>
 
   /**
    * Registers `listener` to be called each time the record at (scope, key) is completed or
-   * released by anyone the store can hear from, until unsubscribed. Returns the unsubscribe function.
-   * Optional: without it, waiters fall back to polling.
+   * released by anyone the store can hear from, until unsubscribed. Returns the unsubscribe
+   * function. Optional: without it, waiters fall back to polling.
    */
   onSettled?(scope: string, key: string, listener: () => void): () => void
 
   /**
-   * Deletes up to `limit` records whose expiry has passed, skipping any `in_progress` record
-   * whose lease is still live. Resolves the number deleted.
+   * Deletes up to `limit` records whose expiry has passed, never one that is held by a live
+   * holder. Resolves the number deleted.
    */
   purgeExpired(limit: number): Promise<number>
 }

@@ -1,49 +1,110 @@
 import type { StoredResponse } from '../core/record.js'
-import { recordId } from './settle-listeners.js'
 
 export interface CompletedRecord {
   readonly fingerprint: string
   readonly response: StoredResponse
+  /**
+   * When the record expires, on this process's clock (`Date.now()` or the store's test clock):
+   * a store whose expiry lives on another clock converts it when it learns the record.
+   */
   readonly expiresAt: number
+}
+
+export interface CompletedCacheOptions {
+  /**
+   * What the cache may hold in all, counting bodies, headers and bookkeeping.
+   * @default 16_777_216 (16 MiB)
+   */
+  readonly maxBytes?: number
+  /**
+   * Larger records are never cached: a few huge responses must not evict thousands of small
+   * ones, and they are read from the store when replayed.
+   * @default 65_536 (64 KiB)
+   */
+  readonly maxEntryBytes?: number
+}
+
+export interface CompletedCacheStats {
+  readonly entries: number
+  readonly bytes: number
+  readonly hits: number
+  readonly misses: number
 }
 
 /**
  * Completed records, kept so that a replay costs no database read. Safe because a completed
- * record never changes until it expires, and an entry is never served past its expiry.
- * Least recently used entries go first once `capacity` is reached.
+ * record never changes until it expires, an entry is never served past its expiry, and a store
+ * puts an entry here only once the record is committed. Bounded by bytes; the least recently
+ * used entries go first.
  */
 export interface CompletedCache {
-  get(scope: string, key: string, now: number): CompletedRecord | undefined
-  set(scope: string, key: string, record: CompletedRecord): void
+  get(id: string, now: number): CompletedRecord | undefined
+  set(id: string, record: CompletedRecord): void
+  delete(id: string): void
+  stats(): CompletedCacheStats
 }
 
-export function createCompletedCache(capacity: number): CompletedCache {
-  if (!Number.isSafeInteger(capacity) || capacity < 0) {
-    throw new TypeError(
-      `Expected \`cacheSize\` to be a non-negative integer, got ${String(capacity)}.`,
-    )
+/** Per-entry bookkeeping beyond the bytes themselves: map slot, strings, objects. */
+const ENTRY_OVERHEAD_BYTES = 256
+
+export function createCompletedCache(options: CompletedCacheOptions = {}): CompletedCache {
+  const maxBytes = nonNegative('cacheMaxBytes', options.maxBytes, 16 * 1024 * 1024)
+  const maxEntryBytes = nonNegative('cacheMaxEntryBytes', options.maxEntryBytes, 64 * 1024)
+  const entries = new Map<string, { record: CompletedRecord; bytes: number }>()
+  let bytes = 0
+  let hits = 0
+  let misses = 0
+
+  const remove = (id: string) => {
+    const entry = entries.get(id)
+    if (entry === undefined) return
+    entries.delete(id)
+    bytes -= entry.bytes
   }
-  const entries = new Map<string, CompletedRecord>()
+
   return {
-    get(scope, key, now) {
-      if (capacity === 0) return undefined
-      const id = recordId(scope, key)
-      const record = entries.get(id)
-      if (record === undefined) return undefined
+    get(id, now) {
+      const entry = entries.get(id)
+      if (entry === undefined || entry.record.expiresAt <= now) {
+        if (entry !== undefined) remove(id)
+        misses++
+        return undefined
+      }
+      hits++
+      // Most recently used goes last: Map keeps insertion order.
       entries.delete(id)
-      if (record.expiresAt <= now) return undefined
-      entries.set(id, record)
-      return record
+      entries.set(id, entry)
+      return entry.record
     },
-    set(scope, key, record) {
-      if (capacity === 0) return
-      const id = recordId(scope, key)
-      entries.delete(id)
-      entries.set(id, record)
-      if (entries.size > capacity) {
-        const oldest = entries.keys().next()
-        if (oldest.done !== true) entries.delete(oldest.value)
+    set(id, record) {
+      const size = sizeOf(id, record)
+      remove(id)
+      if (size > maxEntryBytes || size > maxBytes) return
+      entries.set(id, { record, bytes: size })
+      bytes += size
+      for (const oldest of entries.keys()) {
+        if (bytes <= maxBytes) break
+        remove(oldest)
       }
     },
+    delete: remove,
+    stats: () => ({ entries: entries.size, bytes, hits, misses }),
   }
+}
+
+function sizeOf(id: string, record: CompletedRecord): number {
+  let size = ENTRY_OVERHEAD_BYTES + id.length * 2 + record.fingerprint.length * 2
+  size += record.response.body.byteLength + record.response.requestId.length * 2
+  for (const [name, value] of Object.entries(record.response.headers)) {
+    size += (name.length + value.length) * 2
+  }
+  return size
+}
+
+function nonNegative(name: string, value: number | undefined, fallback: number): number {
+  if (value === undefined) return fallback
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw new TypeError(`Expected \`${name}\` to be a non-negative integer, got ${String(value)}.`)
+  }
+  return value
 }

@@ -1,8 +1,24 @@
+import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { fileURLToPath } from 'node:url'
 import { describe, expect, it } from 'vitest'
-import { createSqliteStore, openSqliteConnection } from '@ticksupply/idempotency/stores/sqlite'
-import { request, response, runStoreContract } from '../store-contract.js'
+import {
+  SqliteStoreOwnedError,
+  createSqliteStore,
+  openSqliteConnection,
+} from '@ticksupply/idempotency/stores/sqlite'
+import { outcomeOf, request, response, runStoreContract } from '../store-contract.js'
 import { openTemporarySqlite } from '../support/sqlite.js'
+
+const HOLD_CLAIM = fileURLToPath(new URL('../fixtures/hold-claim.mjs', import.meta.url))
+
+function temporaryFile(): { dir: string; filename: string } {
+  const dir = mkdtempSync(join(tmpdir(), 'idempotency-sqlite-'))
+  return { dir, filename: join(dir, 'records.db') }
+}
 
 runStoreContract('SQLite', (clock) => Promise.resolve({ ...openTemporarySqlite(clock), clock }))
 
@@ -106,29 +122,88 @@ describe('SQLite store, atomic with the operation', () => {
   })
 })
 
-describe('SQLite store, two connections on one file (two processes)', () => {
-  it('gives the key to exactly one of them, and the other replays its completion', async () => {
+describe('SQLite store, one owner per file', () => {
+  function spawnHolder(filename: string, scope: string, key: string) {
+    const child = spawn(process.execPath, [HOLD_CLAIM, filename, scope, key], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    })
+    const claimed = new Promise<string>((resolve) => {
+      child.stdout.once('data', (chunk: Buffer) => {
+        resolve(chunk.toString().trim())
+      })
+    })
+    const exited = new Promise<void>((resolve) => {
+      child.once('exit', () => {
+        resolve()
+      })
+    })
+    return { child, claimed, exited }
+  }
+
+  it('refuses a second store on the file in the same process', async () => {
     const first = openTemporarySqlite()
     const secondConnection = openSqliteConnection(first.filename)
     try {
-      const second = createSqliteStore({ connection: secondConnection, cacheSize: 0 })
-      const base = claimRequest()
-      const tokens = [randomUUID(), randomUUID()] as const
-      const outcomes = await Promise.all([
-        first.store.claim({ ...base, token: tokens[0] }),
-        second.claim({ ...base, token: tokens[1] }),
-      ])
-      expect(outcomes.map((outcome) => outcome.kind).sort()).toEqual(['claimed', 'in_progress'])
-      const winnerIsFirst = outcomes[0].kind === 'claimed'
-      const [winner, loser] = winnerIsFirst ? [first.store, second] : [second, first.store]
-      const winnerToken = winnerIsFirst ? tokens[0] : tokens[1]
-      expect(await winner.complete({ ...base, token: winnerToken }, stored)).toBe(true)
-      const replay = await loser.claim({ ...base, token: randomUUID() })
-      expect(replay.kind === 'replay' && Buffer.from(replay.response.body).toString()).toBe(
-        '{"id":1}',
+      expect(() => createSqliteStore({ connection: secondConnection })).toThrow(
+        SqliteStoreOwnedError,
       )
     } finally {
       secondConnection.close()
+      await first.close()
+    }
+  })
+
+  it('refuses a store while another live process owns the file', async () => {
+    const { dir, filename } = temporaryFile()
+    const holder = spawnHolder(filename, 'acct', randomUUID())
+    try {
+      expect(await holder.claimed).toBe('claimed')
+      const connection = openSqliteConnection(filename)
+      try {
+        expect(() => createSqliteStore({ connection })).toThrow(/owns the idempotency records/)
+      } finally {
+        connection.close()
+      }
+    } finally {
+      holder.child.kill('SIGKILL')
+      await holder.exited
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('owns the file at once after its owner was killed, with nothing left in progress', async () => {
+    const { dir, filename } = temporaryFile()
+    const key = randomUUID()
+    const holder = spawnHolder(filename, 'acct', key)
+    try {
+      expect(await holder.claimed).toBe('claimed')
+      holder.child.kill('SIGKILL')
+      await holder.exited
+      const connection = openSqliteConnection(filename)
+      const store = createSqliteStore({ connection })
+      try {
+        // The killed holder's claim died with it: the retry claims at once, no lease to wait.
+        const retry = await store.claim({ ...request({ scope: 'acct', key }) })
+        expect(outcomeOf(retry)).toBe('claimed')
+      } finally {
+        store.close()
+        connection.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('gives the file back on close, so that the next owner needs no liveness check', async () => {
+    const first = openTemporarySqlite()
+    first.store.close()
+    const connection = openSqliteConnection(first.filename)
+    try {
+      const next = createSqliteStore({ connection })
+      expect(outcomeOf(await next.claim(claimRequest()))).toBe('claimed')
+      next.close()
+    } finally {
+      connection.close()
       await first.close()
     }
   })

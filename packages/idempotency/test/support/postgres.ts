@@ -10,7 +10,7 @@ import { createPostgresStore } from '@ticksupply/idempotency/stores/postgres'
  * so that tests never see each other's records.
  */
 export async function openTemporaryPostgres(
-  options: { clock?: Clock; table?: string; channel?: string } = {},
+  options: { clock?: Clock; table?: string; channel?: string; leaseMs?: number } = {},
 ): Promise<{
   pool: pg.Pool
   store: PostgresStore
@@ -27,6 +27,7 @@ export async function openTemporaryPostgres(
     tableName: table,
     channel,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
+    ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
   })
   return {
     pool,
@@ -38,4 +39,17 @@ export async function openTemporaryPostgres(
       await pool.end()
     },
   }
+}
+
+/**
+ * Ends, as a crash would, the database session of every instance that holds a claim in
+ * `table`: the session's advisory lock goes with it. Resolves once the sessions are gone.
+ */
+export async function killClaimHolders(pool: pg.Pool, table: string): Promise<number> {
+  const { rows } = await pool.query<{ killed: boolean }>(
+    `SELECT pg_terminate_backend(i.backend_pid, 5000) AS killed
+       FROM ${table}_instances i
+      WHERE EXISTS (SELECT 1 FROM ${table} r WHERE r.instance_id = i.id AND r.state = 'in_progress')`,
+  )
+  return rows.filter((row) => row.killed).length
 }

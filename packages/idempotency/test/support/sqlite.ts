@@ -21,6 +21,7 @@ export function openTemporarySqlite(clock?: Clock): {
     store,
     filename,
     close: () => {
+      store.close()
       if (connection.database.open) connection.close()
       rmSync(dir, { recursive: true, force: true })
       return Promise.resolve()

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto'
 import type { Pool, PoolClient } from 'pg'
 import pg from 'pg'
 import type { Clock } from '../../core/clock.js'
@@ -9,20 +10,27 @@ import type {
   Store,
   StoreTransaction,
 } from '../../core/store.js'
-import type { CompletedRecord } from '../completed-cache.js'
+import { createBatcher } from '../batcher.js'
+import type { RecordView } from '../claim-decision.js'
+import { decideClaim } from '../claim-decision.js'
+import type { CompletedCacheOptions, CompletedCacheStats } from '../completed-cache.js'
 import { createCompletedCache } from '../completed-cache.js'
+import { createLocalClaims } from '../local-claims.js'
 import { createSettleListeners, recordId } from '../settle-listeners.js'
+import type { Epoch } from './postgres-instance.js'
+import { DATABASE_NOW_SQL, lockNamespaceSql, startInstanceLiveness } from './postgres-instance.js'
+import { ensurePostgresSchema } from './postgres-schema.js'
 
 /** A transaction on one pooled client, as {@link PostgresStore.complete} joins it. */
 export interface PostgresTransaction extends StoreTransaction {
   readonly client: PoolClient
 }
 
-export interface PostgresStoreOptions {
+export interface PostgresStoreOptions extends CompletedCacheOptions {
   readonly pool: Pool
   /**
-   * The table the records live in; created if missing (under an advisory lock, so that
-   * instances starting together do not race).
+   * The table the records live in (and `<table>_instances` beside it); created if missing
+   * (under an advisory lock, so that instances starting together do not race).
    * @default 'idempotency_records'
    */
   readonly tableName?: string
@@ -32,48 +40,81 @@ export interface PostgresStoreOptions {
    */
   readonly clock?: Clock
   /**
-   * Completed records kept in memory for replays. 0 turns the cache off.
-   * @default 10_000
+   * How long this instance vouches for its claims without renewing (it renews every third of
+   * it). A machine that vanishes without closing its connections frees its keys within this;
+   * a process that dies frees them at once.
+   * @default 30_000
    */
-  readonly cacheSize?: number
+  readonly leaseMs?: number
   /**
    * The LISTEN/NOTIFY channel that wakes waiters on every instance.
    * @default 'ticksupply_idempotency'
    */
   readonly channel?: string
-  /** Called when the notification connection fails; waiters fall back to polling meanwhile. */
+  /**
+   * Set when every operation's effects commit in the completion's transaction
+   * (`claim.complete(response, tx)`), as the Ticksupply server's do. A claim then needs no
+   * fsync of its own: a database crash that loses it loses the operation's writes with it, so
+   * the retry runs the operation once. Claims are then committed with `synchronous_commit =
+   * off` on a small pool of their own; the completion stays durable.
+   *
+   * Leave it off when an operation has effects elsewhere (a payment, a message): a claim lost
+   * in a crash could let a retry run it twice.
+   * @default false
+   */
+  readonly effectsCommitWithCompletion?: boolean
+  /** Called when the instance's connection fails; claims fail closed until it is back. */
   readonly onListenError?: (error: unknown) => void
 }
 
 export interface PostgresStore extends Store<PostgresTransaction> {
-  /** Stops listening for notifications. The pool is the caller's to end. */
+  /** Stops listening, gives this instance's claims up, closes its own connections. */
   close(): Promise<void>
-  /** Whether the notification connection is up (waiters are woken across instances). */
+  /** Whether the instance's connection is up (claims granted, waiters woken across instances). */
   readonly listening: boolean
+  /** Claims this instance holds right now. */
+  readonly inProgress: number
+  readonly cache: () => CompletedCacheStats
 }
 
 interface ClaimRow {
-  inserted: boolean | null
+  n: string
+  inserted: boolean
   now_ms: string
   fingerprint: string | null
   state: 'in_progress' | 'completed' | null
   token: string | null
-  lease_expires_at: string | null
   expires_at: string | null
+  holder_alive: boolean | null
   response_status: number | null
   response_headers: Record<string, string> | null
   response_body: Buffer | null
   original_request_id: string | null
 }
 
+interface SettledRow {
+  n: string
+  fingerprint: string
+  expires_at: string
+  now_ms: string
+}
+
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
+/** A claim the batch could not decide (a concurrent claimant's row changed under it). */
+const AGAIN = Symbol('again')
+const IN_PROGRESS = { kind: 'in_progress' } as const
+const MISMATCH = { kind: 'mismatch' } as const
 
 /**
- * Idempotency records in PostgreSQL, for several server instances on one database. The claim is
- * one `INSERT ... ON CONFLICT DO NOTHING`; every later change is a single `UPDATE` or `DELETE`
- * whose WHERE clause is the compare-and-set (token, state, lease), on the database's clock.
- * Completions and releases `NOTIFY` in the same statement (or transaction), so waiters on every
- * instance are woken when, and only when, the change commits.
+ * Idempotency records in PostgreSQL, for several server instances on one database.
+ *
+ * A claim is a row that points to the instance holding it; the instance vouches for all its
+ * claims at once (see `startInstanceLiveness`), so a claim has no lease and no timer of its own,
+ * and a process that dies frees its keys as soon as the database notices the closed
+ * connection. Claims, completions and releases made in one turn of the event loop share one
+ * statement and one commit. Every change is compare-and-set on the claim token, on the
+ * database's clock; completions and releases `NOTIFY` in the same statement (or transaction),
+ * so waiters on every instance are woken when, and only when, the change commits.
  */
 export async function createPostgresStore(options: PostgresStoreOptions): Promise<PostgresStore> {
   const { pool } = options
@@ -87,312 +128,499 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       throw new TypeError(`Expected \`${name}\` to be a plain SQL identifier, got ${value}.`)
     }
   }
+  const leaseMs = options.leaseMs ?? 30_000
+  if (!Number.isSafeInteger(leaseMs) || leaseMs < 30) {
+    throw new TypeError(
+      `Expected \`leaseMs\` to be an integer of at least 30, got ${String(leaseMs)}.`,
+    )
+  }
   const clock = options.clock
-  const cache = createCompletedCache(options.cacheSize ?? 10_000)
+  const cache = createCompletedCache(options)
   const listeners = createSettleListeners()
+  const claims = createLocalClaims()
+  /** Which epoch granted each local claim, so that an epoch's end drops its claims. */
+  const epochOf = new Map<string, Epoch>()
 
-  await ensureSchema(pool, table)
+  await ensurePostgresSchema(pool, table)
 
   // $1 is the test clock's time or NULL: then the database's own clock, in epoch milliseconds.
   const NOW = `coalesce($1::bigint, (extract(epoch from clock_timestamp()) * 1000)::bigint)`
   const testNow = (): number | null => (clock === undefined ? null : clock.now())
+  // The database's clock as this process estimates it, from the latest statement that read it:
+  // the estimate runs slightly ahead (it includes the trip there), so a cached record is never
+  // served past its expiry.
+  let clockOffsetMs = 0
+  const dbNow = (): number => clock?.now() ?? Date.now() + clockOffsetMs
+  const learnClock = (nowMs: string, sentAt: number) => {
+    if (clock === undefined) clockOffsetMs = Number(nowMs) - sentAt
+  }
+  const instances = `${table}_instances`
+  // Notifications carry who sent them: `<origin> <record id>`.
+  const origin = `${randomUUID()} `
 
-  // Steps: compute now once; try to insert a fresh claim; read the row as it was before this
-  // statement (a row committed by a concurrent claimant after our snapshot reads as absent, and
-  // the caller tries again).
+  // Whether the holder of a row in progress is alive: its instance's lease has not lapsed
+  // and its session still holds the instance lock (rows of an earlier version: their own
+  // lease). On the database's real clock, whatever clock drives expiry.
+  const holderAlive = (r: string, inst: string) => `
+    CASE WHEN ${r}.state <> 'in_progress' THEN NULL
+         WHEN ${r}.instance_id IS NULL THEN ${r}.lease_expires_at > ${DATABASE_NOW_SQL}
+         ELSE coalesce(${inst}.lease_expires_at > ${DATABASE_NOW_SQL}, false) AND EXISTS (
+           SELECT 1 FROM pg_locks l
+            WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 2
+              AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())
+              AND l.classid = ${lockNamespaceSql(table)}::oid AND l.objid = ${inst}.lock_key::oid)
+    END`
+
+  // Steps: compute now once; insert a fresh claim for every key of the batch that has no row;
+  // read each key's row as it was before this statement (a row committed by a concurrent
+  // claimant after our snapshot reads as absent, and that claim is tried again), with whether
+  // its holder is alive.
   const claimSql = `
     WITH now AS (SELECT ${NOW} AS ms),
+    input AS (
+      SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[])
+        WITH ORDINALITY AS i(scope, key, fingerprint, token, ttl_ms, n)
+    ),
     ins AS (
-      INSERT INTO ${table} (scope, key, fingerprint, state, token, lease_expires_at, expires_at, created_at)
-      SELECT $2, $3, $4, 'in_progress', $5, now.ms + $6::bigint, now.ms + $7::bigint, now.ms FROM now
+      INSERT INTO ${table} AS r (scope, key, fingerprint, state, token, instance_id, expires_at, created_at)
+      SELECT i.scope, i.key, i.fingerprint, 'in_progress', i.token, $7, now.ms + i.ttl_ms, now.ms
+        FROM input i, now
       ON CONFLICT (scope, key) DO NOTHING
-      RETURNING true AS inserted
+      RETURNING r.scope, r.key
     )
-    SELECT (SELECT inserted FROM ins) AS inserted, (SELECT ms FROM now) AS now_ms,
-           r.fingerprint, r.state, r.token, r.lease_expires_at, r.expires_at, r.response_status,
-           r.response_headers, r.response_body, r.original_request_id
-      FROM (SELECT 1) AS one
-      LEFT JOIN ${table} r ON r.scope = $2 AND r.key = $3`
+    SELECT i.n, ins.key IS NOT NULL AS inserted, now.ms AS now_ms,
+           r.fingerprint, r.state, r.token, r.expires_at, ${holderAlive('r', 'inst')} AS holder_alive,
+           r.response_status, r.response_headers, r.response_body, r.original_request_id
+      FROM input i CROSS JOIN now
+      LEFT JOIN ins ON ins.scope = i.scope AND ins.key = i.key
+      LEFT JOIN ${table} r ON r.scope = i.scope AND r.key = i.key
+      LEFT JOIN ${instances} inst ON inst.id = r.instance_id
+     ORDER BY i.n`
 
   // An expired record is replaced in place, only if it is still the row we looked at.
   const replaceExpiredSql = `
     UPDATE ${table}
-       SET fingerprint = $4, state = 'in_progress', token = $5,
-           lease_expires_at = $6::bigint + $7::bigint, expires_at = $6::bigint + $8::bigint,
-           created_at = $6::bigint, response_status = NULL, response_headers = NULL,
-           response_body = NULL, original_request_id = NULL
+       SET fingerprint = $4, state = 'in_progress', token = $5, instance_id = $9,
+           lease_expires_at = NULL, expires_at = $6::bigint + $7::bigint, created_at = $6::bigint,
+           response_status = NULL, response_headers = NULL, response_body = NULL,
+           original_request_id = NULL
      WHERE scope = $1 AND key = $2 AND expires_at = $3::bigint
-       AND token IS NOT DISTINCT FROM $9::text`
+       AND token IS NOT DISTINCT FROM $8::text`
 
-  // Takeover: an in-progress row whose lease has lapsed, still carrying the token we saw. The
-  // record's expiry stays what the first claim set.
+  // Takeover: a claim whose holder died, still carrying the token we saw. The record's expiry
+  // stays what the first claim set.
   const takeOverSql = `
-    UPDATE ${table} SET token = $4, lease_expires_at = $5::bigint + $6::bigint
-     WHERE scope = $1 AND key = $2 AND state = 'in_progress' AND token = $3
-       AND lease_expires_at <= $5::bigint`
+    UPDATE ${table} SET token = $4, instance_id = $5, lease_expires_at = NULL
+     WHERE scope = $1 AND key = $2 AND state = 'in_progress' AND token = $3`
 
-  const renewSql = `
-    UPDATE ${table} SET lease_expires_at = ${NOW} + $5::bigint
-     WHERE scope = $2 AND key = $3 AND token = $4 AND state = 'in_progress'`
-
-  // Complete and notify in one statement: the notification is sent when the change commits.
+  // Complete and notify in one statement: the notification goes out when the change commits.
   const completeSql = `
-    WITH done AS (
-      UPDATE ${table}
-         SET state = 'completed', token = NULL, lease_expires_at = NULL, response_status = $4,
-             response_headers = $5, response_body = $6, original_request_id = $7
-       WHERE scope = $1 AND key = $2 AND token = $3 AND state = 'in_progress'
-       RETURNING fingerprint, expires_at
+    WITH now AS (SELECT ${NOW} AS ms),
+    input AS (
+      SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::jsonb[], $7::bytea[],
+                           $8::text[], $9::text[])
+        WITH ORDINALITY AS i(scope, key, token, status, headers, body, request_id, id, n)
+    ),
+    done AS (
+      UPDATE ${table} r
+         SET state = 'completed', token = NULL, instance_id = NULL, lease_expires_at = NULL,
+             response_status = i.status, response_headers = i.headers, response_body = i.body,
+             original_request_id = i.request_id
+        FROM input i
+       WHERE r.scope = i.scope AND r.key = i.key AND r.token = i.token AND r.state = 'in_progress'
+      RETURNING i.n, i.id, r.fingerprint, r.expires_at
     )
-    SELECT fingerprint, expires_at, pg_notify('${channel}', $8) FROM done`
+    SELECT done.n, done.fingerprint, done.expires_at, now.ms AS now_ms,
+           pg_notify('${channel}', $10 || done.id)
+      FROM done, now`
 
   const releaseSql = `
-    WITH gone AS (
-      DELETE FROM ${table} WHERE scope = $1 AND key = $2 AND token = $3 AND state = 'in_progress'
-      RETURNING 1
+    WITH input AS (
+      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
+        WITH ORDINALITY AS i(scope, key, token, id, n)
+    ),
+    gone AS (
+      DELETE FROM ${table} r USING input i
+       WHERE r.scope = i.scope AND r.key = i.key AND r.token = i.token AND r.state = 'in_progress'
+      RETURNING i.n, i.id
     )
-    SELECT pg_notify('${channel}', $4) FROM gone`
+    SELECT gone.n, pg_notify('${channel}', $5 || gone.id) FROM gone`
 
-  // Bounded: at most $2 rows per batch; a live lease is never purged.
+  // Whether a row's holder is gone for good as far as purging goes: its instance's lease
+  // lapsed or its instance row is gone (rows of an earlier version: their own lease lapsed).
+  const holderGone = (r: string) => `
+    CASE WHEN ${r}.instance_id IS NULL THEN ${r}.lease_expires_at <= ${DATABASE_NOW_SQL}
+         ELSE NOT EXISTS (SELECT 1 FROM ${instances} i
+                           WHERE i.id = ${r}.instance_id
+                             AND i.lease_expires_at > ${DATABASE_NOW_SQL})
+    END`
+  // Bounded: at most $2 rows per batch. The rows are locked as they are picked (skipping any a
+  // claimant holds), and the DELETE checks expiry and the holder again on the row version it
+  // deletes: a record claimed or completed anew after it expired has a new expiry and survives.
+  // Instances dead for ten leases are forgotten.
   const purgeSql = `
-    WITH now AS (SELECT ${NOW} AS ms)
-    DELETE FROM ${table} WHERE (scope, key) IN (
-      SELECT scope, key FROM ${table}, now
-       WHERE expires_at <= now.ms AND (state = 'completed' OR lease_expires_at <= now.ms)
+    WITH now AS (SELECT ${NOW} AS ms),
+    doomed AS (
+      SELECT r.scope, r.key FROM ${table} r, now
+       WHERE r.expires_at <= now.ms AND (r.state = 'completed' OR ${holderGone('r')})
        LIMIT $2
-    )`
+       FOR UPDATE OF r SKIP LOCKED
+    ),
+    gone AS (
+      DELETE FROM ${table} r USING doomed, now
+       WHERE r.scope = doomed.scope AND r.key = doomed.key
+         AND r.expires_at <= now.ms AND (r.state = 'completed' OR ${holderGone('r')})
+      RETURNING 1
+    ),
+    forgotten AS (
+      DELETE FROM ${instances} i WHERE i.lease_expires_at < ${DATABASE_NOW_SQL} - 10 * $3::bigint
+    )
+    SELECT count(*)::int AS deleted FROM gone`
+
+  const liveness = await startInstanceLiveness({
+    poolConfig: pool.options,
+    table,
+    channel,
+    leaseMs,
+    onNotify: (payload) => {
+      // Our own changes woke our waiters already, without the round trip.
+      if (payload.startsWith(origin)) return
+      listeners.notifyId(payload.slice(payload.indexOf(' ') + 1))
+    },
+    ...(options.onListenError === undefined ? {} : { onError: options.onListenError }),
+  })
+
+  // Claims committed without waiting for the fsync (see `effectsCommitWithCompletion`), on
+  // connections of their own so that the setting never leaks into the application's.
+  const claimPool =
+    options.effectsCommitWithCompletion === true
+      ? new pg.Pool({ ...pool.options, max: 2, options: '-c synchronous_commit=off' })
+      : undefined
+  claimPool?.on('error', () => undefined)
+  const claimExecutor = claimPool ?? pool
+
+  interface ClaimItem {
+    readonly request: ClaimRequest
+    readonly id: string
+  }
+
+  const claimBatcher = createBatcher<ClaimItem, ClaimOutcome | typeof AGAIN>(runClaims)
+
+  async function runClaims(items: readonly ClaimItem[]): Promise<(ClaimOutcome | typeof AGAIN)[]> {
+    const epoch = liveness.current()
+    if (epoch === undefined) {
+      throw new Error('the idempotency store instance is not live: its database connection is down')
+    }
+    const results: (ClaimOutcome | typeof AGAIN)[] = new Array<ClaimOutcome | typeof AGAIN>(
+      items.length,
+    )
+    // One row per key in the statement; a duplicate of the same request shares its leader's
+    // answer, a different request under the same key goes in the next batch.
+    const leaders: number[] = []
+    const leaderOf = new Map<string, number>()
+    const followers = new Map<number, number[]>()
+    items.forEach((item, index) => {
+      const early = answerLocally(item)
+      if (early !== undefined) {
+        results[index] = early
+        return
+      }
+      const leader = leaderOf.get(item.id)
+      if (leader === undefined) {
+        leaderOf.set(item.id, index)
+        leaders.push(index)
+      } else if (items[leader]?.request.fingerprint === item.request.fingerprint) {
+        followers.set(leader, [...(followers.get(leader) ?? []), index])
+      } else {
+        results[index] = AGAIN
+      }
+    })
+    if (leaders.length > 0) {
+      const batch = leaders.map((index) => (items[index] as ClaimItem).request)
+      const sentAt = Date.now()
+      const { rows } = await claimExecutor.query<ClaimRow>(claimSql, [
+        testNow(),
+        batch.map((request) => request.scope),
+        batch.map((request) => request.key),
+        batch.map((request) => request.fingerprint),
+        batch.map((request) => request.token),
+        batch.map((request) => request.ttlMs),
+        epoch.instanceId,
+      ])
+      const first = rows[0]
+      if (first !== undefined) learnClock(first.now_ms, sentAt)
+      await Promise.all(
+        leaders.map(async (index, position) => {
+          const row = rows[position]
+          const item = items[index] as ClaimItem
+          const outcome = row === undefined ? AGAIN : await decide(item, row, epoch)
+          results[index] = outcome
+          // The leader's claim is held now: its duplicates see it in progress.
+          const shared = outcome !== AGAIN && outcome.kind === 'claimed' ? IN_PROGRESS : outcome
+          for (const follower of followers.get(index) ?? []) results[follower] = shared
+        }),
+      )
+    }
+    return results
+  }
+
+  /** What this process knows without asking: its own claims, and cached completions. */
+  function answerLocally({ request, id }: ClaimItem): ClaimOutcome | undefined {
+    const held = claims.get(id)
+    if (held !== undefined) return held.fingerprint === request.fingerprint ? IN_PROGRESS : MISMATCH
+    const cached = cache.get(id, dbNow())
+    if (cached === undefined) return undefined
+    return cached.fingerprint === request.fingerprint
+      ? { kind: 'replay', response: cached.response }
+      : MISMATCH
+  }
+
+  function hold(
+    item: ClaimItem,
+    epoch: Epoch,
+    expiresAt: number,
+    takeover: boolean,
+  ): ClaimOutcome | typeof AGAIN {
+    // The epoch ended while the statement ran: its row counts as dead, and the next round
+    // takes it over under the new epoch (or fails closed while there is none).
+    if (epoch.signal.aborted) return AGAIN
+    claims.add(item.id, {
+      fingerprint: item.request.fingerprint,
+      token: item.request.token,
+      expiresAt,
+    })
+    epochOf.set(item.id, epoch)
+    return { kind: 'claimed', takeover, lost: epoch.signal }
+  }
+
+  async function decide(
+    item: ClaimItem,
+    row: ClaimRow,
+    epoch: Epoch,
+  ): Promise<ClaimOutcome | typeof AGAIN> {
+    const { request } = item
+    const now = Number(row.now_ms)
+    if (row.inserted) return hold(item, epoch, now + request.ttlMs, false)
+    const view = toView(row)
+    if (view === undefined) return AGAIN
+    const decision = decideClaim(view, request.fingerprint, now)
+    switch (decision.kind) {
+      case 'fresh': {
+        const replaced = await claimExecutor.query(replaceExpiredSql, [
+          request.scope,
+          request.key,
+          row.expires_at,
+          request.fingerprint,
+          request.token,
+          now,
+          request.ttlMs,
+          row.token,
+          epoch.instanceId,
+        ])
+        return replaced.rowCount === 1 ? hold(item, epoch, now + request.ttlMs, false) : AGAIN
+      }
+      case 'take_over': {
+        const taken = await claimExecutor.query(takeOverSql, [
+          request.scope,
+          request.key,
+          row.token,
+          request.token,
+          epoch.instanceId,
+        ])
+        return taken.rowCount === 1 ? hold(item, epoch, view.expiresAt, true) : AGAIN
+      }
+      case 'replay':
+        cache.set(item.id, {
+          fingerprint: request.fingerprint,
+          response: decision.response,
+          expiresAt: view.expiresAt,
+        })
+        return decision
+      case 'mismatch':
+      case 'in_progress':
+        return decision
+    }
+  }
 
   async function claim(request: ClaimRequest): Promise<ClaimOutcome> {
-    const { scope, key, token, fingerprint, leaseMs, ttlMs } = request
-    const cached = cache.get(scope, key, clock?.now() ?? Date.now())
-    if (cached !== undefined) {
-      return cached.fingerprint === fingerprint
-        ? { kind: 'replay', response: cached.response }
-        : { kind: 'mismatch' }
-    }
+    const item: ClaimItem = { request, id: recordId(request.scope, request.key) }
+    const early = answerLocally(item)
+    if (early !== undefined) return early
+    // A few rounds at most: each one means another claimant changed the row meanwhile.
     for (let round = 0; round < 5; round++) {
-      const result = await pool.query<ClaimRow>(claimSql, [
-        testNow(),
-        scope,
-        key,
-        fingerprint,
-        token,
-        leaseMs,
-        ttlMs,
-      ])
-      const row = result.rows[0]
-      if (row === undefined) throw new Error('claim returned no row')
-      if (row.inserted === true) return { kind: 'claimed', takeover: false }
-      if (row.state === null || row.expires_at === null || row.fingerprint === null) continue
-      const now = Number(row.now_ms)
-      const expiresAt = Number(row.expires_at)
-      const leaseLive = row.state === 'in_progress' && Number(row.lease_expires_at) > now
-      if (expiresAt <= now && !leaseLive) {
-        const replaced = await pool.query(replaceExpiredSql, [
-          scope,
-          key,
-          row.expires_at,
-          fingerprint,
-          token,
-          now,
-          leaseMs,
-          ttlMs,
-          row.token,
-        ])
-        if (replaced.rowCount === 1) return { kind: 'claimed', takeover: false }
-        continue
-      }
-      if (row.fingerprint !== fingerprint) return { kind: 'mismatch' }
-      if (row.state === 'completed') {
-        const response: StoredResponse = {
-          status: row.response_status ?? 0,
-          headers: row.response_headers ?? {},
-          body: row.response_body ?? Buffer.alloc(0),
-          requestId: row.original_request_id ?? '',
-        }
-        cache.set(scope, key, { fingerprint: row.fingerprint, response, expiresAt })
-        return { kind: 'replay', response }
-      }
-      if (leaseLive) return { kind: 'in_progress' }
-      const taken = await pool.query(takeOverSql, [scope, key, row.token, token, now, leaseMs])
-      if (taken.rowCount === 1) return { kind: 'claimed', takeover: true }
+      const outcome = await claimBatcher.push(item)
+      if (outcome !== AGAIN) return outcome
     }
     throw new Error(`Claim of an idempotency key kept losing races in ${table}`)
   }
 
-  async function complete(
-    ref: ClaimRef,
-    response: StoredResponse,
-    tx?: PostgresTransaction,
-  ): Promise<boolean> {
-    const executor = tx?.client ?? pool
-    const result = await executor.query<{ fingerprint: string; expires_at: string }>(completeSql, [
-      ref.scope,
-      ref.key,
-      ref.token,
-      response.status,
-      JSON.stringify(response.headers),
-      Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength),
-      response.requestId,
-      recordId(ref.scope, ref.key),
-    ])
-    const row = result.rows[0]
-    if (row === undefined) return false
-    const record: CompletedRecord = {
-      fingerprint: row.fingerprint,
-      response,
-      expiresAt: Number(row.expires_at),
-    }
-    // Local waiters are woken by the notification too; the cache is filled once it committed.
-    if (tx === undefined) {
-      cache.set(ref.scope, ref.key, record)
-    } else {
-      tx.afterCommit(() => {
-        cache.set(ref.scope, ref.key, record)
-      })
-    }
-    return true
+  /** The claim ends here: it is no longer this process's to hold. */
+  const forget = (id: string, token: string) => {
+    if (claims.delete(id, token)) epochOf.delete(id)
   }
 
-  const listener = startListener(options, channel, (id) => {
-    listeners.notifyId(id)
+  interface SettleItem {
+    readonly ref: ClaimRef
+    readonly id: string
+    readonly response: StoredResponse
+  }
+
+  /** Runs the completion statement for `items` on `executor`; resolves which were ours. */
+  async function completeOn(
+    executor: Pool | PoolClient,
+    items: readonly SettleItem[],
+  ): Promise<(SettledRow | undefined)[]> {
+    const sentAt = Date.now()
+    const { rows } = await executor.query<SettledRow>(completeSql, [
+      testNow(),
+      items.map((item) => item.ref.scope),
+      items.map((item) => item.ref.key),
+      items.map((item) => item.ref.token),
+      items.map((item) => item.response.status),
+      items.map((item) => JSON.stringify(item.response.headers)),
+      items.map((item) =>
+        Buffer.from(
+          item.response.body.buffer,
+          item.response.body.byteOffset,
+          item.response.body.byteLength,
+        ),
+      ),
+      items.map((item) => item.response.requestId),
+      items.map((item) => item.id),
+      origin,
+    ])
+    const first = rows[0]
+    if (first !== undefined) learnClock(first.now_ms, sentAt)
+    const byPosition = new Map(rows.map((row) => [Number(row.n) - 1, row]))
+    return items.map((_, index) => byPosition.get(index))
+  }
+
+  /** Once a completion has committed: the cache learns it, the claim ends, local waiters wake. */
+  const afterCompleted = (item: SettleItem, row: SettledRow) => {
+    cache.set(item.id, {
+      fingerprint: row.fingerprint,
+      response: item.response,
+      expiresAt: Number(row.expires_at),
+    })
+    forget(item.id, item.ref.token)
+    listeners.notifyId(item.id)
+  }
+
+  const completeBatcher = createBatcher<SettleItem, boolean>(async (items) => {
+    const rows = await completeOn(pool, items)
+    return items.map((item, index) => {
+      const row = rows[index]
+      if (row === undefined) {
+        forget(item.id, item.ref.token)
+        return false
+      }
+      afterCompleted(item, row)
+      return true
+    })
   })
-  await listener.ready
+
+  const releaseBatcher = createBatcher<{ ref: ClaimRef; id: string }, boolean>(async (items) => {
+    const { rows } = await pool.query<{ n: string }>(releaseSql, [
+      items.map((item) => item.ref.scope),
+      items.map((item) => item.ref.key),
+      items.map((item) => item.ref.token),
+      items.map((item) => item.id),
+      origin,
+    ])
+    const released = new Set(rows.map((row) => Number(row.n) - 1))
+    return items.map((item, index) => {
+      if (released.has(index)) listeners.notifyId(item.id)
+      return released.has(index)
+    })
+  })
+
+  // An epoch that ended takes its claims with it: they are lost, not held.
+  const dropClaimsOf = (ended: Epoch) => {
+    for (const [id, epoch] of epochOf) {
+      if (epoch !== ended) continue
+      epochOf.delete(id)
+      const held = claims.get(id)
+      if (held !== undefined) claims.delete(id, held.token)
+    }
+  }
+  let watched: Epoch | undefined
+  const watchEpoch = () => {
+    const epoch = liveness.current()
+    if (epoch === undefined || epoch === watched) return
+    watched = epoch
+    epoch.signal.addEventListener(
+      'abort',
+      () => {
+        dropClaimsOf(epoch)
+      },
+      { once: true },
+    )
+  }
+  watchEpoch()
+  const epochWatcher = setInterval(watchEpoch, Math.max(100, Math.floor(leaseMs / 6)))
+  epochWatcher.unref()
 
   return {
-    claim,
-    async renew(ref, leaseMs) {
-      const result = await pool.query(renewSql, [testNow(), ref.scope, ref.key, ref.token, leaseMs])
-      return result.rowCount === 1
+    claimLifetime: 'instance',
+    async claim(request) {
+      watchEpoch()
+      return claim(request)
     },
-    complete,
+    async complete(ref, response, tx) {
+      const item: SettleItem = { ref, id: recordId(ref.scope, ref.key), response }
+      if (tx === undefined) return completeBatcher.push(item)
+      const [row] = await completeOn(tx.client, [item])
+      if (row === undefined) return false
+      tx.afterCommit(() => {
+        afterCompleted(item, row)
+      })
+      return true
+    },
     async release(ref) {
-      const result = await pool.query(releaseSql, [
-        ref.scope,
-        ref.key,
-        ref.token,
-        recordId(ref.scope, ref.key),
-      ])
-      return result.rowCount === 1
+      const id = recordId(ref.scope, ref.key)
+      // Whatever the database says, the claim is over for this process.
+      forget(id, ref.token)
+      return releaseBatcher.push({ ref, id })
     },
     onSettled: (scope, key, fn) => listeners.subscribe(scope, key, fn),
     async purgeExpired(limit) {
-      const result = await pool.query(purgeSql, [testNow(), limit])
-      return result.rowCount ?? 0
+      const result = await pool.query<{ deleted: number }>(purgeSql, [testNow(), limit, leaseMs])
+      return result.rows[0]?.deleted ?? 0
     },
     get listening() {
-      return listener.connected
+      return liveness.listening
     },
-    close: () => listener.stop(),
+    get inProgress() {
+      return claims.size
+    },
+    cache: () => cache.stats(),
+    async close() {
+      clearInterval(epochWatcher)
+      await liveness.stop()
+      await claimPool?.end()
+    },
   }
 }
 
-async function ensureSchema(pool: Pool, table: string): Promise<void> {
-  const client = await pool.connect()
-  try {
-    await client.query('BEGIN')
-    // Instances that start together would otherwise race on CREATE TABLE IF NOT EXISTS.
-    await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`ticksupply schema ${table}`])
-    await client.query(`
-      CREATE TABLE IF NOT EXISTS ${table} (
-        scope TEXT NOT NULL,
-        key TEXT NOT NULL,
-        fingerprint TEXT NOT NULL,
-        state TEXT NOT NULL CHECK (state IN ('in_progress', 'completed')),
-        token TEXT,
-        lease_expires_at BIGINT,
-        expires_at BIGINT NOT NULL,
-        created_at BIGINT NOT NULL,
-        response_status INTEGER,
-        response_headers JSONB,
-        response_body BYTEA,
-        original_request_id TEXT,
-        PRIMARY KEY (scope, key),
-        CHECK ((state = 'in_progress') = (token IS NOT NULL AND lease_expires_at IS NOT NULL)),
-        CHECK ((state = 'completed') = (response_status IS NOT NULL))
-      )`)
-    await client.query(`CREATE INDEX IF NOT EXISTS ${table}_expires_at ON ${table} (expires_at)`)
-    await client.query('COMMIT')
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined)
-    throw error
-  } finally {
-    client.release()
+function toView(row: ClaimRow): RecordView | undefined {
+  if (row.state === null || row.fingerprint === null || row.expires_at === null) return undefined
+  if (row.state === 'in_progress') {
+    return {
+      state: 'in_progress',
+      fingerprint: row.fingerprint,
+      expiresAt: Number(row.expires_at),
+      holderAlive: row.holder_alive === true,
+    }
   }
-}
-
-interface Listener {
-  readonly ready: Promise<void>
-  readonly connected: boolean
-  stop(): Promise<void>
-}
-
-/**
- * One dedicated connection that LISTENs, reconnecting with backoff when it drops. While it is
- * down, waiters are not woken by notifications and fall back to their poll.
- */
-function startListener(
-  options: PostgresStoreOptions,
-  channel: string,
-  onNotify: (id: string) => void,
-): Listener {
-  let client: pg.Client | undefined
-  let connected = false
-  let stopped = false
-  let retryTimer: NodeJS.Timeout | undefined
-  let attempt = 0
-
-  const connect = async (): Promise<void> => {
-    const next = new pg.Client(options.pool.options)
-    next.on('notification', (message) => {
-      if (message.channel === channel && message.payload !== undefined) onNotify(message.payload)
-    })
-    next.on('error', (error) => {
-      options.onListenError?.(error)
-      connected = false
-      scheduleReconnect()
-    })
-    next.on('end', () => {
-      connected = false
-      scheduleReconnect()
-    })
-    client = next
-    await next.connect()
-    await next.query(`LISTEN ${channel}`)
-    connected = true
-    attempt = 0
-  }
-
-  const scheduleReconnect = () => {
-    if (stopped || retryTimer !== undefined) return
-    const old = client
-    client = undefined
-    old?.removeAllListeners()
-    void old?.end().catch(() => undefined)
-    const delayMs = Math.min(5_000, 100 * 2 ** attempt++)
-    retryTimer = setTimeout(() => {
-      retryTimer = undefined
-      connect().catch((error: unknown) => {
-        options.onListenError?.(error)
-        scheduleReconnect()
-      })
-    }, delayMs)
-    retryTimer.unref()
-  }
-
   return {
-    ready: connect(),
-    get connected() {
-      return connected
-    },
-    async stop() {
-      stopped = true
-      clearTimeout(retryTimer)
-      connected = false
-      const current = client
-      client = undefined
-      current?.removeAllListeners()
-      await current?.end().catch(() => undefined)
+    state: 'completed',
+    fingerprint: row.fingerprint,
+    expiresAt: Number(row.expires_at),
+    response: {
+      status: row.response_status ?? 0,
+      headers: row.response_headers ?? {},
+      body: row.response_body ?? Buffer.alloc(0),
+      requestId: row.original_request_id ?? '',
     },
   }
 }

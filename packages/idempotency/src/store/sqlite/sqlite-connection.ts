@@ -9,7 +9,9 @@ export interface SqliteConnectionOptions {
    */
   readonly synchronous?: 'NORMAL' | 'FULL'
   /**
-   * How long a statement waits for another process's write lock before failing.
+   * How long a statement may wait for another process's lock (the keys CLI, a backup) before it
+   * fails with `SQLITE_BUSY`. The wait never blocks the event loop: the statement is tried
+   * again on a timer, and everything else the process does goes on meanwhile.
    * @default 5_000
    */
   readonly busyTimeoutMs?: number
@@ -21,18 +23,34 @@ export interface SqliteTransaction extends StoreTransaction {
 }
 
 /**
- * One better-sqlite3 connection shared by the idempotency store and the application.
+ * One better-sqlite3 connection for writes, shared by the idempotency store and the
+ * application, and a second, read-only one for reads of committed state.
  *
- * better-sqlite3 is synchronous and has one connection, so a transaction that awaits between
- * its statements would swallow every statement that other requests run meanwhile. This class
- * is the one lock that prevents it: statements outside a transaction go through
- * {@link exclusive}, transactions through {@link transaction}, and nothing interleaves.
+ * better-sqlite3 is synchronous and a connection has one transaction at a time, so a
+ * transaction that awaits between its statements would swallow every statement that other
+ * requests run meanwhile. This object is the one lock that prevents it: writes outside a
+ * transaction go through {@link write} (or {@link exclusive}), transactions through
+ * {@link transaction}, and nothing interleaves. Reads go through {@link read}, on the read
+ * connection: they see only committed data (never an open transaction's writes) and never wait
+ * for a writer (WAL).
+ *
+ * SQLite's own busy handler sleeps inside the statement, which would freeze the event loop
+ * while another process holds a lock; it is off (`busy_timeout = 0`), and a statement that
+ * finds the database locked is tried again on a timer with backoff, up to `busyTimeoutMs`.
  */
 export interface SqliteConnection {
+  /** The write connection. Use it directly only inside {@link transaction} or {@link write}. */
   readonly database: Database.Database
   /**
-   * Runs `fn` (synchronous statements) when no transaction is open; at once when none is.
-   * Must not be called from inside {@link transaction}'s callback: that would wait forever.
+   * Runs `fn` (synchronous reads) against committed state: at once on the read connection, or,
+   * for a database that has none (`:memory:`), once no transaction is open. `fn` runs again,
+   * from the start, if the database was locked.
+   */
+  read<T>(fn: (database: Database.Database) => T): Promise<T>
+  /**
+   * Runs `fn` on the write connection when no transaction is open (at once when none is), as
+   * an autocommit statement. If the database is locked `fn` runs again later, so it must be one
+   * statement (or safe to repeat). Must not be called from inside {@link transaction}.
    */
   exclusive<T>(fn: (database: Database.Database) => T): Promise<T>
   /**
@@ -44,9 +62,9 @@ export interface SqliteConnection {
    */
   write<T>(fn: (database: Database.Database) => T): Promise<T>
   /**
-   * Runs `fn` inside `BEGIN IMMEDIATE ... COMMIT`, holding the connection until it settles.
-   * Rolls back when `fn` rejects, or when `signal` has aborted by the time it resolves (a
-   * deadline that passed must not commit).
+   * Runs `fn` inside `BEGIN IMMEDIATE ... COMMIT`, holding the write connection until it
+   * settles. Rolls back when `fn` rejects, or when `signal` has aborted by the time it resolves
+   * (a deadline that passed must not commit).
    */
   transaction<T>(
     fn: (tx: SqliteTransaction) => Promise<T>,
@@ -62,16 +80,29 @@ export function openSqliteConnection(
   const database = new Database(filename)
   database.pragma('journal_mode = WAL')
   database.pragma(`synchronous = ${options.synchronous ?? 'NORMAL'}`)
-  database.pragma(`busy_timeout = ${String(options.busyTimeoutMs ?? 5_000)}`)
   database.pragma('foreign_keys = ON')
-  return wrapSqliteDatabase(database)
+  return wrapSqliteDatabase(database, options)
 }
 
-/** Wraps a database opened elsewhere; the caller keeps every other use of it off the handle. */
-export function wrapSqliteDatabase(database: Database.Database): SqliteConnection {
+/**
+ * Wraps a database opened elsewhere (WAL mode is needed for the read connection); the caller
+ * keeps every other use of it off the handle.
+ */
+export function wrapSqliteDatabase(
+  database: Database.Database,
+  options: Pick<SqliteConnectionOptions, 'busyTimeoutMs'> = {},
+): SqliteConnection {
+  const busyTimeoutMs = options.busyTimeoutMs ?? 5_000
+  if (!Number.isSafeInteger(busyTimeoutMs) || busyTimeoutMs < 0) {
+    throw new TypeError(
+      `Expected \`busyTimeoutMs\` to be a non-negative integer, got ${String(busyTimeoutMs)}.`,
+    )
+  }
+  database.pragma('busy_timeout = 0')
+  const reader = openReader(database)
+
   let locked = false
   const waiting: (() => void)[] = []
-
   const acquire = (): Promise<void> => {
     if (!locked) {
       locked = true
@@ -85,6 +116,63 @@ export function wrapSqliteDatabase(database: Database.Database): SqliteConnectio
     else next()
   }
 
+  /** Runs `attempt` until it does not find the database locked, or the budget runs out. */
+  const untilUnlocked = async <T>(attempt: () => T): Promise<T> => {
+    const giveUpAt = Date.now() + busyTimeoutMs
+    for (let delayMs = 1; ; delayMs = Math.min(delayMs * 2, 100)) {
+      try {
+        return attempt()
+      } catch (error) {
+        if (!isBusy(error) || Date.now() >= giveUpAt) throw error
+      }
+      await sleep(Math.min(delayMs, Math.max(1, giveUpAt - Date.now())))
+    }
+  }
+
+  /** BEGIN IMMEDIATE once the write lock is ours; the in-process lock is held on return. */
+  const begin = async (): Promise<void> => {
+    const giveUpAt = Date.now() + busyTimeoutMs
+    for (let delayMs = 1; ; delayMs = Math.min(delayMs * 2, 100)) {
+      await acquire()
+      try {
+        database.exec('BEGIN IMMEDIATE')
+        return
+      } catch (error) {
+        // Give the connection back while we wait: reads and the other transactions of this
+        // process need not queue behind another process's lock.
+        release()
+        if (!isBusy(error) || Date.now() >= giveUpAt) throw error
+      }
+      await sleep(Math.min(delayMs, Math.max(1, giveUpAt - Date.now())))
+    }
+  }
+
+  function exclusive<T>(fn: (database: Database.Database) => T): Promise<T> {
+    if (!locked) {
+      // Synchronous statements cannot interleave with anything: run them now.
+      try {
+        return Promise.resolve(fn(database))
+      } catch (error) {
+        if (!isBusy(error)) return Promise.reject(toError(error))
+      }
+    }
+    const giveUpAt = Date.now() + busyTimeoutMs
+    const run = async (delayMs: number): Promise<T> => {
+      // After this process's own open transaction, if there is one.
+      await acquire()
+      try {
+        return fn(database)
+      } catch (error) {
+        if (!isBusy(error) || Date.now() >= giveUpAt) throw error
+      } finally {
+        release()
+      }
+      await sleep(Math.min(delayMs, Math.max(1, giveUpAt - Date.now())))
+      return run(Math.min(delayMs * 2, 100))
+    }
+    return run(1)
+  }
+
   interface Queued {
     run: () => void
     settle: () => void
@@ -95,9 +183,13 @@ export function wrapSqliteDatabase(database: Database.Database): SqliteConnectio
   const flush = async () => {
     const items = batch ?? []
     batch = undefined
-    await acquire()
     try {
-      database.exec('BEGIN IMMEDIATE')
+      await begin()
+    } catch (error) {
+      for (const item of items) item.fail(error)
+      return
+    }
+    try {
       for (const item of items) {
         item.run()
         // A statement error that ended the whole transaction (I/O, full disk) undoes the items
@@ -116,6 +208,18 @@ export function wrapSqliteDatabase(database: Database.Database): SqliteConnectio
 
   return {
     database,
+    read<T>(fn: (database: Database.Database) => T): Promise<T> {
+      if (reader !== undefined) {
+        try {
+          return Promise.resolve(fn(reader))
+        } catch (error) {
+          if (!isBusy(error)) return Promise.reject(toError(error))
+          return untilUnlocked(() => fn(reader))
+        }
+      }
+      // No read connection: the write connection, but never inside an open transaction.
+      return exclusive(fn)
+    },
     write<T>(fn: (database: Database.Database) => T): Promise<T> {
       return new Promise<T>((resolve, reject) => {
         let outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined
@@ -142,34 +246,18 @@ export function wrapSqliteDatabase(database: Database.Database): SqliteConnectio
         batch.push(item)
       })
     },
-    exclusive<T>(fn: (database: Database.Database) => T): Promise<T> {
-      if (!locked) {
-        // Synchronous statements cannot interleave with anything: run them now (the executor
-        // runs synchronously, and turns a throw into a rejection).
-        return new Promise<T>((resolve) => {
-          resolve(fn(database))
-        })
-      }
-      return acquire().then(() => {
-        try {
-          return fn(database)
-        } finally {
-          release()
-        }
-      })
-    },
+    exclusive,
     async transaction<T>(
       fn: (tx: SqliteTransaction) => Promise<T>,
       options: { readonly signal?: AbortSignal } = {},
     ): Promise<T> {
-      await acquire()
+      await begin()
       const afterCommit: (() => void)[] = []
       const tx: SqliteTransaction = {
         database,
         afterCommit: (hook) => afterCommit.push(hook),
       }
       try {
-        database.exec('BEGIN IMMEDIATE')
         let result: T
         try {
           result = await fn(tx)
@@ -186,9 +274,30 @@ export function wrapSqliteDatabase(database: Database.Database): SqliteConnectio
       }
     },
     close() {
+      reader?.close()
       database.close()
     },
   }
+}
+
+/**
+ * The read-only second connection on the same file; none for in-memory and temporary
+ * databases, which another connection cannot open.
+ */
+function openReader(database: Database.Database): Database.Database | undefined {
+  if (database.memory || database.name === '') return undefined
+  const reader = new Database(database.name, { readonly: true, fileMustExist: true })
+  reader.pragma('busy_timeout = 0')
+  return reader
+}
+
+function isBusy(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code
+  return typeof code === 'string' && code.startsWith('SQLITE_BUSY')
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms))
 }
 
 function toError(value: unknown): Error {

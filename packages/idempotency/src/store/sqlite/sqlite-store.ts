@@ -2,35 +2,38 @@ import type { Clock } from '../../core/clock.js'
 import { systemClock } from '../../core/clock.js'
 import type { StoredResponse } from '../../core/record.js'
 import type { ClaimOutcome, ClaimRef, ClaimRequest, Store } from '../../core/store.js'
-import type { SqliteConnection, SqliteTransaction } from './sqlite-connection.js'
-import { createSettleListeners } from '../settle-listeners.js'
-import type { CompletedRecord } from '../completed-cache.js'
+import { decideClaim } from '../claim-decision.js'
+import type { RecordView } from '../claim-decision.js'
+import type { CompletedCacheOptions, CompletedCacheStats } from '../completed-cache.js'
 import { createCompletedCache } from '../completed-cache.js'
+import { createLocalClaims } from '../local-claims.js'
+import type { LocalClaim } from '../local-claims.js'
+import { createSettleListeners, recordId } from '../settle-listeners.js'
+import type { SqliteConnection, SqliteTransaction } from './sqlite-connection.js'
+import { acquireOwnership } from './sqlite-ownership.js'
 
-export interface SqliteStoreOptions {
+export interface SqliteStoreOptions extends CompletedCacheOptions {
   readonly connection: SqliteConnection
   /**
    * The table the records live in; created if missing.
    * @default 'idempotency_records'
    */
   readonly tableName?: string
-  /** Lease and expiry arithmetic. @default systemClock */
+  /** Expiry arithmetic. @default systemClock */
   readonly clock?: Clock
-  /**
-   * Completed records kept in memory for replays (they never change until they expire).
-   * 0 turns the cache off.
-   * @default 10_000
-   */
-  readonly cacheSize?: number
 }
 
-export type SqliteStore = Store<SqliteTransaction>
+export interface SqliteStore extends Store<SqliteTransaction> {
+  /** Claims held right now (in this process's memory). */
+  readonly inProgress: number
+  readonly cache: () => CompletedCacheStats
+  /** Gives the file back, so that another process may own it. Claims still held are dropped. */
+  close(): void
+}
 
 interface RecordRow {
   fingerprint: string
   state: 'in_progress' | 'completed'
-  token: string | null
-  lease_expires_at: number | null
   expires_at: number
   response_status: number | null
   response_headers: string | null
@@ -39,9 +42,15 @@ interface RecordRow {
 }
 
 /**
- * Idempotency records in SQLite. Safe for one process or several sharing the file: every
- * change is a single statement whose WHERE clause is the compare-and-set (token, state, lease),
- * so a lost race changes nothing and the claim is tried again.
+ * Idempotency records in SQLite, owned by one process.
+ *
+ * A claim lives in this process's memory, not in the file: the first request of a key costs
+ * one read (on the read connection, which sees only committed records) and one write, the
+ * completed record, which goes into the operation's own transaction or into the next group
+ * commit. A process that dies leaves nothing in progress behind, so the retry after a restart
+ * runs at once. The price is that the file has one owner: a second process (or a second store
+ * in this one) is refused while the owner lives ({@link SqliteStoreOwnedError}), and several
+ * instances need PostgreSQL.
  */
 export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const { connection } = options
@@ -51,10 +60,13 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     throw new TypeError(`Expected \`tableName\` to be a plain SQL identifier, got ${table}.`)
   }
   const db = connection.database
-  const cache = createCompletedCache(options.cacheSize ?? 10_000)
+  const cache = createCompletedCache(options)
   const listeners = createSettleListeners()
+  const claims = createLocalClaims()
 
   // The primary key is (scope, key) as two columns: no key text can reach another scope.
+  // `state`, `token` and `lease_expires_at` are kept for files written by earlier versions,
+  // whose claims were rows; this version writes completed records only.
   db.exec(`
     CREATE TABLE IF NOT EXISTS ${table} (
       scope TEXT NOT NULL,
@@ -75,187 +87,193 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     ) WITHOUT ROWID;
     CREATE INDEX IF NOT EXISTS ${table}_expires_at ON ${table} (expires_at);
   `)
+  const ownership = acquireOwnership(connection, table)
+  // Claims written as rows by an earlier version belong to a process that is gone.
+  db.prepare(`DELETE FROM ${table} WHERE state = 'in_progress'`).run()
 
-  const insert = db.prepare<[string, string, string, string, number, number, number]>(
-    `INSERT INTO ${table} (scope, key, fingerprint, state, token, lease_expires_at, expires_at, created_at)
-     VALUES (?, ?, ?, 'in_progress', ?, ?, ?, ?)
-     ON CONFLICT (scope, key) DO NOTHING`,
-  )
   const select = db.prepare<[string, string], RecordRow>(
-    `SELECT fingerprint, state, token, lease_expires_at, expires_at, response_status,
-            response_headers, response_body, original_request_id
+    `SELECT fingerprint, state, expires_at, response_status, response_headers, response_body,
+            original_request_id
        FROM ${table} WHERE scope = ? AND key = ?`,
   )
-  // An expired record is replaced in place, but only if it is still the row we looked at
-  // (same expiry, same token): a concurrent replacement by another process wins instead.
-  const replaceExpired = db.prepare(
-    `UPDATE ${table}
-        SET fingerprint = @fingerprint, state = 'in_progress', token = @token,
-            lease_expires_at = @leaseExpiresAt, expires_at = @expiresAt, created_at = @now,
-            response_status = NULL, response_headers = NULL, response_body = NULL,
-            original_request_id = NULL
-      WHERE scope = @scope AND key = @key AND expires_at = @oldExpiresAt AND token IS @oldToken`,
+  // Statements on the read connection are prepared there: a statement belongs to one handle.
+  const selectCommitted = new WeakMap<object, typeof select>()
+  const selectOn = (handle: typeof db) => {
+    if (handle === db) return select
+    let statement = selectCommitted.get(handle)
+    if (statement === undefined) {
+      statement = handle.prepare<[string, string], RecordRow>(select.source)
+      selectCommitted.set(handle, statement)
+    }
+    return statement
+  }
+  // The completed record, written once. It may replace an expired record (not yet purged);
+  // never a live one, which would mean the claim was not ours.
+  const insertCompleted = db.prepare<{
+    scope: string
+    key: string
+    fingerprint: string
+    expiresAt: number
+    createdAt: number
+    status: number
+    headers: string
+    body: Buffer
+    requestId: string
+    now: number
+  }>(
+    `INSERT INTO ${table} (scope, key, fingerprint, state, expires_at, created_at,
+                           response_status, response_headers, response_body, original_request_id)
+     VALUES (@scope, @key, @fingerprint, 'completed', @expiresAt, @createdAt,
+             @status, @headers, @body, @requestId)
+     ON CONFLICT (scope, key) DO UPDATE SET
+       fingerprint = excluded.fingerprint, state = 'completed', token = NULL,
+       lease_expires_at = NULL, expires_at = excluded.expires_at,
+       created_at = excluded.created_at, response_status = excluded.response_status,
+       response_headers = excluded.response_headers, response_body = excluded.response_body,
+       original_request_id = excluded.original_request_id
+     WHERE ${table}.expires_at <= @now`,
   )
-  // Takeover: only an in-progress row whose lease has lapsed and whose token is the one we saw.
-  const takeOver = db.prepare(
-    `UPDATE ${table} SET token = @token, lease_expires_at = @leaseExpiresAt
-      WHERE scope = @scope AND key = @key AND state = 'in_progress'
-        AND token = @oldToken AND lease_expires_at <= @now`,
-  )
-  const renew = db.prepare<[number, string, string, string]>(
-    `UPDATE ${table} SET lease_expires_at = ?
-      WHERE scope = ? AND key = ? AND token = ? AND state = 'in_progress'`,
-  )
-  const complete = db.prepare<
-    [number, string, Buffer, string, string, string, string],
-    { fingerprint: string; expires_at: number }
-  >(
-    `UPDATE ${table}
-        SET state = 'completed', token = NULL, lease_expires_at = NULL,
-            response_status = ?, response_headers = ?, response_body = ?, original_request_id = ?
-      WHERE scope = ? AND key = ? AND token = ? AND state = 'in_progress'
-      RETURNING fingerprint, expires_at`,
-  )
-  const release = db.prepare<[string, string, string]>(
-    `DELETE FROM ${table} WHERE scope = ? AND key = ? AND token = ? AND state = 'in_progress'`,
-  )
-  // Bounded: one batch holds the write lock for at most `limit` rows. A live lease is never
-  // purged, even past the record's expiry, so purge cannot pull a key from under its owner.
-  const purge = db.prepare<[number, number, number]>(
+  // Bounded: one batch holds the write lock for at most `limit` rows.
+  const purge = db.prepare<[number, number]>(
     `DELETE FROM ${table} WHERE (scope, key) IN (
-       SELECT scope, key FROM ${table}
-        WHERE expires_at <= ? AND (state = 'completed' OR lease_expires_at <= ?)
-        LIMIT ?)`,
+       SELECT scope, key FROM ${table} WHERE expires_at <= ? LIMIT ?)`,
   )
 
-  function cachedOutcome(request: ClaimRequest): ClaimOutcome | undefined {
-    const cached = cache.get(request.scope, request.key, clock.now())
-    if (cached === undefined) return undefined
-    return cached.fingerprint === request.fingerprint
-      ? { kind: 'replay', response: cached.response }
-      : { kind: 'mismatch' }
+  interface HeldClaim extends LocalClaim {
+    readonly createdAt: number
   }
 
-  function claimNow(request: ClaimRequest): ClaimOutcome {
-    const { scope, key, token, fingerprint } = request
+  /** One claim attempt, synchronous from the first look to the decision: nothing interleaves. */
+  function claimNow(request: ClaimRequest, handle: typeof db): ClaimOutcome {
+    if (ownership.signal.aborted) throw ownership.signal.reason
+    const { scope, key, fingerprint, token } = request
+    const id = recordId(scope, key)
+    const held = claims.get(id)
+    if (held !== undefined) return held.fingerprint === fingerprint ? IN_PROGRESS : MISMATCH
     const now = clock.now()
-    const leaseExpiresAt = now + request.leaseMs
-    // A few rounds at most: each lost compare-and-set means another process changed the row.
-    for (let round = 0; round < 5; round++) {
-      if (
-        insert.run(scope, key, fingerprint, token, leaseExpiresAt, now + request.ttlMs, now)
-          .changes === 1
-      ) {
-        return { kind: 'claimed', takeover: false }
-      }
-      const row = select.get(scope, key)
-      if (row === undefined) continue
-      const leaseLive = row.state === 'in_progress' && (row.lease_expires_at ?? 0) > now
-      if (row.expires_at <= now && !leaseLive) {
-        const changed = replaceExpired.run({
-          scope,
-          key,
+    const cached = cache.get(id, now)
+    if (cached !== undefined) {
+      return cached.fingerprint === fingerprint
+        ? { kind: 'replay', response: cached.response }
+        : MISMATCH
+    }
+    const row = selectOn(handle).get(scope, key)
+    const view = row === undefined ? undefined : toView(row)
+    const decision = decideClaim(view, fingerprint, now)
+    switch (decision.kind) {
+      // No row is in progress in this version (claims are in memory): a take-over cannot
+      // come up, and a leftover from an earlier version was deleted at start.
+      case 'fresh':
+      case 'take_over': {
+        const claim: HeldClaim = {
           fingerprint,
           token,
-          leaseExpiresAt,
           expiresAt: now + request.ttlMs,
-          now,
-          oldExpiresAt: row.expires_at,
-          oldToken: row.token,
-        }).changes
-        if (changed === 1) return { kind: 'claimed', takeover: false }
-        continue
+          createdAt: now,
+        }
+        claims.add(id, claim)
+        return { kind: 'claimed', takeover: false, lost: ownership.signal }
       }
-      if (row.fingerprint !== fingerprint) return { kind: 'mismatch' }
-      if (row.state === 'completed') {
-        const response = toResponse(row)
-        cache.set(scope, key, { fingerprint: row.fingerprint, response, expiresAt: row.expires_at })
-        return { kind: 'replay', response }
-      }
-      if (leaseLive) return { kind: 'in_progress' }
-      if (
-        takeOver.run({ scope, key, token, leaseExpiresAt, oldToken: row.token, now }).changes === 1
-      ) {
-        return { kind: 'claimed', takeover: true }
-      }
+      case 'replay':
+        if (view?.state === 'completed') {
+          cache.set(id, { fingerprint, response: decision.response, expiresAt: view.expiresAt })
+        }
+        return decision
+      case 'mismatch':
+      case 'in_progress':
+        return decision
     }
-    throw new Error(`Claim of an idempotency key kept losing races in ${table}`)
   }
 
-  /** Resolves the completed record's cache entry, or undefined when the token lost the key. */
-  function completeNow(ref: ClaimRef, response: StoredResponse): CompletedRecord | undefined {
-    const body = Buffer.from(
-      response.body.buffer,
-      response.body.byteOffset,
-      response.body.byteLength,
+  /** On the write connection: inside the caller's transaction, or in a group commit. */
+  function writeCompleted(ref: ClaimRef, claim: HeldClaim, response: StoredResponse): boolean {
+    return (
+      insertCompleted.run({
+        scope: ref.scope,
+        key: ref.key,
+        fingerprint: claim.fingerprint,
+        expiresAt: claim.expiresAt,
+        createdAt: claim.createdAt,
+        status: response.status,
+        headers: JSON.stringify(response.headers),
+        body: Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength),
+        requestId: response.requestId,
+        now: clock.now(),
+      }).changes === 1
     )
-    const headers = JSON.stringify(response.headers)
-    const row = complete.get(
-      response.status,
-      headers,
-      body,
-      response.requestId,
-      ref.scope,
-      ref.key,
-      ref.token,
-    )
-    return row && { fingerprint: row.fingerprint, response, expiresAt: row.expires_at }
   }
 
-  function afterCompleted(ref: ClaimRef, record: CompletedRecord) {
-    cache.set(ref.scope, ref.key, record)
+  /** Once the record is committed: the cache learns it, the claim ends, waiters wake. */
+  function afterCompleted(id: string, ref: ClaimRef, claim: HeldClaim, response: StoredResponse) {
+    if (!claims.delete(id, ref.token)) return
+    cache.set(id, { fingerprint: claim.fingerprint, response, expiresAt: claim.expiresAt })
     listeners.notify(ref.scope, ref.key)
   }
 
+  const heldBy = (ref: ClaimRef): { id: string; claim: HeldClaim } | undefined => {
+    const id = recordId(ref.scope, ref.key)
+    const claim = claims.get(id) as HeldClaim | undefined
+    return claim?.token === ref.token ? { id, claim } : undefined
+  }
+
   return {
-    claim: (request) => {
-      // A replay of a cached record needs no database at all.
-      const cached = cachedOutcome(request)
-      return cached === undefined
-        ? connection.write(() => claimNow(request))
-        : Promise.resolve(cached)
-    },
-    renew: (ref, leaseMs) =>
-      connection.write(
-        () => renew.run(clock.now() + leaseMs, ref.scope, ref.key, ref.token).changes === 1,
-      ),
+    claimLifetime: 'process',
+    claim: (request) => connection.read((handle) => claimNow(request, handle)),
     async complete(ref, response, tx) {
+      const held = heldBy(ref)
+      if (held === undefined || ownership.signal.aborted) return false
       if (tx !== undefined) {
-        // Inside the caller's transaction, which already holds the connection. Waiters are
-        // woken and the cache filled only once the transaction has committed.
-        const record = completeNow(ref, response)
-        if (record !== undefined) {
-          tx.afterCommit(() => {
-            afterCompleted(ref, record)
-          })
-        }
-        return record !== undefined
+        // Inside the caller's transaction, which already holds the connection. The claim
+        // stays held until the transaction commits: a rollback leaves it to be released.
+        if (!writeCompleted(ref, held.claim, response)) return false
+        tx.afterCommit(() => {
+          afterCompleted(held.id, ref, held.claim, response)
+        })
+        return true
       }
-      const record = await connection.write(() => completeNow(ref, response))
-      if (record !== undefined) afterCompleted(ref, record)
-      return record !== undefined
+      const written = await connection.write(() => writeCompleted(ref, held.claim, response))
+      if (written) afterCompleted(held.id, ref, held.claim, response)
+      return written
     },
-    async release(ref) {
-      const released = await connection.write(
-        () => release.run(ref.scope, ref.key, ref.token).changes === 1,
-      )
+    release(ref) {
+      const id = recordId(ref.scope, ref.key)
+      const released = claims.delete(id, ref.token)
       if (released) listeners.notify(ref.scope, ref.key)
-      return released
+      return Promise.resolve(released)
     },
     onSettled: (scope, key, listener) => listeners.subscribe(scope, key, listener),
-    purgeExpired: (limit) =>
-      connection.exclusive(() => {
-        const now = clock.now()
-        return purge.run(now, now, limit).changes
-      }),
+    purgeExpired: (limit) => connection.exclusive(() => purge.run(clock.now(), limit).changes),
+    get inProgress() {
+      return claims.size
+    },
+    cache: () => cache.stats(),
+    close() {
+      ownership.release()
+    },
   }
 }
 
-function toResponse(row: RecordRow): StoredResponse {
+const IN_PROGRESS = { kind: 'in_progress' } as const
+const MISMATCH = { kind: 'mismatch' } as const
+
+function toView(row: RecordRow): RecordView {
+  if (row.state === 'in_progress') {
+    return {
+      state: 'in_progress',
+      fingerprint: row.fingerprint,
+      expiresAt: row.expires_at,
+      holderAlive: false,
+    }
+  }
   return {
-    status: row.response_status ?? 0,
-    headers: JSON.parse(row.response_headers ?? '{}') as Record<string, string>,
-    body: row.response_body ?? Buffer.alloc(0),
-    requestId: row.original_request_id ?? '',
+    state: 'completed',
+    fingerprint: row.fingerprint,
+    expiresAt: row.expires_at,
+    response: {
+      status: row.response_status ?? 0,
+      headers: JSON.parse(row.response_headers ?? '{}') as Record<string, string>,
+      body: row.response_body ?? Buffer.alloc(0),
+      requestId: row.original_request_id ?? '',
+    },
   }
 }
