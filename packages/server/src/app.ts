@@ -59,6 +59,11 @@ const BODY_LIMIT_BYTES = 1024 * 1024
 export async function buildApp(config: ServerConfig): Promise<App> {
   const opened = openDatabase(config.database)
   const { db } = opened
+  // First: on SQLite this makes the process the file's one owner, or refuses before anything
+  // else touches the file.
+  const idempotencyStore = await opened.openIdempotencyStore({
+    leaseMs: config.idempotencyLeaseMs,
+  })
   const now = Date.now()
   await migrate(db, now, seedCatalog)
   for (const { account, apiKey } of config.apiKeys) {
@@ -67,7 +72,6 @@ export async function buildApp(config: ServerConfig): Promise<App> {
   }
 
   const metrics = createIdempotencyMetrics()
-  const idempotencyStore = await opened.openIdempotencyStore({})
   const { store } = idempotencyStore
   const engine = createIdempotencyEngine({
     store,

@@ -12,7 +12,17 @@ async function main(): Promise<void> {
     }
     throw error
   }
-  const app = await buildApp(config)
+  let app
+  try {
+    app = await buildApp(config)
+  } catch (error) {
+    // Another process owns the SQLite file: a clear line, not a stack trace.
+    if ((error as { code?: unknown } | null)?.code === 'store_owned') {
+      process.stderr.write(`ticksupply: ${(error as Error).message}\n`)
+      process.exit(2)
+    }
+    throw error
+  }
   const url = await app.listen()
   process.stdout.write(
     [

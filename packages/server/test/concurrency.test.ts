@@ -16,6 +16,9 @@ import {
   startServer,
   subscriptionsTo,
   freshDatabase,
+  MAIN_JS,
+  runNode,
+  TEST_DATABASE,
 } from './support/server.js'
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 30_000 })
@@ -159,46 +162,73 @@ describe('one key, many requests at once', () => {
   })
 })
 
-describe('one key, two server processes on one database', () => {
-  let database: Awaited<ReturnType<typeof freshDatabase>>
-  let servers: SpawnedServer[] = []
+if (TEST_DATABASE === 'postgres') {
+  describe('one key, two server processes on one PostgreSQL database', () => {
+    let database: Awaited<ReturnType<typeof freshDatabase>>
+    let servers: SpawnedServer[] = []
 
-  beforeAll(async () => {
-    database = await freshDatabase()
-    const env = { DATABASE_URL: database.url, TICKSUPPLY_TEST_HANDLER_DELAY_MS: '200' }
-    // The first one creates the schema; the second finds it.
-    const first = await spawnServer(env)
-    servers = [first, await spawnServer(env)]
-  })
-  afterAll(async () => {
-    for (const server of servers) {
-      server.kill('SIGTERM')
-      await server.exited
+    beforeAll(async () => {
+      database = await freshDatabase()
+      const env = { DATABASE_URL: database.url, TICKSUPPLY_TEST_HANDLER_DELAY_MS: '200' }
+      // The first one creates the schema; the second finds it.
+      const first = await spawnServer(env)
+      servers = [first, await spawnServer(env)]
+    })
+    afterAll(async () => {
+      for (const server of servers) {
+        server.kill('SIGTERM')
+        await server.exited
+      }
+      database.cleanup()
+    })
+
+    async function claimsOf(server: SpawnedServer): Promise<number> {
+      const text = (await send(`${server.url}/metrics`, { apiKey: null })).text
+      let total = 0
+      for (const name of ['claims', 'claims_takeover']) {
+        const match = new RegExp(`^ticksupply_idempotency_${name}_total (\\d+)$`, 'm').exec(text)
+        total += Number(match?.[1] ?? 0)
+      }
+      return total
     }
-    database.cleanup()
-  })
 
-  async function claimsOf(server: SpawnedServer): Promise<number> {
-    const text = (await send(`${server.url}/metrics`, { apiKey: null })).text
-    let total = 0
-    for (const name of ['claims', 'claims_takeover']) {
-      const match = new RegExp(`^ticksupply_idempotency_${name}_total (\\d+)$`, 'm').exec(text)
-      total += Number(match?.[1] ?? 0)
-    }
-    return total
-  }
-
-  it('runs the operation once for 60 concurrent requests split across both processes', async () => {
-    const datastream = 101
-    const key = newKey()
-    const answers = await Promise.all(
-      Array.from({ length: 60 }, (_, index) => create(servers[index % 2]!.url, key, datastream)),
-    )
-    const { ids, originals } = expectOneOutcome(answers)
-    expect(originals).toBe(1)
-    expect(ids.size).toBe(1)
-    const claims = await Promise.all(servers.map(claimsOf))
-    expect(claims[0]! + claims[1]!).toBe(1)
-    expect(await subscriptionsTo(servers[0]!.url, datastream)).toHaveLength(1)
+    it('runs the operation once for 60 concurrent requests split across both processes', async () => {
+      const datastream = 101
+      const key = newKey()
+      const answers = await Promise.all(
+        Array.from({ length: 60 }, (_, index) => create(servers[index % 2]!.url, key, datastream)),
+      )
+      const { ids, originals } = expectOneOutcome(answers)
+      expect(originals).toBe(1)
+      expect(ids.size).toBe(1)
+      const claims = await Promise.all(servers.map(claimsOf))
+      expect(claims[0]! + claims[1]!).toBe(1)
+      expect(await subscriptionsTo(servers[0]!.url, datastream)).toHaveLength(1)
+    })
   })
-})
+} else {
+  describe('two server processes on one SQLite file', () => {
+    it('refuses to start the second one, naming the owner, while the first serves on', async () => {
+      const database = await freshDatabase()
+      const first = await spawnServer({ DATABASE_URL: database.url })
+      try {
+        const { code, stderr, stdout } = await runNode(MAIN_JS, [], {
+          DATABASE_URL: database.url,
+          LOG_LEVEL: 'silent',
+          PORT: '0',
+        })
+        expect(code).toBe(2)
+        expect(stdout).not.toContain('listening')
+        expect(stderr).toContain(`Process ${String(first.child.pid)} `)
+        expect(stderr).toContain('owns the idempotency records')
+        expect(stderr).not.toMatch(/\n\s+at /)
+        const key = newKey()
+        expect((await create(first.url, key, 102)).status).toBe(201)
+      } finally {
+        first.kill('SIGTERM')
+        await first.exited
+        database.cleanup()
+      }
+    })
+  })
+}

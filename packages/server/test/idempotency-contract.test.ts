@@ -604,7 +604,8 @@ describe('expiry', () => {
   let server: TestServer
 
   beforeAll(async () => {
-    server = await startServer({ IDEMPOTENCY_TTL_SECONDS: '1', IDEMPOTENCY_LEASE_MS: '100' })
+    // A lease short enough to fit in the TTL, long enough that a busy test machine renews it.
+    server = await startServer({ IDEMPOTENCY_TTL_SECONDS: '3', IDEMPOTENCY_LEASE_MS: '2500' })
   })
   afterAll(async () => {
     await server.close()
@@ -618,7 +619,7 @@ describe('expiry', () => {
     const early = await create(server.url, key, second)
     expect(early.status).toBe(409)
     expect(errorOf(early)).toEqual(MISMATCH)
-    await sleep(1_300)
+    await sleep(3_300)
     const late = await create(server.url, key, second)
     expect(late.status).toBe(201)
     expectOriginal(late)

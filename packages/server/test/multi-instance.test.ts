@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import pg from 'pg'
 import { createTestDatabase } from '../../../test-support/postgres-database.js'
-import type { SpawnedServer } from './support/server.js'
+import type { Answer, SpawnedServer } from './support/server.js'
 import { newKey, send, spawnServer } from './support/server.js'
 
 async function counter(server: SpawnedServer, name: string): Promise<number> {
@@ -134,10 +134,29 @@ describe('three instances on one PostgreSQL', () => {
   })
 })
 
-describe('an instance killed inside a keyed operation', () => {
-  it('leaves the key to the others once its lease lapses; the operation runs once in total', async () => {
+describe('an instance that dies inside a keyed operation', () => {
+  /** Retries the create on the survivors until it is not "still in progress"; counts attempts. */
+  async function retryOnSurvivors(
+    survivors: readonly SpawnedServer[],
+    key: string,
+    body: { datastream_id: number },
+  ): Promise<{ answer: Answer; attempts: number }> {
+    let answer = await send(`${survivors[0]!.url}/v1/subscriptions`, { key, body })
+    let attempts = 1
+    for (; answer.status === 409 && attempts < 60; attempts++) {
+      await sleep(250)
+      answer = await send(`${survivors[attempts % survivors.length]!.url}/v1/subscriptions`, {
+        key,
+        body,
+      })
+    }
+    return { answer, attempts }
+  }
+
+  it('leaves the key to the others as soon as its process is killed; the operation runs once in total', async () => {
     const databaseUrl = await createTestDatabase(inject('postgresUrl'))
-    const env = { DATABASE_URL: databaseUrl, IDEMPOTENCY_LEASE_MS: '1000' }
+    // A lease of ten minutes: the takeover below can only come from the dead session.
+    const env = { DATABASE_URL: databaseUrl, IDEMPOTENCY_LEASE_MS: '600000' }
     const doomed = await spawnServer({ ...env, TICKSUPPLY_TEST_HANDLER_DELAY_MS: '5000' })
     const others = await Promise.all([spawnServer(env), spawnServer(env)])
     try {
@@ -151,12 +170,11 @@ describe('an instance killed inside a keyed operation', () => {
       await doomed.exited
       expect(await lost).toBeInstanceOf(Error)
 
-      let answer = await send(`${others[0].url}/v1/subscriptions`, { key, body })
-      for (let attempt = 1; answer.status === 409 && attempt < 40; attempt++) {
-        await sleep(250)
-        answer = await send(`${others[attempt % 2]!.url}/v1/subscriptions`, { key, body })
-      }
+      const { answer, attempts } = await retryOnSurvivors(others, key, body)
       expect(answer.status).toBe(201)
+      // A handful of quick retries, not a lease: the database ended the dead process's session.
+      expect(attempts).toBeLessThanOrEqual(8)
+      expect(await total(others, 'claims_takeover')).toBe(1)
       expect(await total(others, 'claims', 'claims_takeover')).toBe(1)
       expect(await subscriptionsOf(databaseUrl, 105)).toBe(1)
       expect(await spansOf(databaseUrl, 105)).toBe(1)
@@ -165,6 +183,46 @@ describe('an instance killed inside a keyed operation', () => {
       expect(replay.body.equals(answer.body)).toBe(true)
     } finally {
       doomed.kill()
+      for (const server of others) server.kill()
+    }
+  })
+
+  it('leaves the key to the others once its lease lapses when it vanishes without closing its connections', async () => {
+    const databaseUrl = await createTestDatabase(inject('postgresUrl'))
+    // No waiting: each retry answers at once whether the key is still held.
+    const env = {
+      DATABASE_URL: databaseUrl,
+      IDEMPOTENCY_LEASE_MS: '3000',
+      IDEMPOTENCY_WAIT_MS: '0',
+    }
+    const frozen = await spawnServer({ ...env, TICKSUPPLY_TEST_HANDLER_DELAY_MS: '1000' })
+    const others = await Promise.all([spawnServer(env), spawnServer(env)])
+    try {
+      const key = newKey()
+      const body = { datastream_id: 106 }
+      const stalled = send(`${frozen.url}/v1/subscriptions`, { key, body }).catch(
+        (error: unknown) => error,
+      )
+      await sleep(300)
+      // Frozen, as a machine that vanished: its sockets stay open, it renews nothing.
+      frozen.kill('SIGSTOP')
+      const early = await send(`${others[0].url}/v1/subscriptions`, { key, body })
+      expect(early.status).toBe(409)
+      const { answer } = await retryOnSurvivors(others, key, body)
+      expect(answer.status).toBe(201)
+      expect(await total(others, 'claims_takeover')).toBe(1)
+      // Thawed, the frozen instance finds its claim taken: its operation does not commit.
+      frozen.kill('SIGCONT')
+      await stalled
+      await sleep(1_500)
+      expect(await subscriptionsOf(databaseUrl, 106)).toBe(1)
+      expect(await spansOf(databaseUrl, 106)).toBe(1)
+      const replay = await send(`${frozen.url}/v1/subscriptions`, { key, body })
+      expect(replay.headers.get('idempotent-replayed')).toBe('true')
+      expect(replay.body.equals(answer.body)).toBe(true)
+    } finally {
+      frozen.kill('SIGCONT')
+      frozen.kill()
       for (const server of others) server.kill()
     }
   })

@@ -22,6 +22,8 @@ export interface OpenedDatabase {
    * response commit in one transaction.
    */
   openIdempotencyStore(options: {
+    /** How long an instance vouches for its claims (PostgreSQL); SQLite's end with the process. */
+    leaseMs: number
     onListenError?: (error: unknown) => void
   }): Promise<IdempotencyStoreHandle>
 }
@@ -33,11 +35,16 @@ export function openDatabase(location: DatabaseLocation): OpenedDatabase {
     return {
       db: createSqliteDatabase(connection),
       description: location.filename,
-      openIdempotencyStore: () =>
-        Promise.resolve({
-          store: createSqliteStore({ connection }),
-          close: () => Promise.resolve(),
-        }),
+      openIdempotencyStore: () => {
+        const store = createSqliteStore({ connection })
+        return Promise.resolve({
+          store,
+          close: () => {
+            store.close()
+            return Promise.resolve()
+          },
+        })
+      },
     }
   }
   const pool = openPostgresPool(location.url)
@@ -49,6 +56,10 @@ export function openDatabase(location: DatabaseLocation): OpenedDatabase {
     async openIdempotencyStore(options) {
       const store = await createPostgresStore({
         pool,
+        leaseMs: options.leaseMs,
+        // Every mutation's writes commit with its stored response (runMutation): a claim
+        // needs no fsync of its own.
+        effectsCommitWithCompletion: true,
         ...(options.onListenError === undefined ? {} : { onListenError: options.onListenError }),
       })
       return { store, close: () => store.close() }

@@ -17,13 +17,27 @@ export function createSqliteDatabase(connection: SqliteConnection): Database {
     return statement
   }
 
-  // Outside a transaction every statement waits for the connection; inside one it already
-  // holds it and runs directly.
+  // Outside a transaction, reads go to the read connection (committed state, never blocked by
+  // a writer) and each write is one statement that waits for the write connection; inside a
+  // transaction, statements run directly on the connection it holds.
+  const readers = new WeakMap<object, Map<string, Statement<SqlValue[]>>>()
+  const prepareOn = (handle: typeof connection.database, sql: string): Statement<SqlValue[]> => {
+    if (handle === connection.database) return prepare(sql)
+    let cached = readers.get(handle)
+    if (cached === undefined)
+      readers.set(handle, (cached = new Map<string, Statement<SqlValue[]>>()))
+    let statement = cached.get(sql)
+    if (statement === undefined) {
+      statement = handle.prepare<SqlValue[]>(sql)
+      cached.set(sql, statement)
+    }
+    return statement
+  }
   const outside: Queryable = {
     all: <Row>(sql: string, params: readonly SqlValue[] = []) =>
-      connection.exclusive(() => prepare(sql).all(...params) as Row[]),
+      connection.read((handle) => prepareOn(handle, sql).all(...params) as Row[]),
     get: <Row>(sql: string, params: readonly SqlValue[] = []) =>
-      connection.exclusive(() => prepare(sql).get(...params) as Row | undefined),
+      connection.read((handle) => prepareOn(handle, sql).get(...params) as Row | undefined),
     run: (sql, params = []) => connection.exclusive(() => prepare(sql).run(...params).changes),
   }
 

@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import { LeaseLostError } from '@ticksupply/idempotency'
 import type { Database, Transaction } from '../db/database.js'
 import { deadlineSignal } from './deadline.js'
 import { JSON_TYPE } from './envelope.js'
@@ -38,8 +39,11 @@ export async function runMutation(
 ): Promise<string> {
   const claim = request.idempotencyClaim
   if (options.delayMs > 0) await sleep(options.delayMs)
-  const deadline = deadlineSignal(request)
-  const signal = claim === null ? deadline : AbortSignal.any([deadline, claim.signal])
+  // A claim the store can no longer vouch for runs nothing. One lost later is caught by the
+  // completion itself, a compare-and-set on the claim's token inside this transaction: it
+  // refuses, and the transaction rolls back.
+  if (claim?.state === 'lost') throw new LeaseLostError()
+  const signal = deadlineSignal(request)
   const payload = await db.transaction(
     async (tx) => {
       signal.throwIfAborted()
