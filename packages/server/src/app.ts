@@ -18,6 +18,7 @@ import {
   registerErrorHandling,
 } from './http/error-handler.js'
 import { readRawBody, registerJsonBody } from './http/json-body.js'
+import { loggerOptions } from './http/log-redaction.js'
 import type { IdempotencyMetrics } from './http/metrics.js'
 import { createIdempotencyMetrics, registerMetricsRoute } from './http/metrics.js'
 import { registerOpenApi } from './http/openapi.js'
@@ -81,7 +82,7 @@ export async function buildApp(config: ServerConfig): Promise<App> {
   })
 
   const server = Fastify({
-    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+    logger: config.logLevel === 'silent' ? false : loggerOptions(config.logLevel),
     genReqId: generateRequestId,
     requestIdHeader: false,
     bodyLimit: BODY_LIMIT_BYTES,
