@@ -24,6 +24,7 @@ import { createIdempotencyMetrics, registerMetricsRoute } from './http/metrics.j
 import { registerOpenApi } from './http/openapi.js'
 import { registerRateLimit } from './http/rate-limit.js'
 import { generateRequestId } from './http/request-id.js'
+import { registerResponseHeaders } from './http/response-headers.js'
 import { registerBillingRoutes } from './routes/billing.js'
 import { registerCatalogRoutes } from './routes/catalog.js'
 import { registerSubscriptionRoutes } from './routes/subscriptions.js'
@@ -109,9 +110,7 @@ export async function buildApp(config: ServerConfig): Promise<App> {
       routes.push({ method, url: route.url, hidden: route.schema?.hide === true })
     }
   })
-  server.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id)
-  })
+  registerResponseHeaders(server)
   registerDeadline(server, config.requestDeadlineMs)
   registerErrorHandling(server)
   registerJsonBody(server, BODY_LIMIT_BYTES)

@@ -39,12 +39,13 @@ export function isPublicRoute(request: FastifyRequest): boolean {
 
 /**
  * `X-Api-Key` on every request that is not to a public route; a missing, unknown or revoked key
- * is a 401.
+ * is a 401. Their answers are about an account, 401s included, so no cache may keep them.
  */
 export function registerAuth(app: FastifyInstance, db: Database): void {
   app.decorateRequest('account', null)
   app.addHook('onRequest', async (request, reply) => {
     if (isPublicRoute(request)) return undefined
+    reply.header('cache-control', 'no-store')
     const header = request.headers['x-api-key']
     const account =
       typeof header === 'string' && header !== '' ? await authenticate(db, header) : undefined

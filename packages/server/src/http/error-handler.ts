@@ -4,6 +4,7 @@ import { isIdempotencyError, toIdempotencyErrorResponse } from '@ticksupply/idem
 import { isApiError } from '../domain/api-error.js'
 import { JSON_TYPE, renderError } from './envelope.js'
 import { generateRequestId } from './request-id.js'
+import { ALWAYS_HEADERS } from './response-headers.js'
 
 interface Rendered {
   status: number
@@ -105,6 +106,7 @@ export function answerFrameworkError(
   void reply
     .code(404)
     .header('x-request-id', request.id)
+    .headers(ALWAYS_HEADERS)
     .type(JSON_TYPE)
     .send(renderError('not_found', 'Route not found'))
 }
@@ -122,6 +124,7 @@ export function answerClientError(error: Error & { code?: string }, socket: Sock
       `Content-Type: ${JSON_TYPE}`,
       `Content-Length: ${String(Buffer.byteLength(body))}`,
       `X-Request-Id: ${generateRequestId()}`,
+      ...Object.entries(ALWAYS_HEADERS).map(([name, value]) => `${name}: ${value}`),
       'Connection: close',
       '',
       body,
