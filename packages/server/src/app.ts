@@ -12,11 +12,8 @@ import { seedCatalog } from './domain/catalog.js'
 import { createDatabaseRateLimitStore } from './domain/rate-limit-store.js'
 import { accountOf, registerAuth } from './http/auth.js'
 import { registerDeadline } from './http/deadline.js'
-import {
-  answerClientError,
-  answerFrameworkError,
-  registerErrorHandling,
-} from './http/error-handler.js'
+import { answerClientError, registerHostCheck } from './http/client-errors.js'
+import { answerFrameworkError, registerErrorHandling } from './http/error-handler.js'
 import { readRawBody, registerJsonBody } from './http/json-body.js'
 import { loggerOptions } from './http/log-redaction.js'
 import type { IdempotencyMetrics } from './http/metrics.js'
@@ -91,6 +88,8 @@ export async function buildApp(config: ServerConfig): Promise<App> {
     frameworkErrors: answerFrameworkError,
     // Bytes that are not HTTP at all still get the envelope and a request id.
     clientErrorHandler: answerClientError,
+    // Node's own Host check answers an empty 400; registerHostCheck answers in the envelope.
+    http: { requireHostHeader: false },
     // Unknown fields are refused, not silently dropped; types are never coerced.
     ajv: {
       // The draft body schema has `properties` without `type: 'object'` on purpose (no body at
@@ -111,6 +110,7 @@ export async function buildApp(config: ServerConfig): Promise<App> {
     }
   })
   registerResponseHeaders(server)
+  registerHostCheck(server)
   registerDeadline(server, config.requestDeadlineMs)
   registerErrorHandling(server)
   registerJsonBody(server, BODY_LIMIT_BYTES)

@@ -1,9 +1,7 @@
-import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isIdempotencyError, toIdempotencyErrorResponse } from '@ticksupply/idempotency'
 import { isApiError } from '../domain/api-error.js'
 import { JSON_TYPE, renderError } from './envelope.js'
-import { generateRequestId } from './request-id.js'
 import { ALWAYS_HEADERS } from './response-headers.js'
 
 interface Rendered {
@@ -109,25 +107,4 @@ export function answerFrameworkError(
     .headers(ALWAYS_HEADERS)
     .type(JSON_TYPE)
     .send(renderError('not_found', 'Route not found'))
-}
-
-/** Bytes that do not parse as HTTP: a 400 envelope written straight to the socket. */
-export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
-  if (!socket.writable || error.code === 'ECONNRESET') {
-    socket.destroy()
-    return
-  }
-  const body = renderError('invalid_argument', 'Malformed HTTP request')
-  socket.end(
-    [
-      'HTTP/1.1 400 Bad Request',
-      `Content-Type: ${JSON_TYPE}`,
-      `Content-Length: ${String(Buffer.byteLength(body))}`,
-      `X-Request-Id: ${generateRequestId()}`,
-      ...Object.entries(ALWAYS_HEADERS).map(([name, value]) => `${name}: ${value}`),
-      'Connection: close',
-      '',
-      body,
-    ].join('\r\n'),
-  )
 }
