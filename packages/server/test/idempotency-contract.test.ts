@@ -604,7 +604,12 @@ describe('expiry', () => {
   let server: TestServer
 
   beforeAll(async () => {
-    server = await startServer({ IDEMPOTENCY_TTL_SECONDS: '1', IDEMPOTENCY_LEASE_MS: '100' })
+    // The TTL must exceed the lease and the deadline (config.ts), so both are shorter here.
+    server = await startServer({
+      IDEMPOTENCY_TTL_SECONDS: '1',
+      IDEMPOTENCY_LEASE_MS: '100',
+      REQUEST_DEADLINE_MS: '900',
+    })
   })
   afterAll(async () => {
     await server.close()
