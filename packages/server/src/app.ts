@@ -12,17 +12,16 @@ import { seedCatalog } from './domain/catalog.js'
 import { createDatabaseRateLimitStore } from './domain/rate-limit-store.js'
 import { accountOf, registerAuth } from './http/auth.js'
 import { registerDeadline } from './http/deadline.js'
-import {
-  answerClientError,
-  answerFrameworkError,
-  registerErrorHandling,
-} from './http/error-handler.js'
+import { answerClientError, registerHostCheck } from './http/client-errors.js'
+import { answerFrameworkError, registerErrorHandling } from './http/error-handler.js'
 import { readRawBody, registerJsonBody } from './http/json-body.js'
+import { loggerOptions } from './http/log-redaction.js'
 import type { IdempotencyMetrics } from './http/metrics.js'
 import { createIdempotencyMetrics, registerMetricsRoute } from './http/metrics.js'
 import { registerOpenApi } from './http/openapi.js'
 import { registerRateLimit } from './http/rate-limit.js'
 import { generateRequestId } from './http/request-id.js'
+import { registerResponseHeaders } from './http/response-headers.js'
 import { registerBillingRoutes } from './routes/billing.js'
 import { registerCatalogRoutes } from './routes/catalog.js'
 import { registerSubscriptionRoutes } from './routes/subscriptions.js'
@@ -85,7 +84,7 @@ export async function buildApp(config: ServerConfig): Promise<App> {
   })
 
   const server = Fastify({
-    logger: config.logLevel === 'silent' ? false : { level: config.logLevel },
+    logger: config.logLevel === 'silent' ? false : loggerOptions(config.logLevel),
     genReqId: generateRequestId,
     requestIdHeader: false,
     bodyLimit: BODY_LIMIT_BYTES,
@@ -93,6 +92,8 @@ export async function buildApp(config: ServerConfig): Promise<App> {
     frameworkErrors: answerFrameworkError,
     // Bytes that are not HTTP at all still get the envelope and a request id.
     clientErrorHandler: answerClientError,
+    // Node's own Host check answers an empty 400; registerHostCheck answers in the envelope.
+    http: { requireHostHeader: false },
     // Unknown fields are refused, not silently dropped; types are never coerced.
     ajv: {
       // The draft body schema has `properties` without `type: 'object'` on purpose (no body at
@@ -112,9 +113,8 @@ export async function buildApp(config: ServerConfig): Promise<App> {
       routes.push({ method, url: route.url, hidden: route.schema?.hide === true })
     }
   })
-  server.addHook('onRequest', async (request, reply) => {
-    reply.header('x-request-id', request.id)
-  })
+  registerResponseHeaders(server)
+  registerHostCheck(server)
   registerDeadline(server, config.requestDeadlineMs)
   registerErrorHandling(server)
   registerJsonBody(server, BODY_LIMIT_BYTES)

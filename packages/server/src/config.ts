@@ -51,8 +51,14 @@ export function loadConfig(env: Env): ServerConfig {
   const leaseDefault = 30_000
   const idempotencyLeaseMs = integer(env, 'IDEMPOTENCY_LEASE_MS', leaseDefault, 100, 3_600_000)
   const idempotencyTtlMs = integer(env, 'IDEMPOTENCY_TTL_SECONDS', 86_400, 1, 365 * 86_400) * 1000
-  if (idempotencyTtlMs < idempotencyLeaseMs) {
-    throw new ConfigError('IDEMPOTENCY_TTL_SECONDS must be at least IDEMPOTENCY_LEASE_MS')
+  const requestDeadlineMs = integer(env, 'REQUEST_DEADLINE_MS', 10_000, 100, 600_000)
+  // A record must outlive every claim on it: a live holder's ends by the request deadline, a
+  // dead holder's when its lease lapses. A shorter TTL lets a record complete already expired,
+  // and the next retry runs the operation again (docs/decisions/0308).
+  if (idempotencyTtlMs <= Math.max(idempotencyLeaseMs, requestDeadlineMs)) {
+    throw new ConfigError(
+      `IDEMPOTENCY_TTL_SECONDS (${String(idempotencyTtlMs / 1000)} s) must exceed both IDEMPOTENCY_LEASE_MS (${String(idempotencyLeaseMs)} ms) and REQUEST_DEADLINE_MS (${String(requestDeadlineMs)} ms)`,
+    )
   }
   return {
     host: env['HOST'] ?? '127.0.0.1',
@@ -63,7 +69,7 @@ export function loadConfig(env: Env): ServerConfig {
     idempotencyWaitMs: integer(env, 'IDEMPOTENCY_WAIT_MS', 3_000, 0, 60_000),
     idempotencyLeaseMs,
     idempotencyPollMs: integer(env, 'IDEMPOTENCY_POLL_MS', 50, 1, 60_000),
-    requestDeadlineMs: integer(env, 'REQUEST_DEADLINE_MS', 10_000, 100, 600_000),
+    requestDeadlineMs,
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 200, 1, 1_000_000),
     rateLimitPerHour: integer(env, 'RATE_LIMIT_PER_HOUR', 10_000, 1, 100_000_000),
     testHandlerDelayMs,

@@ -23,6 +23,11 @@ async function main(): Promise<void> {
     }
     throw error
   }
+  if (config.production && config.exports.publicBaseUrl === undefined) {
+    app.server.log.warn(
+      "PUBLIC_BASE_URL is unset: download links take their origin from each request's Host header, which the client chooses. Set it to the public origin, e.g. https://api.example.com",
+    )
+  }
   const url = await app.listen()
   process.stdout.write(
     [

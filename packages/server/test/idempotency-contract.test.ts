@@ -604,8 +604,13 @@ describe('expiry', () => {
   let server: TestServer
 
   beforeAll(async () => {
-    // A lease short enough to fit in the TTL, long enough that a busy test machine renews it.
-    server = await startServer({ IDEMPOTENCY_TTL_SECONDS: '3', IDEMPOTENCY_LEASE_MS: '2500' })
+    // The TTL must exceed the lease and the deadline (config.ts), so both are shorter here;
+    // the lease is still long enough that a busy test machine renews it in time.
+    server = await startServer({
+      IDEMPOTENCY_TTL_SECONDS: '3',
+      IDEMPOTENCY_LEASE_MS: '2500',
+      REQUEST_DEADLINE_MS: '2500',
+    })
   })
   afterAll(async () => {
     await server.close()

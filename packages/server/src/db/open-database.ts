@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs'
+import { closeSync, mkdirSync, openSync } from 'node:fs'
 import { dirname } from 'node:path'
 import type { Store, StoreTransaction } from '@ticksupply/idempotency'
 import { createPostgresStore } from '@ticksupply/idempotency/stores/postgres'
@@ -30,7 +30,7 @@ export interface OpenedDatabase {
 
 export function openDatabase(location: DatabaseLocation): OpenedDatabase {
   if (location.kind === 'sqlite') {
-    if (location.filename !== ':memory:') mkdirSync(dirname(location.filename), { recursive: true })
+    if (location.filename !== ':memory:') createPrivateFile(location.filename)
     const connection = openSqliteConnection(location.filename)
     return {
       db: createSqliteDatabase(connection),
@@ -65,4 +65,16 @@ export function openDatabase(location: DatabaseLocation): OpenedDatabase {
       return { store, close: () => store.close() }
     },
   }
+}
+
+/**
+ * The database file holds the link-signing secret, API-key digests and every account's data:
+ * it and the directories made for it are created for the server's user only (0600, 0700).
+ * SQLite gives its -wal and -shm files the database file's mode. What already exists is left as
+ * the operator set it.
+ */
+function createPrivateFile(filename: string): void {
+  mkdirSync(dirname(filename), { recursive: true, mode: 0o700 })
+  // 'a' creates the file when missing and never truncates one that exists.
+  closeSync(openSync(filename, 'a', 0o600))
 }

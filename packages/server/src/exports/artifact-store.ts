@@ -35,10 +35,11 @@ export function createLocalArtifactStore(root: string): ArtifactStore {
   return {
     async put(key, bytes) {
       const path = pathOf(key)
-      await mkdir(dirname(path), { recursive: true })
+      // Account data: folders and files for the server's user only.
+      await mkdir(dirname(path), { recursive: true, mode: 0o700 })
       // Write aside, then rename: a reader (or a crash) never sees a partial file.
       const temporary = `${path}.${randomBytes(6).toString('hex')}.tmp`
-      await writeFile(temporary, bytes)
+      await writeFile(temporary, bytes, { mode: 0o600 })
       await rename(temporary, path)
     },
     async open(key) {

@@ -1,9 +1,8 @@
-import type { Socket } from 'node:net'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { isIdempotencyError, toIdempotencyErrorResponse } from '@ticksupply/idempotency'
 import { isApiError } from '../domain/api-error.js'
 import { JSON_TYPE, renderError } from './envelope.js'
-import { generateRequestId } from './request-id.js'
+import { ALWAYS_HEADERS } from './response-headers.js'
 
 interface Rendered {
   status: number
@@ -105,26 +104,7 @@ export function answerFrameworkError(
   void reply
     .code(404)
     .header('x-request-id', request.id)
+    .headers(ALWAYS_HEADERS)
     .type(JSON_TYPE)
     .send(renderError('not_found', 'Route not found'))
-}
-
-/** Bytes that do not parse as HTTP: a 400 envelope written straight to the socket. */
-export function answerClientError(error: Error & { code?: string }, socket: Socket): void {
-  if (!socket.writable || error.code === 'ECONNRESET') {
-    socket.destroy()
-    return
-  }
-  const body = renderError('invalid_argument', 'Malformed HTTP request')
-  socket.end(
-    [
-      'HTTP/1.1 400 Bad Request',
-      `Content-Type: ${JSON_TYPE}`,
-      `Content-Length: ${String(Buffer.byteLength(body))}`,
-      `X-Request-Id: ${generateRequestId()}`,
-      'Connection: close',
-      '',
-      body,
-    ].join('\r\n'),
-  )
 }

@@ -149,3 +149,28 @@ export async function recordSpan(
 }
 
 export const ns = (ms: number): string => `${String(ms)}000000`
+
+/**
+ * Records a short span of binance BTCUSDT trades, exports it as CSV and waits for the export to
+ * succeed. Returns the job and its download links (as `GET /v1/exports/{id}/download` lists them).
+ */
+export async function runExport(
+  url: string,
+  recordMs = 2_100,
+): Promise<{ job: ExportJob; download: Download }> {
+  const datastreamId = await datastreamOf(url, 'binance', 'BTCUSDT', 'trade')
+  const span = await recordSpan(url, datastreamId, recordMs)
+  const created = await createExport(url, {
+    datastream_id: datastreamId,
+    start_time: ns(span.startMs),
+    end_time: ns(span.endMs + 1),
+  })
+  expect(created.status, created.text).toBe(202)
+  const job = await waitForExport(url, created.json<ExportJob>().id)
+  expect(job.status, job.reason).toBe('succeeded')
+  const answer = await send(`${url}/v1/exports/${job.id}/download`)
+  expect(answer.status, answer.text).toBe(200)
+  const download = answer.json<Download>()
+  expect(download.count).toBeGreaterThan(0)
+  return { job, download }
+}
