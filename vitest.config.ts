@@ -32,7 +32,7 @@ export default defineConfig({
           name: 'server-postgres',
           include: ['packages/server/test/**/*.test.ts'],
           exclude: [
-            'packages/server/test/{crash,cli,multi-instance,rate-limit}.test.ts',
+            'packages/server/test/{crash,cli,multi-instance,rate-limit,sqlite-lock}.test.ts',
             '**/node_modules/**',
           ],
           env: { TEST_DATABASE: 'postgres' },

@@ -1,7 +1,7 @@
 import Fastify from 'fastify'
 import type { FastifyInstance, HTTPMethods } from 'fastify'
 import { createIdempotencyEngine, startPurger } from '@ticksupply/idempotency'
-import type { Purger } from '@ticksupply/idempotency'
+import type { Clock, Purger } from '@ticksupply/idempotency'
 import { fastifyIdempotency } from '@ticksupply/idempotency/fastify'
 import type { ServerConfig } from './config.js'
 import type { Database } from './db/database.js'
@@ -9,7 +9,10 @@ import { migrate } from './db/migrations.js'
 import { openDatabase } from './db/open-database.js'
 import { addApiKey, ensureAccount } from './domain/accounts.js'
 import { seedCatalog } from './domain/catalog.js'
-import { createDatabaseRateLimitStore } from './domain/rate-limit-store.js'
+import {
+  createDatabaseRateLimitStore,
+  createMemoryRateLimitStore,
+} from './domain/rate-limit-store.js'
 import { accountOf, registerAuth } from './http/auth.js'
 import { registerDeadline } from './http/deadline.js'
 import { answerClientError, registerHostCheck } from './http/client-errors.js'
@@ -55,7 +58,12 @@ const BODY_LIMIT_BYTES = 1024 * 1024
  * authentication, rate limit, idempotency key format, body validation, then the claim and the
  * handler.
  */
-export async function buildApp(config: ServerConfig): Promise<App> {
+export interface AppOptions {
+  /** The rate limiter's clock, for tests that wait out a window without waiting. */
+  readonly clock?: Clock
+}
+
+export async function buildApp(config: ServerConfig, options: AppOptions = {}): Promise<App> {
   const opened = openDatabase(config.database)
   const { db } = opened
   // First: on SQLite this makes the process the file's one owner, or refuses before anything
@@ -119,12 +127,18 @@ export async function buildApp(config: ServerConfig): Promise<App> {
   registerErrorHandling(server)
   registerJsonBody(server, BODY_LIMIT_BYTES)
   registerAuth(server, db)
+  const rateLimitWindows = [
+    { name: 'minute', limit: config.rateLimitPerMinute, windowMs: 60_000 },
+    { name: 'hour', limit: config.rateLimitPerHour, windowMs: 3_600_000 },
+  ] as const
   registerRateLimit(
     server,
-    createDatabaseRateLimitStore(db, [
-      { name: 'minute', limit: config.rateLimitPerMinute, windowMs: 60_000 },
-      { name: 'hour', limit: config.rateLimitPerHour, windowMs: 3_600_000 },
-    ]),
+    // A SQLite file has one owning process (decision 0006), so its buckets need not be shared:
+    // in memory, no request waits for the database's write lock to be counted.
+    db.dialect === 'sqlite'
+      ? createMemoryRateLimitStore(rateLimitWindows)
+      : createDatabaseRateLimitStore(db, rateLimitWindows),
+    options.clock === undefined ? Date.now : () => (options.clock as Clock).now(),
   )
   await server.register(fastifyIdempotency, {
     engine,

@@ -8,7 +8,10 @@ import type { Database } from '../src/db/database.js'
 import { migrate } from '../src/db/migrations.js'
 import { openDatabase } from '../src/db/open-database.js'
 import type { RateLimitDecision, RateLimitWindow } from '../src/domain/rate-limit-store.js'
-import { createDatabaseRateLimitStore } from '../src/domain/rate-limit-store.js'
+import {
+  createDatabaseRateLimitStore,
+  createMemoryRateLimitStore,
+} from '../src/domain/rate-limit-store.js'
 import {
   fullBucket,
   msUntilToken,
@@ -70,7 +73,7 @@ const HOUR: RateLimitWindow = { name: 'hour', limit: 8, windowMs: 3_600_000 }
 const windowOf = (decision: RateLimitDecision, name: 'minute' | 'hour') =>
   decision.windows.find((window) => window.name === name)!
 
-type Backend = 'sqlite' | 'postgres'
+type Backend = 'memory' | 'sqlite' | 'postgres'
 
 async function openDatabases(
   backend: Backend,
@@ -93,112 +96,123 @@ async function openDatabases(
   }
 }
 
-describe.each<Backend>(['sqlite', 'postgres'])('the database rate-limit store on %s', (backend) => {
-  let dbs: Database[] = []
-  let close = () => Promise.resolve()
-  let accounts = 0
-  const account = () => `acct_${backend}_${String(++accounts)}`
+describe.each<Backend>(['memory', 'sqlite', 'postgres'])(
+  'the rate-limit store in %s',
+  (backend) => {
+    let dbs: Database[] = []
+    let close = () => Promise.resolve()
+    let accounts = 0
+    const account = () => `acct_${backend}_${String(++accounts)}`
+    // The memory store of one process (SQLite's server), or the table every instance shares.
+    const memory = createMemoryRateLimitStore([MINUTE, HOUR])
+    const createStore = (db: Database | undefined, windows: readonly RateLimitWindow[]) =>
+      backend === 'memory' || db === undefined ? memory : createDatabaseRateLimitStore(db, windows)
 
-  beforeAll(async () => {
-    ;({ dbs, close } = await openDatabases(backend, 2))
-  })
-  afterAll(async () => {
-    await close()
-  })
-
-  it('allows the limit, refuses the next, and tells when a token is back', async () => {
-    const store = createDatabaseRateLimitStore(dbs[0]!, [MINUTE, HOUR])
-    const id = account()
-    const decisions: RateLimitDecision[] = []
-    for (let i = 0; i < 6; i++) decisions.push(await store.take(id, T0))
-
-    expect(decisions.map((decision) => decision.allowed)).toEqual([
-      true,
-      true,
-      true,
-      true,
-      true,
-      false,
-    ])
-    expect(decisions.map((decision) => windowOf(decision, 'minute').remaining)).toEqual([
-      4, 3, 2, 1, 0, 0,
-    ])
-    expect(decisions.map((decision) => windowOf(decision, 'hour').remaining)).toEqual([
-      7, 6, 5, 4, 3, 3,
-    ])
-    // Reset only once the bucket is empty: on the request that emptied it and on the refusal.
-    expect(decisions.map((decision) => windowOf(decision, 'minute').resetAtMs)).toEqual([
-      undefined,
-      undefined,
-      undefined,
-      undefined,
-      T0 + 12_000,
-      T0 + 12_000,
-    ])
-    expect(windowOf(decisions[5]!, 'hour').resetAtMs).toBeUndefined()
-    expect(decisions[5]!.retryAfterMs).toBe(12_000)
-    expect((await store.take(id, T0 + 11_999)).retryAfterMs).toBe(1)
-    expect((await store.take(id, T0 + 12_000)).allowed).toBe(true)
-  })
-
-  it('refuses while any bucket is empty, and a refusal takes nothing from the others', async () => {
-    const store = createDatabaseRateLimitStore(dbs[0]!, [MINUTE, HOUR])
-    const id = account()
-    for (let i = 0; i < 5; i++) await store.take(id, T0)
-    // The hour bucket (8 an hour, one token every 450 s) runs out after three more.
-    for (const at of [12_000, 24_000, 36_000])
-      expect((await store.take(id, T0 + at)).allowed).toBe(true)
-
-    const refused = await store.take(id, T0 + 48_000)
-    expect(refused.allowed).toBe(false)
-    expect(windowOf(refused, 'minute')).toEqual({
-      name: 'minute',
-      limit: 5,
-      remaining: 1,
-      resetAtMs: undefined,
+    beforeAll(async () => {
+      if (backend !== 'memory') ({ dbs, close } = await openDatabases(backend, 2))
     })
-    expect(windowOf(refused, 'hour')).toEqual({
-      name: 'hour',
-      limit: 8,
-      remaining: 0,
-      resetAtMs: T0 + 450_000,
+    afterAll(async () => {
+      await close()
     })
-    expect(refused.retryAfterMs).toBe(402_000)
-    for (let i = 0; i < 50; i++) expect((await store.take(id, T0 + 48_000 + i)).allowed).toBe(false)
 
-    // Had the refusals taken anything, the hour bucket would still be empty here.
-    const later = await store.take(id, T0 + 450_000)
-    expect(later.allowed).toBe(true)
-    expect(windowOf(later, 'minute').remaining).toBe(4)
-    expect(windowOf(later, 'hour').remaining).toBe(0)
-  })
+    it('allows the limit, refuses the next, and tells when a token is back', async () => {
+      const store = createStore(dbs[0], [MINUTE, HOUR])
+      const id = account()
+      const decisions: RateLimitDecision[] = []
+      for (let i = 0; i < 6; i++) decisions.push(await store.take(id, T0))
 
-  it('gives each account its own buckets', async () => {
-    const store = createDatabaseRateLimitStore(dbs[0]!, [MINUTE, HOUR])
-    const [first, second] = [account(), account()]
-    for (let i = 0; i < 5; i++) await store.take(first, T0)
-    expect((await store.take(first, T0)).allowed).toBe(false)
-    expect(windowOf(await store.take(second, T0), 'minute').remaining).toBe(4)
-  })
+      expect(decisions.map((decision) => decision.allowed)).toEqual([
+        true,
+        true,
+        true,
+        true,
+        true,
+        false,
+      ])
+      expect(decisions.map((decision) => windowOf(decision, 'minute').remaining)).toEqual([
+        4, 3, 2, 1, 0, 0,
+      ])
+      expect(decisions.map((decision) => windowOf(decision, 'hour').remaining)).toEqual([
+        7, 6, 5, 4, 3, 3,
+      ])
+      // Reset only once the bucket is empty: on the request that emptied it and on the refusal.
+      expect(decisions.map((decision) => windowOf(decision, 'minute').resetAtMs)).toEqual([
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        T0 + 12_000,
+        T0 + 12_000,
+      ])
+      expect(windowOf(decisions[5]!, 'hour').resetAtMs).toBeUndefined()
+      expect(decisions[5]!.retryAfterMs).toBe(12_000)
+      expect((await store.take(id, T0 + 11_999)).retryAfterMs).toBe(1)
+      expect((await store.take(id, T0 + 12_000)).allowed).toBe(true)
+    })
 
-  it('never lets concurrent takes exceed the limit', async () => {
-    // On PostgreSQL through two pools; SQLite's connections are synchronous, so two of them in
-    // one thread cannot wait for each other (processes sharing a file are tested over HTTP).
-    const stores = (backend === 'postgres' ? dbs : dbs.slice(0, 1)).map((db) =>
-      createDatabaseRateLimitStore(db, [MINUTE, HOUR]),
-    )
-    const id = account()
-    const decisions = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => stores[i % stores.length]!.take(id, T0)),
-    )
-    expect(decisions.filter((decision) => decision.allowed)).toHaveLength(5)
-    const remaining = decisions
-      .filter((decision) => decision.allowed)
-      .map((decision) => windowOf(decision, 'minute').remaining)
-      .sort()
-    expect(remaining).toEqual([0, 1, 2, 3, 4])
-  })
-})
+    it('refuses while any bucket is empty, and a refusal takes nothing from the others', async () => {
+      const store = createStore(dbs[0], [MINUTE, HOUR])
+      const id = account()
+      for (let i = 0; i < 5; i++) await store.take(id, T0)
+      // The hour bucket (8 an hour, one token every 450 s) runs out after three more.
+      for (const at of [12_000, 24_000, 36_000])
+        expect((await store.take(id, T0 + at)).allowed).toBe(true)
+
+      const refused = await store.take(id, T0 + 48_000)
+      expect(refused.allowed).toBe(false)
+      expect(windowOf(refused, 'minute')).toEqual({
+        name: 'minute',
+        limit: 5,
+        remaining: 1,
+        resetAtMs: undefined,
+      })
+      expect(windowOf(refused, 'hour')).toEqual({
+        name: 'hour',
+        limit: 8,
+        remaining: 0,
+        resetAtMs: T0 + 450_000,
+      })
+      expect(refused.retryAfterMs).toBe(402_000)
+      for (let i = 0; i < 50; i++)
+        expect((await store.take(id, T0 + 48_000 + i)).allowed).toBe(false)
+
+      // Had the refusals taken anything, the hour bucket would still be empty here.
+      const later = await store.take(id, T0 + 450_000)
+      expect(later.allowed).toBe(true)
+      expect(windowOf(later, 'minute').remaining).toBe(4)
+      expect(windowOf(later, 'hour').remaining).toBe(0)
+    })
+
+    it('gives each account its own buckets', async () => {
+      const store = createStore(dbs[0], [MINUTE, HOUR])
+      const [first, second] = [account(), account()]
+      for (let i = 0; i < 5; i++) await store.take(first, T0)
+      expect((await store.take(first, T0)).allowed).toBe(false)
+      expect(windowOf(await store.take(second, T0), 'minute').remaining).toBe(4)
+    })
+
+    it('never lets concurrent takes exceed the limit', async () => {
+      // On PostgreSQL through two pools; SQLite's connections are synchronous, so two of them in
+      // one thread cannot wait for each other (processes sharing a file are tested over HTTP).
+      const stores =
+        backend === 'memory'
+          ? [memory]
+          : (backend === 'postgres' ? dbs : dbs.slice(0, 1)).map((db) =>
+              createStore(db, [MINUTE, HOUR]),
+            )
+      const id = account()
+      const decisions = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => stores[i % stores.length]!.take(id, T0)),
+      )
+      expect(decisions.filter((decision) => decision.allowed)).toHaveLength(5)
+      const remaining = decisions
+        .filter((decision) => decision.allowed)
+        .map((decision) => windowOf(decision, 'minute').remaining)
+        .sort()
+      expect(remaining).toEqual([0, 1, 2, 3, 4])
+    })
+  },
+)
 
 const rateHeaders = (answer: Answer) =>
   Object.fromEntries([...answer.headers].filter(([name]) => name.startsWith('x-ratelimit-')))
@@ -210,22 +224,29 @@ describe('rate limits over HTTP', () => {
       body: { datastream_id: datastreamId },
       ...(key === undefined ? {} : { key }),
     })
-  // Waiting out a 429 without waiting: move the account's buckets a minute into the past.
-  const aMinutePasses = () =>
-    server.app.db.run('UPDATE rate_limits SET updated_at = updated_at - 60000')
+  // The limiter's clock: real time, moved on by the test to wait out a window without waiting.
+  let offsetMs = 0
+  const clock = { now: () => Date.now() + offsetMs }
+  const aMinutePasses = () => {
+    offsetMs += 60_000
+  }
   const records = async () =>
     Number(
       (await server.app.db.get<{ n: number }>('SELECT COUNT(*) AS n FROM idempotency_records'))?.n,
     )
 
   beforeAll(async () => {
-    server = await startServer({ RATE_LIMIT_PER_MINUTE: '5', RATE_LIMIT_PER_HOUR: '10000' })
+    server = await startServer(
+      { RATE_LIMIT_PER_MINUTE: '5', RATE_LIMIT_PER_HOUR: '10000' },
+      { clock },
+    )
   })
   afterAll(async () => {
     await server.close()
   })
-  afterEach(async () => {
-    await server.app.db.run('DELETE FROM rate_limits')
+  afterEach(() => {
+    // An hour later every bucket is full again.
+    offsetMs += 3_600_000
   })
 
   it('counts down on every authenticated response, errors included, and then answers 429', async () => {
@@ -258,9 +279,9 @@ describe('rate limits over HTTP', () => {
     expect(last.headers.get('x-ratelimit-remaining-minute')).toBe('0')
     expect(last.headers.has('x-ratelimit-reset-minute')).toBe(true)
 
-    const before = Math.floor(Date.now() / 1000)
+    const before = Math.floor(clock.now() / 1000)
     const refused = await send(`${server.url}/v1/exchanges`)
-    const after = Math.ceil(Date.now() / 1000)
+    const after = Math.ceil(clock.now() / 1000)
     expect(refused.status).toBe(429)
     expect(refused.headers.get('content-type')).toMatch(/^application\/json/)
     const retryAfter = Number(refused.headers.get('retry-after'))
@@ -300,7 +321,7 @@ describe('rate limits over HTTP', () => {
   it('charges nothing for a 429: a minute later the limit is whole again', async () => {
     for (let i = 0; i < 5; i++) await send(`${server.url}/v1/exchanges`)
     for (let i = 0; i < 10; i++) expect((await send(`${server.url}/v1/exchanges`)).status).toBe(429)
-    await aMinutePasses()
+    aMinutePasses()
     const statuses: number[] = []
     for (let i = 0; i < 6; i++) statuses.push((await send(`${server.url}/v1/exchanges`)).status)
     expect(statuses).toEqual([200, 200, 200, 200, 200, 429])
@@ -325,7 +346,7 @@ describe('rate limits over HTTP', () => {
     expect(await records()).toBe(recordsBefore)
 
     // The client waits it out and retries with the same key: the operation runs, once.
-    await aMinutePasses()
+    aMinutePasses()
     const created = await subscribe(401, key)
     expect(created.status).toBe(201)
     expect(created.headers.has('idempotent-replayed')).toBe(false)

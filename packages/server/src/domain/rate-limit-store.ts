@@ -90,59 +90,32 @@ export function createDatabaseRateLimitStore(
         'SELECT window_ms, level, updated_at FROM rate_limits WHERE account_id = ?',
         [accountId],
       )
-      const buckets = windows.map((window) => {
+      const stored = windows.map((window) => {
         const row = rows.find((candidate) => Number(candidate.window_ms) === window.windowMs)
         if (row === undefined) throw new Error(`rate limit row ${window.name} vanished`)
-        const stored: BucketState = {
-          level: Number(row.level),
-          updatedAtMs: Number(row.updated_at),
-        }
-        const current = refill(window, stored, nowMs)
-        return { window, stored, current, taken: takeToken(window, current) }
+        return { level: Number(row.level), updatedAtMs: Number(row.updated_at) }
       })
-
-      if (buckets.some((bucket) => bucket.taken === undefined)) {
-        // Refused: the levels stay as they were, so retrying early does not delay the refill.
-        let retryAfterMs = 0
-        const statuses = buckets.map(({ window, current, taken }) => {
-          const waitMs = taken === undefined ? msUntilToken(window, current) : 0
-          retryAfterMs = Math.max(retryAfterMs, current.updatedAtMs + waitMs - nowMs)
-          return status(
-            window,
-            current,
-            taken === undefined ? current.updatedAtMs + waitMs : undefined,
-          )
-        })
-        return { allowed: false, windows: statuses, retryAfterMs: Math.max(retryAfterMs, 1) }
-      }
-
-      const statuses: RateLimitWindowStatus[] = []
-      for (const { window, stored, taken } of buckets) {
-        if (taken === undefined) throw new Error('unreachable: every bucket had a token')
+      const { decision, taken } = decideTake(windows, stored, nowMs)
+      if (taken === undefined) return decision
+      for (const [index, window] of windows.entries()) {
+        const before = stored[index] as BucketState
+        const after = taken[index] as BucketState
         const changed = await tx.run(
           `UPDATE rate_limits SET level = ?, updated_at = ?
             WHERE account_id = ? AND window_ms = ? AND level = ? AND updated_at = ?`,
           [
-            taken.level,
-            taken.updatedAtMs,
+            after.level,
+            after.updatedAtMs,
             accountId,
             window.windowMs,
-            stored.level,
-            stored.updatedAtMs,
+            before.level,
+            before.updatedAtMs,
           ],
         )
         // Another take wrote the row since it was read: roll back and start over.
         if (changed !== 1) throw new LostRace()
-        const left = tokensLeft(window, taken)
-        statuses.push(
-          status(
-            window,
-            taken,
-            left === 0 ? taken.updatedAtMs + msUntilToken(window, taken) : undefined,
-          ),
-        )
       }
-      return { allowed: true, windows: statuses, retryAfterMs: 0 }
+      return decision
     })
 
   return {
@@ -167,4 +140,62 @@ function status(
   resetAtMs: number | undefined,
 ): RateLimitWindowStatus {
   return { name: window.name, limit: window.limit, remaining: tokensLeft(window, state), resetAtMs }
+}
+
+/**
+ * One take, decided in memory: refill each bucket to `nowMs`, then take a token from each or
+ * from none. `taken` holds the buckets to store when allowed; undefined when refused (a
+ * refused request changes nothing, so retrying early never delays the refill).
+ */
+export function decideTake(
+  windows: readonly RateLimitWindow[],
+  stored: readonly BucketState[],
+  nowMs: number,
+): { decision: RateLimitDecision; taken: BucketState[] | undefined } {
+  const buckets = windows.map((window, index) => {
+    const current = refill(window, stored[index] ?? fullBucket(window, nowMs), nowMs)
+    return { window, current, taken: takeToken(window, current) }
+  })
+  if (buckets.some((bucket) => bucket.taken === undefined)) {
+    let retryAfterMs = 0
+    const statuses = buckets.map(({ window, current, taken }) => {
+      const waitMs = taken === undefined ? msUntilToken(window, current) : 0
+      retryAfterMs = Math.max(retryAfterMs, current.updatedAtMs + waitMs - nowMs)
+      return status(window, current, taken === undefined ? current.updatedAtMs + waitMs : undefined)
+    })
+    return {
+      decision: { allowed: false, windows: statuses, retryAfterMs: Math.max(retryAfterMs, 1) },
+      taken: undefined,
+    }
+  }
+  const taken = buckets.map((bucket) => bucket.taken as BucketState)
+  const statuses = buckets.map(({ window }, index) => {
+    const after = taken[index] as BucketState
+    const left = tokensLeft(window, after)
+    return status(
+      window,
+      after,
+      left === 0 ? after.updatedAtMs + msUntilToken(window, after) : undefined,
+    )
+  })
+  return { decision: { allowed: true, windows: statuses, retryAfterMs: 0 }, taken }
+}
+
+/**
+ * The buckets in this process's memory: for a server that is the one instance on its
+ * database (SQLite, whose file has one owning process). No write per request, so a request
+ * never waits for the database's write lock to be counted; the buckets start full again when
+ * the process restarts.
+ */
+export function createMemoryRateLimitStore(windows: readonly RateLimitWindow[]): RateLimitStore {
+  const accounts = new Map<string, BucketState[]>()
+  return {
+    take(accountId, nowMs) {
+      const stored = accounts.get(accountId) ?? windows.map((window) => fullBucket(window, nowMs))
+      const { decision, taken } = decideTake(windows, stored, nowMs)
+      if (taken !== undefined) accounts.set(accountId, taken)
+      else if (!accounts.has(accountId)) accounts.set(accountId, stored)
+      return Promise.resolve(decision)
+    },
+  }
 }

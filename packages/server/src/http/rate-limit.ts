@@ -14,11 +14,15 @@ const SUFFIX = { minute: 'Minute', hour: 'Hour' } as const
  * a window with no token left also carries `X-RateLimit-Reset-*`, the Unix second at which it
  * holds one again.
  */
-export function registerRateLimit(app: FastifyInstance, store: RateLimitStore): void {
+export function registerRateLimit(
+  app: FastifyInstance,
+  store: RateLimitStore,
+  now: () => number = Date.now,
+): void {
   app.addHook('onRequest', async (request, reply) => {
     const account = request.account
     if (account === null) return undefined
-    const decision = await store.take(account.id, Date.now())
+    const decision = await store.take(account.id, now())
     for (const window of decision.windows) {
       const suffix = SUFFIX[window.name]
       reply.header(`X-RateLimit-Limit-${suffix}`, String(window.limit))

@@ -11,7 +11,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Database from 'better-sqlite3'
 import pg from 'pg'
 import { inject } from 'vitest'
-import type { App } from '../../src/app.js'
+import type { App, AppOptions } from '../../src/app.js'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config.js'
 import { toNumberedPlaceholders } from '../../src/db/placeholders.js'
@@ -134,7 +134,10 @@ export async function queryDatabase<Row>(
  * suite's kind (or on `DATABASE_URL` when the overrides name one). Export files go beside a
  * SQLite file, or into a temporary directory (unless `ARTIFACTS_DIR` is given).
  */
-export async function startServer(overrides: Env = {}): Promise<TestServer> {
+export async function startServer(
+  overrides: Env = {},
+  options: AppOptions = {},
+): Promise<TestServer> {
   const database = overrides['DATABASE_URL'] === undefined ? await freshDatabase() : undefined
   const databaseUrl = overrides['DATABASE_URL'] ?? database?.url ?? ''
   const filename = databaseUrl.startsWith('sqlite:') ? databaseUrl.slice('sqlite:'.length) : ''
@@ -149,6 +152,7 @@ export async function startServer(overrides: Env = {}): Promise<TestServer> {
   }
   const app = await buildApp(
     loadConfig({ ...baseEnv(databaseUrl), PORT: '0', ARTIFACTS_DIR: artifactsDir, ...overrides }),
+    options,
   )
   const url = await app.listen()
   const counter = (name: string) => app.metrics.counts[name] ?? 0
