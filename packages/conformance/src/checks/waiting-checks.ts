@@ -1,0 +1,152 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import { describeReply } from '../api/describe-reply.js'
+import { createSubscription, subscriptionsTo } from '../api/ticksupply-api.js'
+import { CheckNotRun } from '../expectation.js'
+import type { SlowOperation } from '../slow-mode.js'
+import { slowOperation } from '../slow-mode.js'
+import type { Check, CheckContext } from './check.js'
+import {
+  IN_PROGRESS_MESSAGE,
+  expectCount,
+  expectMismatch,
+  expectNotReplayed,
+  expectReplayOf,
+  expectStatus,
+  fail,
+  isInProgress,
+  isReplay,
+} from './expect.js'
+
+const WAITING = 'Waiting for an original that is still running'
+
+/**
+ * A slow operation of about `wantedMs`, or "not run" when the target cannot be made slow, or
+ * only slower or faster than the check can use.
+ */
+function requireSlow(context: CheckContext, wantedMs: number, minimumMs: number): SlowOperation {
+  const operation = slowOperation(context.slow, wantedMs)
+  if (operation === undefined) {
+    throw new CheckNotRun(
+      "the target cannot be made slow: give --slow-header NAME (the target sleeps NAME's value in ms) or --server-delay-ms N (every operation of the target takes N ms)",
+    )
+  }
+  if (operation.durationMs < minimumMs) {
+    throw new CheckNotRun(
+      `needs an operation of at least ${String(minimumMs)} ms; the server's takes ${String(operation.durationMs)} ms (--server-delay-ms)`,
+    )
+  }
+  return operation
+}
+
+export const waitingChecks: readonly Check[] = [
+  {
+    id: 'waiting.duplicate-gets-replay',
+    title: 'A duplicate sent while the original runs waits, then gets the replay',
+    clause: `${WAITING}: "The duplicate waits for the original for about 3 seconds in all ... The original finishes in time: the duplicate gets the replay."`,
+    requires: ['slow'],
+    async run(context) {
+      const { account, newKey, takeDatastream, waitMs } = context
+      const slow = requireSlow(context, 1500, 400)
+      // Late enough that the original holds the key, early enough that it ends within the wait.
+      const offsetMs = Math.max(300, slow.durationMs - Math.min(1500, waitMs / 2))
+      const datastreamId = takeDatastream()
+      const request = createSubscription(datastreamId, { key: newKey() })
+      const originalAnswer = account.send({ ...request, headers: slow.headers })
+      await sleep(offsetMs)
+      const duplicate = await account.send(request)
+      const original = await originalAnswer
+      expectStatus(original, 201, 'the slow original')
+      expectNotReplayed(original, 'the slow original')
+      if (isInProgress(duplicate)) {
+        fail(
+          `the duplicate, sent ${String(offsetMs)} ms into a ${String(slow.durationMs)} ms operation, to wait for it and get its replay`,
+          `409 "${IN_PROGRESS_MESSAGE}" (it did not wait for the original to finish): ${describeReply(duplicate)}`,
+        )
+      }
+      expectReplayOf(duplicate, original, 'the duplicate sent while the original ran')
+      expectCount((await subscriptionsTo(account, datastreamId)).length, 1, 'subscription created')
+    },
+  },
+  {
+    id: 'waiting.in-progress-409',
+    title: 'A duplicate of an original that outlasts the wait gets 409 with Retry-After: 1',
+    clause: `${WAITING}: "It does not: 409 already_exists, message Request is still in progress. Please retry later., with Retry-After: 1"; "a conflict answer (either 409) is never stored"`,
+    requires: ['slow'],
+    async run(context) {
+      const { account, newKey, takeDatastream, waitMs } = context
+      const slow = requireSlow(context, waitMs + 3000, waitMs + 2000)
+      const datastreamId = takeDatastream()
+      const request = createSubscription(datastreamId, { key: newKey() })
+      const originalAnswer = account.send({ ...request, headers: slow.headers })
+      await sleep(300)
+      const duplicate = await account.send(request)
+      if (!isInProgress(duplicate)) {
+        fail(
+          `409 already_exists "${IN_PROGRESS_MESSAGE}" with Retry-After: 1 for a duplicate of a ${String(slow.durationMs)} ms operation`,
+          describeReply(duplicate),
+        )
+      }
+      const original = await originalAnswer
+      expectStatus(original, 201, 'the slow original')
+      // The 409 was not stored: once the original is done, a retry gets its replay.
+      expectReplayOf(await account.send(request), original, 'a retry after the original ended')
+      expectCount((await subscriptionsTo(account, datastreamId)).length, 1, 'subscription created')
+    },
+  },
+  {
+    id: 'waiting.mismatch-not-in-progress',
+    title: 'Another request under a running key is the mismatch, not "in progress"',
+    clause:
+      'What a repeated key gets: "any state, differs: 409 already_exists, message Idempotency key reused with different request parameters"',
+    requires: ['slow'],
+    async run(context) {
+      const { account, newKey, takeDatastream } = context
+      const slow = requireSlow(context, 1500, 400)
+      const key = newKey()
+      const originalAnswer = account.send(
+        createSubscription(takeDatastream(), { key, headers: slow.headers }),
+      )
+      await sleep(Math.min(300, slow.durationMs / 3))
+      const otherDatastream = takeDatastream()
+      expectMismatch(
+        await account.send(createSubscription(otherDatastream, { key })),
+        'another body under the key of a running request',
+      )
+      expectStatus(await originalAnswer, 201, 'the slow original')
+      expectCount(
+        (await subscriptionsTo(account, otherDatastream)).length,
+        0,
+        'subscriptions to the mismatched datastream',
+      )
+    },
+  },
+  {
+    id: 'exit.client-gone-keeps-response',
+    title: 'A client that disconnects mid-operation gets the replay when it retries',
+    clause:
+      'Every exit path: "A client that disconnects while its own operation runs does not stop the operation from completing and storing its response, so that its retry gets the replay."',
+    requires: ['slow'],
+    async run(context) {
+      const { account, newKey, takeDatastream } = context
+      const slow = requireSlow(context, 1500, 600)
+      const datastreamId = takeDatastream()
+      const request = createSubscription(datastreamId, { key: newKey() })
+      const leaveAfterMs = Math.min(300, slow.durationMs / 3)
+      await account.abandon({ ...request, headers: slow.headers }, leaveAfterMs)
+      // Retry once the operation is surely over: the retry must find its stored answer.
+      await sleep(slow.durationMs - leaveAfterMs + 1000)
+      const retry = await account.send(request)
+      if (
+        retry.status !== 201 ||
+        !isReplay(retry) ||
+        retry.header('original-request') === undefined
+      ) {
+        fail(
+          `the replay of the abandoned create (201 with Idempotent-Replayed: true and Original-Request) for the retry`,
+          `${describeReply(retry)}${isReplay(retry) ? '' : ' (not a replay: the response had not been stored, so the operation ran again)'}`,
+        )
+      }
+      expectCount((await subscriptionsTo(account, datastreamId)).length, 1, 'subscription created')
+    },
+  },
+]
