@@ -4,7 +4,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 /**
  * The part of the Ticksupply v1 API that the conformance suite uses, as a framework-neutral
  * route table over in-memory state: catalog datastreams, subscriptions (create, list, get,
- * pause, resume, delete) and export schemas with drafts (create, delete; draft POST, GET, PUT,
+ * pause, resume, delete) and export schemas with drafts (create, list, delete; draft POST, GET, PUT,
  * DELETE), plus `/openapi.json`. Each example app mounts this table on one framework behind
  * one idempotency adapter, so that the apps differ only in that adapter and its defect.
  */
@@ -348,6 +348,14 @@ export function createTicksupplySubset(options: {
         list.push(schema)
         return { status: 201, body: schemaView(schema) }
       },
+    },
+    {
+      method: 'GET',
+      path: '/v1/export-schemas',
+      handle: ({ account }) => ({
+        status: 200,
+        body: schemasOf(account).map((schema) => schemaView(schema)),
+      }),
     },
     {
       method: 'DELETE',
