@@ -75,6 +75,15 @@ describe('usage', () => {
     expect(version).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: '' })
   })
 
+  it('the README lists every check and option the command has', async () => {
+    const readme = readFileSync(new URL('../README.md', import.meta.url), 'utf8')
+    for (const check of CHECKS) expect(readme).toContain(`| \`${check.id}\``)
+    const { stdout } = await runCommand(['--help'])
+    for (const option of stdout.matchAll(/^ {2}(--[a-z-]+)/gm)) {
+      expect(readme).toContain(`\`${option[1] ?? ''}`)
+    }
+  })
+
   it('--list names every check with its clause', async () => {
     const { code, stdout } = await runCommand(['--list'])
     expect(code).toBe(0)
