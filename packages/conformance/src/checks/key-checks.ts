@@ -7,7 +7,6 @@ import {
   expectCount,
   expectKeyFormatError,
   expectMismatch,
-  expectNotReplayed,
   expectReplayOf,
   expectStatus,
   fail,
@@ -138,7 +137,7 @@ export const keyChecks: readonly Check[] = [
     id: 'key.rejected-on-delete',
     title: 'A DELETE with a malformed key is refused and deletes nothing',
     clause: `Where the header counts: "POST, DELETE (every /v1 endpoint): honoured"; ${KEY_SECTION}: "Format error: 400 ... and nothing runs"`,
-    async run({ account, takeDatastream }) {
+    async run({ account, newKey, takeDatastream }) {
       const subscription = await subscribe(account, takeDatastream())
       const refused: HttpReply = await account.send({
         method: 'DELETE',
@@ -152,12 +151,17 @@ export const keyChecks: readonly Check[] = [
         1,
         'listed subscription after the refused DELETE (nothing was deleted)',
       )
-      const deleted = await setUp(
+      // The same DELETE with a well-formed key does delete it: the refusal was about the key.
+      await setUp(
         account,
-        { method: 'DELETE', path: `/v1/subscriptions/${subscription.id}` },
+        { method: 'DELETE', path: `/v1/subscriptions/${subscription.id}`, key: newKey() },
         204,
       )
-      expectNotReplayed(deleted, 'the unkeyed DELETE')
+      expectCount(
+        (await subscriptionsTo(account, subscription.datastream_id)).length,
+        0,
+        'listed subscriptions after the DELETE under a well-formed key',
+      )
     },
   },
 ]
