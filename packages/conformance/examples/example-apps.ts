@@ -27,8 +27,9 @@ export interface ExampleAdapter {
 
 /**
  * Every adapter's example app. Another adapter (Express, fetch) joins the suite's tests as one
- * more entry here, with its own `stores-after-sending` defect (the other two defects are the
- * engine's and the scope's, and read the same on every framework).
+ * more entry here: its `start` mounts the route table of ./ticksupply-subset.ts behind that
+ * adapter, on the engine and scope of ./example-engine.ts (which carry the `answers-409-at-once`
+ * and `compares-raw-keys` defects for every framework), with its own `stores-after-sending`.
  */
 export const EXAMPLE_ADAPTERS: readonly ExampleAdapter[] = [
   { name: 'fastify', start: startFastifyExample },

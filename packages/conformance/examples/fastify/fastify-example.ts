@@ -1,12 +1,8 @@
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
-import { join } from 'node:path'
 import Fastify from 'fastify'
 import type { FastifyError, FastifyRequest } from 'fastify'
-import { createIdempotencyEngine } from '@ticksupply/idempotency'
 import { fastifyIdempotency } from '@ticksupply/idempotency/fastify'
-import { createSqliteStore, openSqliteConnection } from '@ticksupply/idempotency/stores/sqlite'
 import type { ExampleStartOptions, RunningExample } from '../example-apps.js'
+import { EXAMPLE_POLICY, createExampleEngine, exampleScope } from '../example-engine.js'
 import {
   DELAY_HEADER,
   UNAUTHENTICATED,
@@ -18,8 +14,6 @@ import {
 import { storesAfterSending } from './stores-after-sending.js'
 
 const JSON_TYPE = 'application/json; charset=utf-8'
-const TTL_MS = 86_400_000
-const CONTRACT_WAIT_MS = 3000
 
 function headerOf(request: FastifyRequest, name: string): string | undefined {
   const value = request.headers[name]
@@ -28,29 +22,17 @@ function headerOf(request: FastifyRequest, name: string): string | undefined {
 
 /**
  * The Ticksupply subset on Fastify, behind `fastifyIdempotency` (the engine on its SQLite
- * store), as the package README's quick start shows it; `options.variant` adds one defect:
- *
- * - `answers-409-at-once`: the engine's `waitMs` is 0, so a duplicate of a running request gets
- *   the "still in progress" 409 at once instead of waiting for the original;
- * - `compares-raw-keys`: the record is found by the header as sent, not by its canonical form
- *   (the scope carries the raw header text, as stores keyed `prefix:rawKey` do), so the four
- *   forms and letter cases of one UUID are four keys;
- * - `stores-after-sending`: a hand-written adapter in place of `fastifyIdempotency` stores the
- *   response once its bytes have left, as the peers' `res.on('finish')` hooks do
- *   (./stores-after-sending.ts).
+ * store), as the engine's README quick start shows it. `options.variant` adds one defect:
+ * `answers-409-at-once` and `compares-raw-keys` through the engine and the scope (see
+ * ../example-engine.ts); `stores-after-sending` by a hand-written adapter in place of
+ * `fastifyIdempotency` that stores the response once its bytes have left, as the peers'
+ * `res.on('finish')` hooks do (./stores-after-sending.ts).
  *
  * It answers the suite's test hook {@link DELAY_HEADER}.
  */
 export async function startFastifyExample(options: ExampleStartOptions): Promise<RunningExample> {
   const { variant } = options
-  const dir = mkdtempSync(join(tmpdir(), 'conformance-example-'))
-  const connection = openSqliteConnection(join(dir, 'idempotency.db'))
-  const store = createSqliteStore({ connection })
-  const engine = createIdempotencyEngine({
-    store,
-    ttlMs: TTL_MS,
-    waitMs: variant === 'answers-409-at-once' ? 0 : CONTRACT_WAIT_MS,
-  })
+  const { engine, close } = createExampleEngine(variant)
   const subset = createTicksupplySubset({ apiKeys: options.apiKeys })
   const app = Fastify({ genReqId: newRequestId })
 
@@ -107,23 +89,16 @@ export async function startFastifyExample(options: ExampleStartOptions): Promise
     accounts.set(request, account)
     done()
   })
-  const scope = (request: FastifyRequest) => accounts.get(request) ?? ''
-  if (variant === 'stores-after-sending') {
-    await app.register(storesAfterSending, { engine, scope, readRawBody })
-  } else {
-    await app.register(fastifyIdempotency, {
-      engine,
-      scope:
-        variant === 'compares-raw-keys'
-          ? (request) => `${scope(request)}\n${headerOf(request, 'idempotency-key') ?? ''}`
-          : scope,
-      readRawBody,
-    })
-  }
+  const accountOf = (request: FastifyRequest) => accounts.get(request) ?? ''
+  const scope = (request: FastifyRequest) =>
+    exampleScope(variant, accountOf(request), headerOf(request, 'idempotency-key'))
+  await app.register(variant === 'stores-after-sending' ? storesAfterSending : fastifyIdempotency, {
+    engine,
+    scope,
+    readRawBody,
+  })
 
-  app.get('/openapi.json', () =>
-    subset.openApiDocument({ ttlMs: TTL_MS, waitMs: CONTRACT_WAIT_MS }),
-  )
+  app.get('/openapi.json', () => subset.openApiDocument(EXAMPLE_POLICY))
   for (const route of subset.routes) {
     app.route({
       method: route.method,
@@ -144,7 +119,7 @@ export async function startFastifyExample(options: ExampleStartOptions): Promise
         const outcome = await runOperation(
           route,
           {
-            account: scope(request),
+            account: accountOf(request),
             params: request.params as Record<string, string>,
             query,
             body: request.body,
@@ -163,8 +138,7 @@ export async function startFastifyExample(options: ExampleStartOptions): Promise
     url,
     close: async () => {
       await app.close()
-      connection.close()
-      rmSync(dir, { recursive: true, force: true })
+      close()
     },
   }
 }
