@@ -87,6 +87,32 @@ export default tseslint.config(
     },
   },
   {
+    // The conformance suite is black-box: it talks HTTP to a server and knows nothing of how
+    // one is built. Its example apps (examples/) are where the engine is used.
+    files: ['packages/conformance/src/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: [
+                '@ticksupply/idempotency',
+                '@ticksupply/idempotency/*',
+                '@ticksupply/server',
+                '@ticksupply/server/*',
+                'fastify',
+                '**/idempotency/src/**',
+                '**/server/src/**',
+              ],
+              message: 'the conformance suite is black-box: HTTP only',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['**/*.js', '**/*.mjs'],
     ...tseslint.configs.disableTypeChecked,
     languageOptions: {

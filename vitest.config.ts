@@ -40,6 +40,16 @@ export default defineConfig({
         },
       },
       'packages/client/vitest.config.ts',
+      {
+        // The conformance command, run as a child process against the real server (SQLite and
+        // PostgreSQL) and against the example apps, correct and deliberately broken.
+        test: {
+          name: 'conformance',
+          include: ['packages/conformance/test/**/*.test.ts'],
+          ...timeouts,
+          testTimeout: 180_000,
+        },
+      },
     ],
   },
 })
