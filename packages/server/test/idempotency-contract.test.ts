@@ -591,12 +591,13 @@ describe('when the store fails', () => {
     }
     expect(answer.status).toBe(503)
     expect(errorOf(answer).code).toBe('unavailable')
-    expect(server.claims()).toBe(0)
+    // Nothing ran (on SQLite the claim itself lives in memory and was given back; on
+    // PostgreSQL it could not even be made).
     expect(await subscriptionsTo(server.url, datastream)).toHaveLength(0)
     const retry = await create(server.url, key, datastream)
     expect(retry.status).toBe(201)
     expectOriginal(retry)
-    expect(server.claims()).toBe(1)
+    expect(await subscriptionsTo(server.url, datastream)).toHaveLength(1)
   })
 })
 

@@ -4,6 +4,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
 import {
   SqliteStoreOwnedError,
@@ -205,6 +206,76 @@ describe('SQLite store, one owner per file', () => {
     } finally {
       connection.close()
       await first.close()
+    }
+  })
+})
+
+describe('SQLite records written by the first version', () => {
+  it('keeps their completed records for replay and drops their claims, which belonged to a dead process', async () => {
+    const { dir, filename } = temporaryFile()
+    try {
+      const legacy = new Database(filename)
+      legacy.exec(`
+        CREATE TABLE idempotency_records (
+          scope TEXT NOT NULL, key TEXT NOT NULL, fingerprint TEXT NOT NULL,
+          state TEXT NOT NULL CHECK (state IN ('in_progress', 'completed')),
+          token TEXT, lease_expires_at INTEGER, expires_at INTEGER NOT NULL,
+          created_at INTEGER NOT NULL, response_status INTEGER, response_headers TEXT,
+          response_body BLOB, original_request_id TEXT, PRIMARY KEY (scope, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX idempotency_records_expires_at ON idempotency_records (expires_at);`)
+      const far = Date.now() + 3_600_000
+      const insert = legacy.prepare(
+        `INSERT INTO idempotency_records VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+      )
+      insert.run(
+        'acct',
+        'done',
+        'f'.repeat(64),
+        'completed',
+        null,
+        null,
+        far,
+        1,
+        201,
+        '{"content-type":"application/json"}',
+        Buffer.from('{"id":1}'),
+        'req_0000000000000001',
+      )
+      insert.run(
+        'acct',
+        'running',
+        'f'.repeat(64),
+        'in_progress',
+        'tok',
+        far,
+        far,
+        1,
+        null,
+        null,
+        null,
+        null,
+      )
+      legacy.close()
+
+      const connection = openSqliteConnection(filename)
+      const store = createSqliteStore({ connection })
+      try {
+        const done = await store.claim(request({ scope: 'acct', key: 'done' }))
+        const running = await store.claim(request({ scope: 'acct', key: 'running' }))
+        expect(done.kind).toBe('replay')
+        if (done.kind === 'replay') {
+          expect(Buffer.from(done.response.body).toString()).toBe('{"id":1}')
+          expect(done.response.requestId).toBe('req_0000000000000001')
+          expect(done.response.headers).toEqual({ 'content-type': 'application/json' })
+        }
+        expect(outcomeOf(running)).toBe('claimed')
+      } finally {
+        store.close()
+        connection.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 })

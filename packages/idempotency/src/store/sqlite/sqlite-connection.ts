@@ -209,6 +209,15 @@ export function wrapSqliteDatabase(
   return {
     database,
     read<T>(fn: (database: Database.Database) => T): Promise<T> {
+      // With no transaction open, the write connection sees exactly the committed state, and
+      // its page cache is warm (a second connection's is dropped after every write).
+      if (!locked) {
+        try {
+          return Promise.resolve(fn(database))
+        } catch (error) {
+          if (!isBusy(error)) return Promise.reject(toError(error))
+        }
+      }
       if (reader !== undefined) {
         try {
           return Promise.resolve(fn(reader))

@@ -11,6 +11,7 @@ import type { LocalClaim } from '../local-claims.js'
 import { createSettleListeners, recordId } from '../settle-listeners.js'
 import type { SqliteConnection, SqliteTransaction } from './sqlite-connection.js'
 import { acquireOwnership } from './sqlite-ownership.js'
+import { ensureSqliteSchema } from './sqlite-schema.js'
 
 export interface SqliteStoreOptions extends CompletedCacheOptions {
   readonly connection: SqliteConnection
@@ -32,13 +33,12 @@ export interface SqliteStore extends Store<SqliteTransaction> {
 }
 
 interface RecordRow {
-  fingerprint: string
-  state: 'in_progress' | 'completed'
+  fingerprint: Buffer
   expires_at: number
-  response_status: number | null
-  response_headers: string | null
-  response_body: Buffer | null
-  original_request_id: string | null
+  status: number
+  headers: string
+  body: Buffer
+  request_id: string
 }
 
 /**
@@ -64,36 +64,11 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const listeners = createSettleListeners()
   const claims = createLocalClaims()
 
-  // The primary key is (scope, key) as two columns: no key text can reach another scope.
-  // `state`, `token` and `lease_expires_at` are kept for files written by earlier versions,
-  // whose claims were rows; this version writes completed records only.
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS ${table} (
-      scope TEXT NOT NULL,
-      key TEXT NOT NULL,
-      fingerprint TEXT NOT NULL,
-      state TEXT NOT NULL CHECK (state IN ('in_progress', 'completed')),
-      token TEXT,
-      lease_expires_at INTEGER,
-      expires_at INTEGER NOT NULL,
-      created_at INTEGER NOT NULL,
-      response_status INTEGER,
-      response_headers TEXT,
-      response_body BLOB,
-      original_request_id TEXT,
-      PRIMARY KEY (scope, key),
-      CHECK ((state = 'in_progress') = (token IS NOT NULL AND lease_expires_at IS NOT NULL)),
-      CHECK ((state = 'completed') = (response_status IS NOT NULL))
-    ) WITHOUT ROWID;
-    CREATE INDEX IF NOT EXISTS ${table}_expires_at ON ${table} (expires_at);
-  `)
+  ensureSqliteSchema(db, table)
   const ownership = acquireOwnership(connection, table)
-  // Claims written as rows by an earlier version belong to a process that is gone.
-  db.prepare(`DELETE FROM ${table} WHERE state = 'in_progress'`).run()
 
   const select = db.prepare<[string, string], RecordRow>(
-    `SELECT fingerprint, state, expires_at, response_status, response_headers, response_body,
-            original_request_id
+    `SELECT fingerprint, expires_at, status, headers, body, request_id
        FROM ${table} WHERE scope = ? AND key = ?`,
   )
   // Statements on the read connection are prepared there: a statement belongs to one handle.
@@ -107,40 +82,40 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     }
     return statement
   }
-  // The completed record, written once. It may replace an expired record (not yet purged);
-  // never a live one, which would mean the claim was not ours.
+  // The completed record, written once, appended. A live record under the key would mean the
+  // claim was not ours: the unique index refuses it.
   const insertCompleted = db.prepare<{
     scope: string
     key: string
-    fingerprint: string
+    fingerprint: Buffer
     expiresAt: number
     createdAt: number
     status: number
     headers: string
     body: Buffer
     requestId: string
-    now: number
   }>(
-    `INSERT INTO ${table} (scope, key, fingerprint, state, expires_at, created_at,
-                           response_status, response_headers, response_body, original_request_id)
-     VALUES (@scope, @key, @fingerprint, 'completed', @expiresAt, @createdAt,
-             @status, @headers, @body, @requestId)
-     ON CONFLICT (scope, key) DO UPDATE SET
-       fingerprint = excluded.fingerprint, state = 'completed', token = NULL,
-       lease_expires_at = NULL, expires_at = excluded.expires_at,
-       created_at = excluded.created_at, response_status = excluded.response_status,
-       response_headers = excluded.response_headers, response_body = excluded.response_body,
-       original_request_id = excluded.original_request_id
-     WHERE ${table}.expires_at <= @now`,
+    `INSERT INTO ${table} (scope, key, fingerprint, expires_at, created_at, status, headers, body,
+                           request_id)
+     VALUES (@scope, @key, @fingerprint, @expiresAt, @createdAt, @status, @headers, @body,
+             @requestId)`,
   )
-  // Bounded: one batch holds the write lock for at most `limit` rows.
-  const purge = db.prepare<[number, number]>(
-    `DELETE FROM ${table} WHERE (scope, key) IN (
-       SELECT scope, key FROM ${table} WHERE expires_at <= ? LIMIT ?)`,
+  // An expired record not purged yet goes first, so that the new one is appended in its turn.
+  const deleteExpired = db.prepare<[string, string, number]>(
+    `DELETE FROM ${table} WHERE scope = ? AND key = ? AND expires_at <= ?`,
+  )
+  // Bounded: among the oldest rows (by rowid, which follows expiry), delete up to `limit` that
+  // have expired. One batch holds the write lock for a bounded number of rows.
+  const purge = db.prepare<{ now: number; limit: number; window: number }>(
+    `DELETE FROM ${table} WHERE id IN (
+       SELECT id FROM (SELECT id, expires_at FROM ${table} ORDER BY id LIMIT @window)
+        WHERE expires_at <= @now LIMIT @limit)`,
   )
 
   interface HeldClaim extends LocalClaim {
     readonly createdAt: number
+    /** The claim found an expired record under the key, not purged yet. */
+    readonly replacesExpired: boolean
   }
 
   /** One claim attempt, synchronous from the first look to the decision: nothing interleaves. */
@@ -170,6 +145,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
           token,
           expiresAt: now + request.ttlMs,
           createdAt: now,
+          replacesExpired: row !== undefined,
         }
         claims.add(id, claim)
         return { kind: 'claimed', takeover: false, lost: ownership.signal }
@@ -187,20 +163,25 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
   /** On the write connection: inside the caller's transaction, or in a group commit. */
   function writeCompleted(ref: ClaimRef, claim: HeldClaim, response: StoredResponse): boolean {
-    return (
+    if (claim.replacesExpired) deleteExpired.run(ref.scope, ref.key, clock.now())
+    try {
       insertCompleted.run({
         scope: ref.scope,
         key: ref.key,
-        fingerprint: claim.fingerprint,
+        fingerprint: Buffer.from(claim.fingerprint, 'hex'),
         expiresAt: claim.expiresAt,
         createdAt: claim.createdAt,
         status: response.status,
         headers: JSON.stringify(response.headers),
         body: Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength),
         requestId: response.requestId,
-        now: clock.now(),
-      }).changes === 1
-    )
+      })
+      return true
+    } catch (error) {
+      // A live record under the key: the claim was not ours to complete.
+      if ((error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') return false
+      throw error
+    }
   }
 
   /** Once the record is committed: the cache learns it, the claim ends, waiters wake. */
@@ -242,7 +223,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return Promise.resolve(released)
     },
     onSettled: (scope, key, listener) => listeners.subscribe(scope, key, listener),
-    purgeExpired: (limit) => connection.exclusive(() => purge.run(clock.now(), limit).changes),
+    purgeExpired: (limit) =>
+      connection.exclusive(() => purge.run({ now: clock.now(), limit, window: 4 * limit }).changes),
     get inProgress() {
       return claims.size
     },
@@ -257,23 +239,15 @@ const IN_PROGRESS = { kind: 'in_progress' } as const
 const MISMATCH = { kind: 'mismatch' } as const
 
 function toView(row: RecordRow): RecordView {
-  if (row.state === 'in_progress') {
-    return {
-      state: 'in_progress',
-      fingerprint: row.fingerprint,
-      expiresAt: row.expires_at,
-      holderAlive: false,
-    }
-  }
   return {
     state: 'completed',
-    fingerprint: row.fingerprint,
+    fingerprint: row.fingerprint.toString('hex'),
     expiresAt: row.expires_at,
     response: {
-      status: row.response_status ?? 0,
-      headers: JSON.parse(row.response_headers ?? '{}') as Record<string, string>,
-      body: row.response_body ?? Buffer.alloc(0),
-      requestId: row.original_request_id ?? '',
+      status: row.status,
+      headers: JSON.parse(row.headers) as Record<string, string>,
+      body: row.body,
+      requestId: row.request_id,
     },
   }
 }
