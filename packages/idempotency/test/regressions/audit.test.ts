@@ -18,9 +18,13 @@ import {
   WaitAbortedError,
   createIdempotencyEngine,
   createManualClock,
+  fingerprintRequest,
 } from '@ticksupply/idempotency'
 import type { SqliteTransaction } from '@ticksupply/idempotency/stores/sqlite'
-import { openTemporaryPostgres } from '../support/postgres.js'
+import Fastify from 'fastify'
+import { fastifyIdempotency } from '@ticksupply/idempotency/fastify'
+import { outcomeOf } from '../store-contract.js'
+import { killClaimHolders, openTemporaryPostgres } from '../support/postgres.js'
 import { openTemporarySqlite } from '../support/sqlite.js'
 
 function keyed(overrides: Partial<IdempotentRequest> = {}): IdempotentRequest {
@@ -206,6 +210,54 @@ describe('audit 7: a release the store refused never strands the key', () => {
         async () => (await engine.begin(request).catch(() => undefined))?.kind === 'claimed',
       ),
     ).toBe(true)
+  })
+})
+
+describe('audit 8: a request that lost its claim answers "still in progress", not its own answer', () => {
+  it('answers 409 in progress for an operation that finished after its instance stopped vouching, and stores nothing', async () => {
+    const holder = await postgres()
+    const peer = await postgres({ table: holder.table, channel: holder.channel })
+    const app = Fastify()
+    let runs = 0
+    let proceed!: () => void
+    const gate = new Promise<void>((resolve) => {
+      proceed = resolve
+    })
+    await app.register(fastifyIdempotency, {
+      engine: createIdempotencyEngine({ store: holder.store }),
+      scope: () => 'acct',
+    })
+    app.post('/things', async (_request, reply) => {
+      runs++
+      await gate
+      return reply.code(404).send({ error: { code: 'not_found', message: 'No such thing' } })
+    })
+    const url = await app.listen({ host: '127.0.0.1', port: 0 })
+    cleanups.push(() => app.close())
+    const key = randomUUID()
+    const pending = fetch(`${url}/things`, {
+      method: 'POST',
+      headers: { 'idempotency-key': key, 'content-type': 'application/json' },
+      body: '{}',
+    })
+    expect(await eventually(() => Promise.resolve(runs === 1))).toBe(true)
+    // The holder's session ends as in a crash of its database connection: its claims are no
+    // longer its own.
+    expect(await killClaimHolders(peer.pool, holder.table)).toBe(1)
+    proceed()
+    const answer = await pending
+    expect(answer.status).toBe(409)
+    expect(await answer.json()).toEqual({
+      error: {
+        code: 'already_exists',
+        message: 'Request is still in progress. Please retry later.',
+      },
+    })
+    expect(answer.headers.get('retry-after')).toBe('1')
+    // Its 404 was never stored: the next claimant takes the key over and runs the operation.
+    const fingerprint = fingerprintRequest('POST', '/things', Buffer.from('{}'))
+    const next = await peer.store.claim(claimRequest({ scope: 'acct', key, fingerprint }))
+    expect(outcomeOf(next)).toBe('claimed (takeover)')
   })
 })
 
