@@ -100,6 +100,7 @@ interface SettledRow {
 }
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
+const ORIGIN_PREFIX = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} /
 /** A claim the batch could not decide (a concurrent claimant's row changed under it). */
 const AGAIN = Symbol('again')
 const IN_PROGRESS = { kind: 'in_progress' } as const
@@ -285,7 +286,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     onNotify: (payload) => {
       // Our own changes woke our waiters already, without the round trip.
       if (payload.startsWith(origin)) return
-      listeners.notifyId(payload.slice(payload.indexOf(' ') + 1))
+      // `<origin uuid> <record id>`; an instance of the first version sends the id alone.
+      listeners.notifyId(ORIGIN_PREFIX.test(payload) ? payload.slice(37) : payload)
     },
     ...(options.onListenError === undefined ? {} : { onError: options.onListenError }),
   })
