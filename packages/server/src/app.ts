@@ -25,8 +25,7 @@ import { registerResponseHeaders } from './http/response-headers.js'
 import { registerBillingRoutes } from './routes/billing.js'
 import { registerCatalogRoutes } from './routes/catalog.js'
 import { registerSubscriptionRoutes } from './routes/subscriptions.js'
-import { registerExportSchemaRoutes } from './routes/export-schemas.js'
-import { setUpExports } from './exports/export-setup.js'
+import { setUpExports } from './routes/exports/index.js'
 
 export interface App {
   readonly server: FastifyInstance
@@ -139,10 +138,6 @@ export async function buildApp(config: ServerConfig): Promise<App> {
     crashAfterCommit: config.testExitAfterCommit,
   })
   registerBillingRoutes(server, db)
-  registerExportSchemaRoutes(server, db, {
-    delayMs: config.testHandlerDelayMs,
-    crashAfterCommit: config.testExitAfterCommit,
-  })
   const exportWorker = await setUpExports(server, db, config, BODY_LIMIT_BYTES)
 
   return {

@@ -92,8 +92,10 @@ export const ERROR_SCHEMA = {
 } as const satisfies ComponentSchema
 
 type ErrorStatus = (typeof ERROR_STATUS)[ErrorCode]
+/** The error statuses of the document: the error codes' own, and a download's 416. */
+export type DocumentedErrorStatus = ErrorStatus | 416
 
-const ERROR_DESCRIPTIONS: Readonly<Record<ErrorStatus, string>> = {
+const ERROR_DESCRIPTIONS: Readonly<Record<DocumentedErrorStatus, string>> = {
   400: '`invalid_argument`: malformed JSON, a wrong or missing field, a bad query parameter, page token or idempotency key',
   401: '`unauthenticated`: the API key is missing, unknown or revoked',
   402: "`payment_required`: the account's access does not allow this action",
@@ -101,6 +103,7 @@ const ERROR_DESCRIPTIONS: Readonly<Record<ErrorStatus, string>> = {
   404: "`not_found`: unknown, deleted where stated, or another account's",
   408: '`request_timeout`: past the 10 s deadline; nothing was changed',
   409: '`already_exists`: a duplicate, or the idempotency key was reused with other parameters or its request is still running',
+  416: '`invalid_argument`: the `Range` starts at or past the end of the file; `Content-Range: bytes */{size}` tells the size',
   429: '`rate_limited`: the rate limit is exhausted; retry after `Retry-After` seconds',
   500: '`internal`: a bug',
   503: '`unavailable`: a dependency (the database) is down',
@@ -113,8 +116,15 @@ const ALWAYS: readonly ErrorStatus[] = [401, 408, 429, 500, 503]
 export function errorResponses(
   own: readonly ErrorStatus[] = [],
 ): Record<number, Record<string, string>> {
+  return exactErrorResponses([...own, ...ALWAYS])
+}
+
+/** Error answers of a route outside `/v1` (no key, no rate limit): exactly these statuses. */
+export function exactErrorResponses(
+  statuses: readonly DocumentedErrorStatus[],
+): Record<number, Record<string, string>> {
   const responses: Record<number, Record<string, string>> = {}
-  for (const status of [...new Set([...own, ...ALWAYS])].sort((a, b) => a - b)) {
+  for (const status of [...new Set(statuses)].sort((a, b) => a - b)) {
     responses[status] = ref(ERROR_SCHEMA.$id, ERROR_DESCRIPTIONS[status])
   }
   return responses

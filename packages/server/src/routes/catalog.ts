@@ -5,6 +5,7 @@ import { STREAM_TYPES } from '../domain/catalog-seed.js'
 import { listDatastreams, listExchanges, listInstruments } from '../domain/catalog.js'
 import { parsePageQuery, renderPage } from '../http/pagination.js'
 import { queryParam } from '../http/query.js'
+import { sendJson } from '../http/send-json.js'
 import { addComponentSchemas, errorResponses, pageOf, pageQuery, ref } from '../http/schemas.js'
 import {
   CATALOG_SCHEMAS,
@@ -36,7 +37,7 @@ export function registerCatalogRoutes(app: FastifyInstance, db: Database): void 
         },
       },
     },
-    async () => listExchanges(db),
+    async (_request, reply) => sendJson(reply, await listExchanges(db)),
   )
 
   app.get<{ Params: { exchange: string } }>(
@@ -68,7 +69,7 @@ export function registerCatalogRoutes(app: FastifyInstance, db: Database): void 
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const query = {
         limit: queryParam(request.query, 'limit'),
         page_token: queryParam(request.query, 'page_token'),
@@ -79,7 +80,7 @@ export function registerCatalogRoutes(app: FastifyInstance, db: Database): void 
         search: queryParam(request.query, 'search'),
         ...paging,
       })
-      return renderPage(result, paging.limit)
+      return sendJson(reply, renderPage(result, paging.limit))
     },
   )
 
@@ -110,7 +111,7 @@ export function registerCatalogRoutes(app: FastifyInstance, db: Database): void 
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const paging = parsePageQuery<number>(
         {
           limit: queryParam(request.query, 'limit'),
@@ -132,7 +133,7 @@ export function registerCatalogRoutes(app: FastifyInstance, db: Database): void 
         streamType,
         ...paging,
       })
-      return renderPage(result, paging.limit)
+      return sendJson(reply, renderPage(result, paging.limit))
     },
   )
 }

@@ -1,17 +1,17 @@
-import type { Queryable } from '../db/database.js'
-import type { Account } from './accounts.js'
-import { ApiError } from './api-error.js'
-import type { StreamType } from './catalog-seed.js'
-import type { BuiltInSchema } from './export-schema-builtins.js'
+import type { Queryable } from '../../db/database.js'
+import type { Account } from '../accounts.js'
+import { ApiError } from '../api-error.js'
+import type { StreamType } from '../catalog-seed.js'
+import type { BuiltInSchema } from './schema-builtins.js'
 import {
   BUILT_IN_CREATED_AT_MS,
   BUILT_IN_SCHEMAS,
   findBuiltInById,
   findBuiltInByName,
-} from './export-schema-builtins.js'
-import type { CreateSchemaBody, SchemaDefinition } from './export-schema-definition.js'
-import { isId, newId } from './ids.js'
-import { toRfc3339 } from './time.js'
+} from './schema-builtins.js'
+import type { CreateSchemaBody, SchemaDefinition } from './schema-definition.js'
+import { isId, newId } from '../ids.js'
+import { toRfc3339 } from '../time.js'
 
 /** An export schema as the API shows it (its published version, or its draft). */
 export interface ExportSchema extends SchemaDefinition {

@@ -1,4 +1,4 @@
-import type { StreamType } from '../domain/catalog-seed.js'
+import type { StreamType } from '../catalog-seed.js'
 
 /** The datastream a recorder source is asked about. */
 export interface RecordedStream {

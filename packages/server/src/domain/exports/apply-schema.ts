@@ -1,10 +1,10 @@
-import type { SchemaSnapshot } from '../domain/export-schemas.js'
-import type { ColumnType, DeriveRule, MetaFormat } from '../domain/export-schema-definition.js'
-import { parseColumnType } from '../domain/export-schema-definition.js'
-import { parseJsonKeepingInt64, stringifyJsonWithInt64 } from '../domain/json-int64.js'
-import { nsToIso8601 } from '../domain/ns-time.js'
-import type { TransformNode, TransformValue } from '../domain/transform.js'
-import { evaluateTransform, parseTransform, transformType } from '../domain/transform.js'
+import type { SchemaSnapshot } from './export-schemas.js'
+import type { ColumnType, DeriveRule, MetaFormat } from './schema-definition.js'
+import { parseColumnType } from './schema-definition.js'
+import { parseJsonKeepingInt64, stringifyJsonWithInt64 } from '../json-int64.js'
+import { nsToIso8601 } from '../ns-time.js'
+import type { TransformNode, TransformValue } from './transform.js'
+import { evaluateTransform, parseTransform, transformType } from './transform.js'
 import type { RecordedMessage } from './recorder-source.js'
 
 /** The type of an output column; `decimal` values are exact decimal strings. */

@@ -1,6 +1,6 @@
-import { ApiError } from './api-error.js'
-import { SEED_EXCHANGES, STREAM_TYPES } from './catalog-seed.js'
-import type { StreamType } from './catalog-seed.js'
+import { ApiError } from '../api-error.js'
+import { SEED_EXCHANGES, STREAM_TYPES } from '../catalog-seed.js'
+import type { StreamType } from '../catalog-seed.js'
 import { parseTransform } from './transform.js'
 
 export const MAX_COLUMNS = 100

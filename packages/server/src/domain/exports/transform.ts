@@ -1,4 +1,4 @@
-import { ApiError } from './api-error.js'
+import { ApiError } from '../api-error.js'
 
 /**
  * A column `transform`: a small, safe subset of SQL expressions over `{v}`, the extracted value.
