@@ -262,3 +262,33 @@ export function parseCreateSchemaBody(body: unknown): CreateSchemaBody {
     throw invalid(`stream_category must be one of ${STREAM_TYPES.join(', ')}`)
   return { name, streamCategory: category as StreamType, definition: parseSchemaDefinition(object) }
 }
+
+/**
+ * The body of `PUT /v1/export-schemas/{id}`: a new published version's `columns`, `unfold`?,
+ * `derive`? (omitted or `null` clears them). `name` and `stream_category` may be sent back as
+ * they are (a client that PUTs the resource it read); whether they still match is checked
+ * against the stored schema.
+ */
+export interface ReplaceSchemaBody {
+  readonly name: string | undefined
+  readonly streamCategory: StreamType | undefined
+  readonly definition: SchemaDefinition
+}
+
+export function parseReplaceSchemaBody(body: unknown): ReplaceSchemaBody {
+  const object = requireObject(body, 'The body')
+  onlyKeys(object, 'The body', ['name', 'stream_category', 'columns', 'unfold', 'derive'])
+  const name = object['name']
+  if (name !== undefined && typeof name !== 'string') throw invalid('name must be a string')
+  const category = object['stream_category']
+  if (
+    category !== undefined &&
+    (typeof category !== 'string' || !STREAM_TYPES.includes(category as StreamType))
+  )
+    throw invalid(`stream_category must be one of ${STREAM_TYPES.join(', ')}`)
+  return {
+    name,
+    streamCategory: category as StreamType | undefined,
+    definition: parseSchemaDefinition(object),
+  }
+}

@@ -1,6 +1,10 @@
 import type { FastifyInstance } from 'fastify'
 import type { Database } from '../../db/database.js'
-import { parseCreateSchemaBody, parseDraftBody } from '../../domain/exports/schema-definition.js'
+import {
+  parseCreateSchemaBody,
+  parseDraftBody,
+  parseReplaceSchemaBody,
+} from '../../domain/exports/schema-definition.js'
 import {
   createDraft,
   createSchema,
@@ -10,6 +14,7 @@ import {
   getSchema,
   listSchemas,
   publishDraft,
+  replaceSchema,
   updateDraft,
 } from '../../domain/exports/export-schemas.js'
 import { accountOf } from '../../http/auth.js'
@@ -28,6 +33,7 @@ import { renderJson, sendJson } from '../../http/send-json.js'
 import {
   CREATE_SCHEMA_BODY,
   DRAFT_BODY,
+  REPLACE_SCHEMA_BODY,
   EXPORT_SCHEMA_SCHEMA,
   EXPORT_SCHEMAS,
 } from '../schemas/exports.js'
@@ -41,6 +47,7 @@ const params = idParams(
 const schemaAnswer = (description: string) => ref(EXPORT_SCHEMA_SCHEMA.$id, description)
 
 const createBody = parseBodyOnce(parseCreateSchemaBody)
+const replaceBody = parseBodyOnce(parseReplaceSchemaBody)
 // An empty body copies the published version; a body is the draft's content.
 const createDraftBody = parseBodyOnce((body) =>
   body === undefined ? undefined : parseDraftBody(body),
@@ -131,6 +138,42 @@ export function registerExportSchemaRoutes(
         await deleteSchema(tx, accountOf(request), request.params.id)
         return { status: 204 }
       }),
+  )
+
+  // PUT replaces the published version on every call: the Idempotency-Key header plays no part.
+  app.put<IdParams>(
+    '/v1/export-schemas/:id',
+    {
+      schema: {
+        operationId: 'replaceExportSchema',
+        summary: 'Replace an export schema (publish a new version)',
+        description:
+          'The atomic update: `columns`, `unfold`? and `derive`? (omitted or null clears them) become version + 1 at once, without a draft; a draft, if any, stays. `name` and `stream_category` never change: sent back unchanged they are accepted, another value is a 400. `Idempotency-Key` is ignored. Built-ins: 404.',
+        tags: TAGS,
+        params,
+        body: REPLACE_SCHEMA_BODY,
+        response: {
+          200: schemaAnswer('The schema, its new version.'),
+          ...errorResponses([400, 404]),
+        },
+      },
+      preValidation: replaceBody.preValidation,
+    },
+    async (request, reply) =>
+      sendJson(
+        reply,
+        await db.transaction(
+          (tx) =>
+            replaceSchema(
+              tx,
+              accountOf(request),
+              request.params.id,
+              replaceBody.of(request),
+              Date.now(),
+            ),
+          { signal: deadlineSignal(request) },
+        ),
+      ),
   )
 
   app.post<IdParams>(

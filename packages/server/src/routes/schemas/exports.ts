@@ -155,6 +155,20 @@ export const CREATE_SCHEMA_BODY = {
   },
 }
 
+/** `name` and `stream_category` may be sent back unchanged; `columns` is the new version's. */
+export const REPLACE_SCHEMA_BODY = {
+  type: 'object',
+  properties: {
+    name: { type: 'string', description: 'Unchanged, if sent.' },
+    stream_category: {
+      type: 'string',
+      enum: STREAM_CATEGORIES,
+      description: 'Unchanged, if sent.',
+    },
+    ...columnsProperties,
+  },
+}
+
 /** No `type`: an empty body (no body at all) is allowed on POST draft. */
 export const DRAFT_BODY = { properties: columnsProperties }
 
