@@ -41,8 +41,8 @@ export function parseByteRange(
     return { kind: 'range', start: Math.max(0, size - length), end: size - 1 }
   }
   const start = Number(first)
-  const end = last === '' ? size - 1 : Number(last)
-  if (end < start) return { kind: 'whole' }
+  // A last position before the first is not a range at all (ignored), not an unsatisfiable one.
+  if (last !== '' && Number(last) < start) return { kind: 'whole' }
   if (start >= size) return { kind: 'unsatisfiable' }
-  return { kind: 'range', start, end: Math.min(end, size - 1) }
+  return { kind: 'range', start, end: last === '' ? size - 1 : Math.min(Number(last), size - 1) }
 }
