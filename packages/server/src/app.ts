@@ -22,6 +22,7 @@ import { registerOpenApi } from './http/openapi.js'
 import { registerRateLimit } from './http/rate-limit.js'
 import { generateRequestId } from './http/request-id.js'
 import { registerResponseHeaders } from './http/response-headers.js'
+import { registerAvailabilityRoutes } from './routes/availability.js'
 import { registerBillingRoutes } from './routes/billing.js'
 import { registerCatalogRoutes } from './routes/catalog.js'
 import { registerSubscriptionRoutes } from './routes/subscriptions.js'
@@ -130,13 +131,22 @@ export async function buildApp(config: ServerConfig): Promise<App> {
     scope: (request) => accountOf(request).id,
     readRawBody,
   })
-  await registerOpenApi(server)
+  await registerOpenApi(server, {
+    idempotencyTtlMs: config.idempotencyTtlMs,
+    idempotencyWaitMs: config.idempotencyWaitMs,
+    idempotencyLeaseMs: config.idempotencyLeaseMs,
+    requestDeadlineMs: config.requestDeadlineMs,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    rateLimitPerHour: config.rateLimitPerHour,
+    publicBaseUrl: config.exports.publicBaseUrl,
+  })
   registerMetricsRoute(server, metrics)
   registerCatalogRoutes(server, db)
   registerSubscriptionRoutes(server, db, {
     delayMs: config.testHandlerDelayMs,
     crashAfterCommit: config.testExitAfterCommit,
   })
+  registerAvailabilityRoutes(server, db)
   registerBillingRoutes(server, db)
   const exportWorker = await setUpExports(server, db, config, BODY_LIMIT_BYTES)
 

@@ -23,18 +23,23 @@ const FILE_CONTENT = {
   [PARQUET]: { schema: { type: 'string', format: 'binary', description: 'A Parquet file.' } },
 }
 
+const DOWNLOAD_ERRORS = exactErrorResponses([403, 404, 408, 416, 500, 503])
+DOWNLOAD_ERRORS[416] = {
+  ...DOWNLOAD_ERRORS[416],
+  headers: { 'Content-Range': { type: 'string', description: '`bytes */{size}`.' } },
+}
+
+// Response headers as @fastify/swagger takes them: a schema per header, its description inside.
 const FILE_HEADERS = {
   'Accept-Ranges': {
+    type: 'string',
+    enum: ['bytes'],
     description: '`bytes`: a `Range` request resumes a download.',
-    schema: { type: 'string', enum: ['bytes'] },
   },
-  'Content-Length': {
-    description: 'The bytes of this answer.',
-    schema: { type: 'integer', minimum: 0 },
-  },
+  'Content-Length': { type: 'integer', minimum: 0, description: 'The bytes of this answer.' },
   ETag: {
+    type: 'string',
     description: 'The file never changes: its artifact id, for `If-Range`.',
-    schema: { type: 'string' },
   },
 }
 
@@ -70,8 +75,8 @@ export function registerDownloadRoutes(
           properties: {
             expires: {
               type: 'integer',
-              format: 'int64',
               minimum: 0,
+              maximum: 999_999_999_999,
               description: 'Unix seconds when the link stops working.',
             },
             sig: { type: 'string', description: 'The signature.' },
@@ -97,14 +102,11 @@ export function registerDownloadRoutes(
             description: 'The requested range of the file.',
             headers: {
               ...FILE_HEADERS,
-              'Content-Range': {
-                description: '`bytes {first}-{last}/{size}`.',
-                schema: { type: 'string' },
-              },
+              'Content-Range': { type: 'string', description: '`bytes {first}-{last}/{size}`.' },
             },
             content: FILE_CONTENT,
           },
-          ...exactErrorResponses([403, 404, 408, 416, 500, 503]),
+          ...DOWNLOAD_ERRORS,
         },
       },
     },

@@ -74,7 +74,7 @@ export function registerExportRoutes(
         description:
           "Queues a job over the subscription's spans clipped to `[start_time, end_time)`; the schema's published version is snapshotted now. Never subscribed or deleted subscription: 403. Billing-gated.",
         tags: TAGS,
-        body: CREATE_EXPORT_BODY,
+        documentedBody: { schema: CREATE_EXPORT_BODY },
         response: {
           202: ref(EXPORT_JOB_SCHEMA.$id, 'The job, `queued`.'),
           ...errorResponses([400, 402, 403, 404, 409]),
