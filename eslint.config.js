@@ -18,6 +18,45 @@ const driversAndFrameworks = [
   'http',
 ]
 
+/** Import patterns that reach each server layer from anywhere below `src/`. */
+const SERVER_LAYER_PATTERNS = {
+  // config.ts is not among them: a leaf of settings that every layer may read.
+  app: ['**/app.js', '**/main.js', '**/keys-cli.js'],
+  routes: ['**/routes/**'],
+  http: ['**/http/**'],
+  domain: ['**/domain/**'],
+}
+
+/**
+ * @param {{ layer: string, files: string[], above: (keyof typeof SERVER_LAYER_PATTERNS)[],
+ *   alsoForbidden?: string[] }[]} layers
+ */
+function serverLayers(layers) {
+  return layers.map(({ layer, files, above, alsoForbidden = [] }) => ({
+    files,
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@ticksupply/idempotency/src/**', '**/idempotency/src/**'],
+              message: 'use the package entry points',
+            },
+            ...above.map((upper) => ({
+              group: SERVER_LAYER_PATTERNS[upper],
+              message: `the server's ${layer} layer imports nothing from ${upper} (app -> routes -> http -> domain -> db)`,
+            })),
+            ...(alsoForbidden.length === 0
+              ? []
+              : [{ group: alsoForbidden, message: `the ${layer} layer knows no HTTP framework` }]),
+          ],
+        },
+      ],
+    },
+  }))
+}
+
 export default tseslint.config(
   { ignores: ['**/dist/**', '**/node_modules/**', 'data/**', 'coverage/**', '.test-runs/**'] },
   js.configs.recommended,
@@ -70,22 +109,26 @@ export default tseslint.config(
       ],
     },
   },
-  {
-    files: ['packages/server/src/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['@ticksupply/idempotency/src/**', '**/idempotency/src/**'],
-              message: 'use the package entry points',
-            },
-          ],
-        },
-      ],
+  // The server's layers point one way: app -> routes -> http -> domain -> db. Each layer may
+  // import the ones below it, never one above (a later block replaces the rule of an earlier
+  // one for its files, so each repeats the entry-point rule).
+  ...serverLayers([
+    { layer: 'app', files: ['packages/server/src/*.ts'], above: [] },
+    { layer: 'routes', files: ['packages/server/src/routes/**/*.ts'], above: ['app'] },
+    { layer: 'http', files: ['packages/server/src/http/**/*.ts'], above: ['app', 'routes'] },
+    {
+      layer: 'domain',
+      files: ['packages/server/src/domain/**/*.ts'],
+      above: ['app', 'routes', 'http'],
+      alsoForbidden: ['fastify', 'fastify-plugin', '@fastify/*'],
     },
-  },
+    {
+      layer: 'db',
+      files: ['packages/server/src/db/**/*.ts'],
+      above: ['app', 'routes', 'http', 'domain'],
+      alsoForbidden: ['fastify', 'fastify-plugin', '@fastify/*'],
+    },
+  ]),
   {
     // The conformance suite is black-box: it talks HTTP to a server and knows nothing of how
     // one is built. Its example apps (examples/) are where the engine is used.

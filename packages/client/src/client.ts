@@ -1,10 +1,17 @@
+import type { DownloadFilesOptions } from './download-files.js'
+import { downloadFiles } from './download-files.js'
 import { parseExportJson } from './parse-export-json.js'
+import type { ResponseMetadata } from './response-metadata.js'
+import { attachMetadata } from './response-metadata.js'
+import type { WaitForExportOptions } from './wait-for-export.js'
+import { waitForExport } from './wait-for-export.js'
 import type { ClientOptions } from './options.js'
 import { resolveClientOptions } from './options.js'
 import { paginate } from './pagination.js'
 import type { ApiRequest, ApiResponse, CallOptions, MutationOptions } from './send-with-retries.js'
 import { sendWithRetries } from './send-with-retries.js'
 import type {
+  Availability,
   BillingSummary,
   CreateExportParams,
   CreateSchemaParams,
@@ -20,6 +27,7 @@ import type {
   InstrumentListParams,
   Page,
   PageParams,
+  ReplaceSchemaParams,
   SchemaDraftParams,
   Span,
   Subscription,
@@ -67,11 +75,11 @@ export interface SubscriptionsApi {
   /** `GET /v1/subscriptions/{id}`; a deleted one shows `status: "deleted"`. */
   get(id: string, options?: CallOptions): Promise<Subscription>
   /** `POST /v1/subscriptions/{id}/pause`: closes the open span. */
-  pause(id: string, options?: MutationOptions): Promise<void>
+  pause(id: string, options?: MutationOptions): Promise<ResponseMetadata>
   /** `POST /v1/subscriptions/{id}/resume`: opens a span. */
-  resume(id: string, options?: MutationOptions): Promise<void>
+  resume(id: string, options?: MutationOptions): Promise<ResponseMetadata>
   /** `DELETE /v1/subscriptions/{id}`: stops recording and removes all spans. */
-  delete(id: string, options?: MutationOptions): Promise<void>
+  delete(id: string, options?: MutationOptions): Promise<ResponseMetadata>
   /** `GET /v1/subscriptions/{id}/spans`: oldest first. */
   spans(id: string, options?: CallOptions): Promise<Span[]>
 }
@@ -88,11 +96,30 @@ export interface ExportsApi {
   /** `GET /v1/exports/{id}`. */
   get(id: string, options?: CallOptions): Promise<ExportJob>
   /** `POST /v1/exports/{id}/cancel`: stops a queued or running job. */
-  cancel(id: string, options?: MutationOptions): Promise<void>
+  cancel(id: string, options?: MutationOptions): Promise<ResponseMetadata>
   /** `DELETE /v1/exports/{id}`: cancels it if running and deletes the job and its files. */
-  delete(id: string, options?: MutationOptions): Promise<void>
+  delete(id: string, options?: MutationOptions): Promise<ResponseMetadata>
   /** `GET /v1/exports/{id}/download`: signed links to the files of a succeeded job. */
   download(id: string, options?: CallOptions): Promise<ExportDownload>
+  /**
+   * Reads the job until it has finished and resolves it (succeeded, failed or canceled: check
+   * `status`), telling `onProgress` after each read of an unfinished job.
+   */
+  waitFor(id: string, options?: WaitForExportOptions): Promise<ExportJob>
+  /**
+   * Saves the files of a succeeded job into `directory` (resuming `.partial` files left by an
+   * interrupted download) and resolves their paths.
+   */
+  downloadFiles(
+    id: string,
+    directory: string,
+    options?: DownloadFilesOptions & CallOptions,
+  ): Promise<string[]>
+}
+
+export interface AvailabilityApi {
+  /** `GET /v1/availability?datastream_id=N`: the time ranges the account recorded. */
+  get(datastreamId: number | string, options?: CallOptions): Promise<Availability>
 }
 
 export interface ExportSchemasApi {
@@ -102,8 +129,10 @@ export interface ExportSchemasApi {
   list(options?: CallOptions): Promise<ExportSchema[]>
   /** `GET /v1/export-schemas/{id}`: the latest published version. */
   get(id: string, options?: CallOptions): Promise<ExportSchema>
+  /** `PUT /v1/export-schemas/{id}`: publishes `params` as version + 1 in one step (no key). */
+  replace(id: string, params: ReplaceSchemaParams, options?: CallOptions): Promise<ExportSchema>
   /** `DELETE /v1/export-schemas/{id}`. */
-  delete(id: string, options?: MutationOptions): Promise<void>
+  delete(id: string, options?: MutationOptions): Promise<ResponseMetadata>
   /**
    * `POST /v1/export-schemas/{id}/draft`: replaces any draft; without `params` the draft is a
    * copy of the published version.
@@ -122,7 +151,7 @@ export interface ExportSchemasApi {
     options?: CallOptions,
   ): Promise<ExportSchemaDraft>
   /** `DELETE /v1/export-schemas/{id}/draft`. */
-  deleteDraft(id: string, options?: MutationOptions): Promise<void>
+  deleteDraft(id: string, options?: MutationOptions): Promise<ResponseMetadata>
   /** `POST /v1/export-schemas/{id}/publish`: the draft becomes version + 1. */
   publish(id: string, options?: MutationOptions): Promise<ExportSchema>
 }
@@ -138,12 +167,15 @@ export interface TicksupplyClient {
   readonly instruments: InstrumentsApi
   readonly datastreams: DatastreamsApi
   readonly subscriptions: SubscriptionsApi
+  readonly availability: AvailabilityApi
   readonly exports: ExportsApi
   readonly exportSchemas: ExportSchemasApi
   readonly billing: BillingApi
   /**
    * Sends any request with the same retries and keys as the methods, and answers with the
-   * response's metadata as well (whether it was a replay, how many attempts it took).
+   * response's metadata as well (whether it was a replay, how many attempts it took). A
+   * method's result carries the same metadata: `responseOf(result)`; methods whose answer has
+   * no body (204) resolve to it.
    */
   request<T>(request: ApiRequest, options?: MutationOptions): Promise<ApiResponse<T>>
 }
@@ -163,10 +195,19 @@ export function createClient(options: ClientOptions): TicksupplyClient {
     sendWithRetries<T>(resolved, req, call)
   // The request is built inside the async function, so that a bad argument (an empty ID)
   // rejects the returned promise instead of throwing synchronously.
-  const data = async <T>(build: () => ApiRequest, call?: MutationOptions): Promise<T> =>
-    (await request<T>(build(), call)).data
-  const none = async (build: () => ApiRequest, call?: MutationOptions): Promise<void> => {
-    await request<unknown>(build(), call)
+  const data = async <T>(build: () => ApiRequest, call?: MutationOptions): Promise<T> => {
+    const { data: result, ...metadata } = await request<T>(build(), call)
+    return attachMetadata(result, metadata)
+  }
+  const none = async (
+    build: () => ApiRequest,
+    call?: MutationOptions,
+  ): Promise<ResponseMetadata> => {
+    const response: ResponseMetadata & { data?: unknown } = {
+      ...(await request<unknown>(build(), call)),
+    }
+    delete response.data
+    return response
   }
   const exportJson = { parse: parseExportJson }
   const listInstruments: InstrumentsApi['list'] = (exchange, params = {}, options) =>
@@ -190,6 +231,12 @@ export function createClient(options: ClientOptions): TicksupplyClient {
       () => ({ method: 'GET', path: '/v1/exports', query: { ...params }, ...exportJson }),
       options,
     )
+
+  const getExport: ExportsApi['get'] = (id, options) =>
+    data(() => ({ method: 'GET', path: exportPath(id), ...exportJson }), options)
+
+  const getDownload: ExportsApi['download'] = (id, options) =>
+    data(() => ({ method: 'GET', path: `${exportPath(id)}/download` }), options)
 
   return {
     request,
@@ -228,19 +275,40 @@ export function createClient(options: ClientOptions): TicksupplyClient {
       list: listExports,
       iterate: (params = {}, options) =>
         paginate((page_token) => listExports(withToken(params, page_token), options)),
-      get: (id, options) =>
-        data(() => ({ method: 'GET', path: exportPath(id), ...exportJson }), options),
+      get: getExport,
       cancel: (id, options) =>
         none(() => ({ method: 'POST', path: `${exportPath(id)}/cancel` }), options),
       delete: (id, options) => none(() => ({ method: 'DELETE', path: exportPath(id) }), options),
-      download: (id, options) =>
-        data(() => ({ method: 'GET', path: `${exportPath(id)}/download` }), options),
+      download: getDownload,
+      waitFor: (id, options) => waitForExport(getExport, id, options),
+      downloadFiles: async (id, directory, options = {}) => {
+        const { onProgress, fetch: fetchFn, baseUrl, ...call } = options
+        return downloadFiles(await getDownload(id, call), directory, {
+          baseUrl: baseUrl ?? resolved.baseUrl,
+          fetch: fetchFn ?? resolved.fetch,
+          ...(call.signal === undefined ? {} : { signal: call.signal }),
+          ...(onProgress === undefined ? {} : { onProgress }),
+        })
+      },
+    },
+    availability: {
+      get: (datastreamId, options) =>
+        data(
+          () => ({
+            method: 'GET',
+            path: '/v1/availability',
+            query: { datastream_id: datastreamParam(datastreamId) },
+          }),
+          options,
+        ),
     },
     exportSchemas: {
       create: (params, options) =>
         data(() => ({ method: 'POST', path: '/v1/export-schemas', body: params }), options),
       list: (options) => data(() => ({ method: 'GET', path: '/v1/export-schemas' }), options),
       get: (id, options) => data(() => ({ method: 'GET', path: schemaPath(id) }), options),
+      replace: (id, params, options) =>
+        data(() => ({ method: 'PUT', path: schemaPath(id), body: params }), options),
       delete: (id, options) => none(() => ({ method: 'DELETE', path: schemaPath(id) }), options),
       createDraft: (id, params, options) =>
         data(
@@ -272,6 +340,17 @@ function withToken<P extends object>(params: P, pageToken: string | undefined): 
 const subscriptionPath = (id: string): string => `/v1/subscriptions/${segment('id', id)}`
 const exportPath = (id: string): string => `/v1/exports/${segment('id', id)}`
 const schemaPath = (id: string): string => `/v1/export-schemas/${segment('id', id)}`
+
+/** A datastream id for the query: a positive integer, as a number or a string of digits. */
+function datastreamParam(value: number | string): string {
+  const text = String(value)
+  if (!/^[1-9]\d{0,18}$/.test(text)) {
+    throw new TypeError(
+      `Expected \`datastreamId\` to be a positive integer, got ${JSON.stringify(value)}.`,
+    )
+  }
+  return text
+}
 
 /** One path segment, encoded; an empty one would silently address the collection instead. */
 function segment(name: string, value: string): string {

@@ -1,5 +1,6 @@
 export { createClient } from './client.js'
 export type {
+  AvailabilityApi,
   BillingApi,
   DatastreamsApi,
   ExchangesApi,
@@ -10,6 +11,13 @@ export type {
   TicksupplyClient,
 } from './client.js'
 export { DEFAULT_BASE_URL } from './options.js'
+export { CLIENT_VERSION, USER_AGENT } from './version.js'
+export { responseOf } from './response-metadata.js'
+export type { RateLimitInfo, ResponseMetadata } from './response-metadata.js'
+export { downloadFiles } from './download-files.js'
+export type { DownloadFilesOptions, DownloadProgress } from './download-files.js'
+export { FINISHED_EXPORT_STATUSES } from './wait-for-export.js'
+export type { ExportProgress, WaitForExportOptions } from './wait-for-export.js'
 export type { ClientOptions, RetryEvent, RetryOptions } from './options.js'
 export type {
   ApiRequest,

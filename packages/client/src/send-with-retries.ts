@@ -9,7 +9,10 @@ import { resolveCallDuration } from './options.js'
 import type { HttpResponse } from './request.js'
 import { sendRequest } from './request.js'
 import { parseRetryAfter } from './retry-after.js'
+import type { ResponseMetadata } from './response-metadata.js'
+import { readRateLimit } from './response-metadata.js'
 import { computeRetryDelayMs, sleep } from './retry.js'
+import { USER_AGENT } from './version.js'
 
 export type HttpMethod = 'GET' | 'POST' | 'PUT' | 'DELETE'
 
@@ -30,6 +33,12 @@ export interface CallOptions {
    * @default the client's `deadlineMs`
    */
   readonly deadlineMs?: number
+  /**
+   * Extra request headers of this call (e.g. a tracing header). They cannot replace the ones
+   * the client owns: `X-Api-Key`, `Idempotency-Key`, `Content-Type`, `Accept`.
+   * @default undefined
+   */
+  readonly headers?: Readonly<Record<string, string>>
 }
 
 /** Options of a call that changes something (POST, DELETE), which carries an idempotency key. */
@@ -60,19 +69,34 @@ export interface ApiRequest {
 }
 
 /** A success, with what the caller may want to know beyond the body. */
-export interface ApiResponse<T> {
+export interface ApiResponse<T> extends ResponseMetadata {
   readonly data: T
-  readonly status: number
-  /** `X-Request-Id` of the response. */
-  readonly requestId: string | undefined
-  /** Whether this is a stored response replayed for a repeated key (`Idempotent-Replayed`). */
-  readonly replayed: boolean
-  /** For a replay, the `X-Request-Id` of the request that produced it (`Original-Request`). */
-  readonly originalRequestId: string | undefined
-  /** How many attempts it took, 1 when the first one succeeded. */
-  readonly attempts: number
-  /** The key every attempt sent; undefined for GET and PUT. */
-  readonly idempotencyKey: string | undefined
+}
+
+/** Headers only the client sets: a caller's value would break a key or the fingerprint. */
+const OWN_HEADERS = new Set([
+  'x-api-key',
+  'idempotency-key',
+  'content-type',
+  'accept',
+  'content-length',
+])
+
+function callHeaders(given: unknown): Record<string, string> {
+  if (given === undefined) return {}
+  if (typeof given !== 'object' || given === null)
+    throw new TypeError('Expected `headers` to be an object of header names and string values.')
+  const headers: Record<string, string> = {}
+  for (const [name, value] of Object.entries(given)) {
+    if (!/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(name))
+      throw new TypeError(`Expected \`headers\` to have valid header names, got "${name}".`)
+    if (OWN_HEADERS.has(name.toLowerCase()))
+      throw new TypeError(`\`headers\` cannot set ${name}: the client sets it.`)
+    if (typeof value !== 'string' || /[\r\n]/.test(value))
+      throw new TypeError(`Expected \`headers.${name}\` to be a string without line breaks.`)
+    headers[name.toLowerCase()] = value
+  }
+  return headers
 }
 
 /**
@@ -88,6 +112,8 @@ export async function sendWithRetries<T>(
   request: ApiRequest,
   call: MutationOptions = {},
 ): Promise<ApiResponse<T>> {
+  // Checked first: a bad option must fail before a key is saved or anything is sent.
+  const extraHeaders = callHeaders(call.headers)
   const timeoutMs = resolveCallDuration('timeoutMs', call.timeoutMs, options.timeoutMs)
   const deadlineMs = resolveCallDuration('deadlineMs', call.deadlineMs, options.deadlineMs)
   const deadlineAtMs = Date.now() + deadlineMs
@@ -98,6 +124,8 @@ export async function sendWithRetries<T>(
 
   const url = buildUrl(options.baseUrl, request.path, request.query)
   const headers: Record<string, string> = {
+    'user-agent': USER_AGENT,
+    ...extraHeaders,
     accept: 'application/json',
     'x-api-key': options.apiKey,
   }
@@ -140,6 +168,8 @@ export async function sendWithRetries<T>(
           originalRequestId: response.headers.get('original-request') ?? undefined,
           attempts: attempt,
           idempotencyKey,
+          rateLimit: readRateLimit(response.headers),
+          headers: response.headers,
         }
       }
       const error = createApiError({

@@ -24,6 +24,9 @@ export interface PageParams {
 export type StreamType =
   'trade' | 'orderbook' | 'book_update' | 'quote' | 'kline' | 'ticker' | 'liquidation'
 
+/** A stream type as a request may name it: `trades`, the SDKs' spelling, means `trade`. */
+export type StreamTypeInput = StreamType | 'trades'
+
 export interface Exchange {
   readonly code: string
   readonly display_name: string
@@ -46,13 +49,30 @@ export interface Datastream {
   readonly exchange: string
   readonly instrument: string
   readonly stream_type: StreamType
-  readonly wire_format: string
+  readonly wire_format: 'json'
 }
 
 export interface DatastreamListParams extends PageParams {
   readonly exchange?: string
   readonly instrument?: string
-  readonly stream_type?: StreamType
+  readonly stream_type?: StreamTypeInput
+}
+
+/** One stretch of recorded data; nanoseconds since the epoch as decimal strings. */
+export interface AvailabilityRange {
+  /** Inclusive. */
+  readonly from: Nanoseconds
+  /** Exclusive. */
+  readonly to: Nanoseconds
+  readonly rows_estimate: number
+}
+
+/** What the account recorded of a datastream (`GET /v1/availability`). */
+export interface Availability {
+  readonly datastream: Datastream
+  readonly ranges: readonly AvailabilityRange[]
+  /** When the ranges were computed. */
+  readonly updated_at: string
 }
 
 export type SubscriptionStatus = 'active' | 'paused' | 'deleted'
@@ -87,13 +107,21 @@ export type ExportFormat = 'csv' | 'parquet'
  */
 export type Nanoseconds = string
 
+/** Parquet's options; csv takes none. */
+export interface FormatOptions {
+  readonly compression?: 'snappy' | 'gzip' | 'none'
+  /** 1 to 1,000,000 rows. */
+  readonly row_group_size?: number
+}
+
 export interface ExportJob {
   readonly id: string
   readonly datastream_id: number
   readonly start_time: Nanoseconds
   readonly end_time: Nanoseconds
   readonly format: ExportFormat
-  readonly format_options: Readonly<Record<string, unknown>>
+  /** Resolved: `{}` for csv, every option filled in for parquet. */
+  readonly format_options: FormatOptions
   readonly status: ExportStatus
   /** RFC 3339 UTC, like every timestamp of a resource; only the range is in nanoseconds. */
   readonly created_at: string
@@ -111,14 +139,11 @@ export interface CreateExportParams {
   /** A built-in name (`raw`, `normalized`, `book_5`, `book_20`), a `sch_` ID, or an inline schema. */
   readonly schema?: string | InlineSchema
   readonly format?: ExportFormat
-  readonly format_options?: Readonly<Record<string, unknown>>
+  readonly format_options?: FormatOptions | null
 }
 
-export interface InlineSchema {
-  readonly columns: readonly SchemaColumn[]
-  readonly unfold?: unknown
-  readonly derive?: unknown
-}
+/** An export's own columns, used once (the body of a draft). */
+export type InlineSchema = SchemaDraftParams
 
 export interface Artifact {
   readonly id: string
@@ -138,22 +163,48 @@ export type StreamCategory = StreamType
 
 export type TimestampFormat = 'ns' | 'us' | 'ms' | 's' | 'iso8601'
 
+/** The exchange codes a column or rule may name. */
+export type ExchangeCode = 'binance' | 'coinbase' | 'bybit_spot' | 'bybit_linear'
+
+/** Something per exchange: a rule for each exchange code that has one. */
+export type PerExchange<T> = Readonly<Partial<Record<ExchangeCode, T>>>
+
 export interface MetaColumnSource {
   readonly value: 'collection_timestamp_ns'
-  readonly format: TimestampFormat
+  /** @default 'ns' */
+  readonly format?: TimestampFormat
 }
 
 export interface DataColumnSource {
+  /** `type`: `decimal(N)` (N 0 to 38), `f64`, `i64`, `string` or `bool`. */
   readonly json: { readonly path: string; readonly type: string }
-  readonly transform?: unknown
+  /** An SQL-like expression over `{v}`; exact on `decimal(N)` values. */
+  readonly transform?: string | null
+}
+
+export interface MetaColumn {
+  readonly output_column: string
+  readonly meta: MetaColumnSource
+}
+
+export interface DataColumn {
+  readonly output_column: string
+  readonly data: PerExchange<DataColumnSource>
 }
 
 /** An output column: exactly one of `meta` or `data` (per exchange). */
-export interface SchemaColumn {
-  readonly output_column: string
-  readonly meta?: MetaColumnSource
-  readonly data?: Readonly<Record<string, DataColumnSource>>
-}
+export type SchemaColumn = MetaColumn | DataColumn
+
+/** Per exchange, the array whose elements become rows. */
+export type UnfoldRules = PerExchange<{ readonly path: string }>
+
+/** Per exchange, fields built before extraction from arrays of the message. */
+export type DeriveRules = PerExchange<
+  readonly {
+    readonly field: string
+    readonly concat: readonly { readonly path: string; readonly tag: string }[]
+  }[]
+>
 
 export interface ExportSchema {
   readonly id: string
@@ -164,23 +215,32 @@ export interface ExportSchema {
   readonly version: number
   readonly has_draft: boolean
   readonly columns: readonly SchemaColumn[]
-  readonly unfold?: unknown
-  readonly derive?: unknown
+  readonly unfold?: UnfoldRules
+  readonly derive?: DeriveRules
 }
 
 export interface CreateSchemaParams {
   readonly name: string
-  readonly stream_category: StreamCategory
+  readonly stream_category: StreamTypeInput
   readonly columns: readonly SchemaColumn[]
-  readonly unfold?: unknown
-  readonly derive?: unknown
+  readonly unfold?: UnfoldRules | null
+  readonly derive?: DeriveRules | null
 }
 
 /** A draft body; omitted or `null` `unfold`/`derive` clear them. */
 export interface SchemaDraftParams {
   readonly columns: readonly SchemaColumn[]
-  readonly unfold?: unknown
-  readonly derive?: unknown
+  readonly unfold?: UnfoldRules | null
+  readonly derive?: DeriveRules | null
+}
+
+/**
+ * The body of `PUT /v1/export-schemas/{id}`: the next published version. `name` and
+ * `stream_category` may be sent back unchanged; another value is a 400.
+ */
+export interface ReplaceSchemaParams extends SchemaDraftParams {
+  readonly name?: string
+  readonly stream_category?: StreamTypeInput
 }
 
 export type AccessStatus = 'ACTIVE' | 'TRIALING' | 'GRACE' | 'SUSPENDED' | 'NONE'

@@ -270,7 +270,6 @@ describe('ticksupply against the server', () => {
 
 describe('ticksupply used wrongly', () => {
   it.each([
-    [[], 'no command given'],
     [['nothing', 'list'], 'unknown resource "nothing"'],
     [['subscriptions', 'frobnicate'], 'unknown verb "frobnicate"'],
     [['subscriptions', 'get'], 'subscriptions get needs ID'],

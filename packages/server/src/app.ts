@@ -25,11 +25,11 @@ import { registerOpenApi } from './http/openapi.js'
 import { registerRateLimit } from './http/rate-limit.js'
 import { generateRequestId } from './http/request-id.js'
 import { registerResponseHeaders } from './http/response-headers.js'
+import { registerAvailabilityRoutes } from './routes/availability.js'
 import { registerBillingRoutes } from './routes/billing.js'
 import { registerCatalogRoutes } from './routes/catalog.js'
 import { registerSubscriptionRoutes } from './routes/subscriptions.js'
-import { registerExportSchemaRoutes } from './routes/export-schemas.js'
-import { setUpExports } from './exports/export-setup.js'
+import { setUpExports } from './routes/exports/index.js'
 
 export interface App {
   readonly server: FastifyInstance
@@ -145,18 +145,23 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     scope: (request) => accountOf(request).id,
     readRawBody,
   })
-  await registerOpenApi(server)
+  await registerOpenApi(server, {
+    idempotencyTtlMs: config.idempotencyTtlMs,
+    idempotencyWaitMs: config.idempotencyWaitMs,
+    idempotencyLeaseMs: config.idempotencyLeaseMs,
+    requestDeadlineMs: config.requestDeadlineMs,
+    rateLimitPerMinute: config.rateLimitPerMinute,
+    rateLimitPerHour: config.rateLimitPerHour,
+    publicBaseUrl: config.exports.publicBaseUrl,
+  })
   registerMetricsRoute(server, metrics)
   registerCatalogRoutes(server, db)
   registerSubscriptionRoutes(server, db, {
     delayMs: config.testHandlerDelayMs,
     crashAfterCommit: config.testExitAfterCommit,
   })
+  registerAvailabilityRoutes(server, db)
   registerBillingRoutes(server, db)
-  registerExportSchemaRoutes(server, db, {
-    delayMs: config.testHandlerDelayMs,
-    crashAfterCommit: config.testExitAfterCommit,
-  })
   const exportWorker = await setUpExports(server, db, config, BODY_LIMIT_BYTES)
 
   return {

@@ -1,6 +1,7 @@
 import type { TicksupplyClient } from '../client.js'
 import type { CallOptions, MutationOptions } from '../send-with-retries.js'
 import type { ExitOutcome } from './exit-codes.js'
+import type { Progress } from './progress.js'
 
 export interface OptionSpec {
   readonly type: 'string' | 'boolean'
@@ -36,4 +37,6 @@ export interface CommandContext {
   readonly print: (value: unknown, human: () => string) => void
   /** A progress or status line for people, on stderr so that stdout stays parseable. */
   readonly info: (line: string) => void
+  /** A status line redrawn in place on a terminal; silent with `--json` or without a TTY. */
+  readonly progress: Progress
 }

@@ -25,6 +25,8 @@ export const EXIT_CODES = {
   timeout: 17,
   /** `exports create --wait` saw the job end as failed or canceled. */
   export_failed: 18,
+  /** A local file could not be read (`--file`) or written (`--dir`, `--download`). */
+  file_error: 19,
   /** Interrupted with Ctrl-C (128 + SIGINT), as shells report it. */
   interrupted: 130,
 } as const satisfies Record<TicksupplyErrorCode, number> & Record<string, number>

@@ -11,4 +11,5 @@ process.exitCode = await runCli(process.argv.slice(2), {
   stdout: (text) => process.stdout.write(text),
   stderr: (text) => process.stderr.write(text),
   signal: interrupt.signal,
+  stderrIsTTY: process.stderr.isTTY,
 })

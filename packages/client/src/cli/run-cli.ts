@@ -2,10 +2,13 @@ import { homedir } from 'node:os'
 import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import { createClient } from '../client.js'
+import { AlreadyExistsError } from '../errors/already-exists-error.js'
 import { isTicksupplyError } from '../errors/any-ticksupply-error.js'
 import type { AnyTicksupplyError } from '../errors/any-ticksupply-error.js'
 import { createFileKeyStore } from '../file-key-store.js'
 import { DEFAULT_BASE_URL } from '../options.js'
+import { CLIENT_VERSION } from '../version.js'
+import { isIdempotencyKey } from '../idempotency-keys.js'
 import type { MutationOptions } from '../send-with-retries.js'
 import type { Command, CommandContext, OptionSpec, OptionValues } from './command.js'
 import { datastreamCommands, exchangeCommands, instrumentCommands } from './commands/catalog.js'
@@ -15,7 +18,10 @@ import { schemaCommands } from './commands/schemas.js'
 import { subscriptionCommands } from './commands/subscriptions.js'
 import { EXIT_CODES } from './exit-codes.js'
 import type { ExitOutcome } from './exit-codes.js'
+import { formatJson } from './format-json.js'
+import { LocalFileError, fileSystemReason } from './file-errors.js'
 import { optionalInteger, optionalString } from './option-values.js'
+import { createProgress } from './progress.js'
 import { UsageError } from './usage-error.js'
 
 const RESOURCES: Readonly<Record<string, Readonly<Record<string, Command>>>> = {
@@ -37,8 +43,12 @@ const GLOBAL_OPTIONS: Readonly<Record<string, OptionSpec>> = {
   },
   'api-key': { type: 'string', placeholder: 'KEY', description: 'env TICKSUPPLY_API_KEY' },
   'timeout-ms': { type: 'string', placeholder: 'MS', description: 'per attempt (default 15000)' },
-  verbose: { type: 'boolean', description: 'report each retry on stderr' },
+  verbose: {
+    type: 'boolean',
+    description: 'report each retry on stderr (and a crash with its stack)',
+  },
   help: { type: 'boolean', description: 'show help' },
+  version: { type: 'boolean', description: 'print the version' },
 }
 
 const MUTATION_OPTIONS: Readonly<Record<string, OptionSpec>> = {
@@ -65,21 +75,26 @@ export interface CliIo {
   readonly stderr: (text: string) => void
   /** Aborted on Ctrl-C. */
   readonly signal: AbortSignal
+  /** Whether stderr is a terminal: progress is shown only there (and never with `--json`). */
+  readonly stderrIsTTY?: boolean
 }
 
 /** Runs `ticksupply <resource> <verb> ...` and answers the exit status. */
 export async function runCli(argv: readonly string[], io: CliIo): Promise<number> {
   let json = argv.includes('--json')
+  const verbose = argv.includes('--verbose')
   try {
     const { values, positionals } = parse(argv)
     json = values['json'] === true
+    if (values['version'] === true) {
+      io.stdout(`ticksupply ${CLIENT_VERSION}\n`)
+      return EXIT_CODES.ok
+    }
     const [resource, verb, ...rest] = positionals
     if (resource === undefined) {
-      if (values['help'] === true) {
-        io.stdout(`${help()}\n`)
-        return EXIT_CODES.ok
-      }
-      throw new UsageError('no command given')
+      // `ticksupply` alone, or with --help: what it can do.
+      io.stdout(`${help()}\n`)
+      return EXIT_CODES.ok
     }
     const commands = RESOURCES[resource]
     if (commands === undefined || !Object.hasOwn(RESOURCES, resource)) {
@@ -103,7 +118,7 @@ export async function runCli(argv: readonly string[], io: CliIo): Promise<number
     checkArguments(resource, verb ?? '', command, values, rest)
     return await execute(command, values, rest, io, json)
   } catch (error) {
-    return report(error, io, json)
+    return report(error, io, json, verbose)
   }
 }
 
@@ -179,6 +194,14 @@ async function execute(
     optionalString(values, 'key-store') ??
     nonEmpty(io.env['TICKSUPPLY_KEY_STORE']) ??
     join(homedir(), '.ticksupply', 'operations')
+  if (optionalString(values, 'idempotency-key') !== undefined) {
+    const key = optionalString(values, 'idempotency-key') ?? ''
+    if (!isIdempotencyKey(key)) {
+      throw new UsageError(
+        `--idempotency-key must be a UUID (hyphenated, simple, braced or urn:uuid:), got "${key}"`,
+      )
+    }
+  }
   let client
   try {
     client = createClient({
@@ -203,6 +226,7 @@ async function execute(
   }
   const idempotencyKey = optionalString(values, 'idempotency-key')
   const mutation: MutationOptions = {
+    signal: io.signal,
     ...(idempotencyKey === undefined ? {} : { idempotencyKey }),
     ...(operationId === undefined ? {} : { operationId }),
   }
@@ -211,22 +235,26 @@ async function execute(
     baseUrl: baseUrl ?? DEFAULT_BASE_URL,
     positionals,
     options: values,
-    call: {},
+    call: { signal: io.signal },
     mutation,
     signal: io.signal,
     print: (value, human) => {
-      io.stdout(`${json ? JSON.stringify(value, null, 2) : human()}\n`)
+      io.stdout(`${json ? formatJson(value) : human()}\n`)
     },
     info: (line) => {
       if (!json) io.stderr(`${line}\n`)
     },
+    progress: createProgress(io.stderr, io.stderrIsTTY === true && !json),
   }
   const outcome: ExitOutcome = (await command.run(context)) ?? 'ok'
   return EXIT_CODES[outcome]
 }
 
-/** Prints what went wrong and picks the exit status of its class. */
-function report(error: unknown, io: CliIo, json: boolean): number {
+/**
+ * Prints what went wrong, in one line (a hint may follow), and picks the exit status of its
+ * class. Only a crash (a bug) has a stack, and only with `--verbose`.
+ */
+function report(error: unknown, io: CliIo, json: boolean, verbose: boolean): number {
   if (io.signal.aborted) {
     io.stderr('Interrupted\n')
     return EXIT_CODES.interrupted
@@ -235,7 +263,19 @@ function report(error: unknown, io: CliIo, json: boolean): number {
     io.stderr(`ticksupply: ${error.message}\nRun "ticksupply --help" for usage.\n`)
     return EXIT_CODES.usage
   }
+  const reason = fileSystemReason(error)
+  if (error instanceof LocalFileError || reason !== undefined) {
+    const message =
+      error instanceof LocalFileError ? error.message : `a local file failed: ${reason ?? ''}`
+    io.stderr(
+      json
+        ? `${JSON.stringify({ error: { code: 'file_error', message } })}\n`
+        : `ticksupply: ${message}\n`,
+    )
+    return EXIT_CODES.file_error
+  }
   if (isTicksupplyError(error)) {
+    const details = 'details' in error ? error.details : undefined
     if (json) {
       const body = {
         error: {
@@ -243,6 +283,7 @@ function report(error: unknown, io: CliIo, json: boolean): number {
           message: error.message,
           status: error.status ?? null,
           request_id: error.requestId ?? null,
+          ...(details === undefined ? {} : { details }),
         },
       }
       io.stderr(`${JSON.stringify(body)}\n`)
@@ -251,8 +292,11 @@ function report(error: unknown, io: CliIo, json: boolean): number {
     }
     return EXIT_CODES[error.code]
   }
+  const message = error instanceof Error ? error.message : String(error)
   io.stderr(
-    `ticksupply: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+    verbose && error instanceof Error && error.stack !== undefined
+      ? `ticksupply: internal error: ${error.stack}\n`
+      : `ticksupply: internal error: ${message} (a bug; --verbose shows where)\n`,
   )
   return EXIT_CODES.crash
 }
@@ -263,7 +307,10 @@ function describe(error: AnyTicksupplyError): string {
     error.requestId === undefined ? undefined : `request ${error.requestId}`,
   ].filter((fact) => fact !== undefined)
   const line = `${error.message} [${error.code}]${facts.length === 0 ? '' : ` (${facts.join(', ')})`}`
-  const hint = HINTS[error.code]
+  const existing =
+    error instanceof AlreadyExistsError ? error.details?.['subscription_id'] : undefined
+  const hint =
+    typeof existing === 'string' ? `The existing subscription is ${existing}.` : HINTS[error.code]
   return hint === undefined ? line : `${line}\n${hint}`
 }
 

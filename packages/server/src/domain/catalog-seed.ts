@@ -22,6 +22,27 @@ export const STREAM_TYPES = [
 ] as const
 export type StreamType = (typeof STREAM_TYPES)[number]
 
+/**
+ * Spellings accepted on input for a stream type, beside the type itself: the public SDKs'
+ * examples write `trades`. Answers, filters' results and file names use the type itself.
+ */
+export const STREAM_TYPE_ALIASES: Readonly<Record<string, StreamType>> = { trades: 'trade' }
+
+/** Every spelling a request may use for a stream type or category. */
+export const STREAM_TYPE_INPUTS: readonly string[] = [
+  ...STREAM_TYPES,
+  ...Object.keys(STREAM_TYPE_ALIASES),
+]
+
+/** The stream type a request's value names (`trades` is `trade`); undefined for no type. */
+export function parseStreamType(value: unknown): StreamType | undefined {
+  if (typeof value !== 'string') return undefined
+  const direct = STREAM_TYPES.find((type) => type === value)
+  return (
+    direct ?? (Object.hasOwn(STREAM_TYPE_ALIASES, value) ? STREAM_TYPE_ALIASES[value] : undefined)
+  )
+}
+
 const BASES = [
   'BTC',
   'ETH',

@@ -1,38 +1,66 @@
 import type { FastifyInstance, FastifySchema } from 'fastify'
 import fastifySwagger from '@fastify/swagger'
 import fastifySwaggerUi from '@fastify/swagger-ui'
+import type { IdempotencyPolicy } from './idempotency-policy.js'
+import {
+  describeApi,
+  describeIdempotencyKey,
+  idempotencyPolicyExtension,
+} from './idempotency-policy.js'
+import { renderJson } from './send-json.js'
+
+/** What the document states that the server's configuration decides. */
+export interface OpenApiSettings extends IdempotencyPolicy {
+  /** Requests a minute per account (`RATE_LIMIT_PER_MINUTE`). */
+  readonly rateLimitPerMinute: number
+  /** Requests an hour per account (`RATE_LIMIT_PER_HOUR`). */
+  readonly rateLimitPerHour: number
+  /** The origin clients reach the server at (`PUBLIC_BASE_URL`); undefined: this document's. */
+  readonly publicBaseUrl: string | undefined
+}
+
+/** Every tag an operation may carry, in the order the document lists them. */
+export const OPENAPI_TAGS = [
+  { name: 'Catalog', description: 'Exchanges, instruments and datastreams (read-only).' },
+  { name: 'Subscriptions', description: 'What the account records, and when it did.' },
+  {
+    name: 'Availability',
+    description: 'Which time ranges of a datastream hold data the account recorded.',
+  },
+  { name: 'Exports', description: 'Jobs that turn recorded data into files, and the files.' },
+  { name: 'Export schemas', description: 'How exports map raw messages to columns.' },
+  { name: 'Billing', description: 'Plan, access status and usage.' },
+  { name: 'Operations', description: 'For operators; no API key.' },
+] as const
 
 /**
  * The OpenAPI 3.1 description of the API, generated from the route schemas (http/schemas.ts)
- * and served without an API key at `/openapi.json`, with Swagger UI at `/docs`.
+ * and served without an API key at `/openapi.json`, with Swagger UI at `/docs`. The idempotency
+ * policy, the deadline and the rate limits in it are the values the server runs with.
  *
  * Register it before any route: it learns the routes as they are added.
  */
-export async function registerOpenApi(app: FastifyInstance): Promise<void> {
+export async function registerOpenApi(
+  app: FastifyInstance,
+  settings: OpenApiSettings,
+): Promise<void> {
   await app.register(fastifySwagger, {
     openapi: {
       openapi: '3.1.0',
       info: {
         title: 'Ticksupply API',
         version: '1.0.0',
-        description: [
-          'Market-data recording and exports. Every `POST` and `DELETE` is safe to retry with an',
-          '`Idempotency-Key` (a UUID): the same key and request replay the first answer.',
-          '',
-          'Rate limits are per account, token buckets of `X-RateLimit-Limit-Minute` requests a',
-          'minute and `X-RateLimit-Limit-Hour` an hour; a `429` says when to retry.',
-        ].join('\n'),
+        description: describeApi(settings),
       },
+      servers:
+        settings.publicBaseUrl === undefined
+          ? [{ url: '/', description: 'The server that serves this document.' }]
+          : [{ url: settings.publicBaseUrl, description: 'This server.' }],
       components: {
         securitySchemes: { apiKey: { type: 'apiKey', in: 'header', name: 'X-Api-Key' } },
       },
       security: [{ apiKey: [] }],
-      tags: [
-        { name: 'Catalog', description: 'Exchanges, instruments and datastreams (read-only).' },
-        { name: 'Subscriptions', description: 'What the account records, and when it did.' },
-        { name: 'Billing', description: 'Plan, access status and usage.' },
-        { name: 'Operations', description: 'For operators; no API key.' },
-      ],
+      tags: OPENAPI_TAGS.map((tag) => ({ ...tag })),
     },
     // Components keep the names of their `$id` instead of `def-0`, `def-1`, ...
     refResolver: {
@@ -41,28 +69,45 @@ export async function registerOpenApi(app: FastifyInstance): Promise<void> {
     },
     // OpenAPI 3.1 has `const`; keep it as written.
     convertConstToEnum: false,
-    transform: ({ schema, url }) => ({ schema: withDocumentedQuerystring(schema), url }),
+    transform: ({ schema, url }) => ({ schema: withDocumentedParts(schema), url }),
     transformObject: ({ ...document }) =>
       'openapiObject' in document
-        ? addCommonHeaders(document.openapiObject)
+        ? completeDocument(document.openapiObject, settings)
         : document.swaggerObject,
   })
-  await app.register(fastifySwaggerUi, {
-    routePrefix: '/docs',
-    uiConfig: { docExpansion: 'list', deepLinking: true, persistAuthorization: true },
-    // The UI must not send the document to a validator on the internet.
-    validatorUrl: false,
+  // Swagger UI in a scope of its own, whose replies are serialised like /openapi.json (the
+  // document holds int64 bounds as bigints, which JSON.stringify refuses).
+  await app.register(async (scope) => {
+    scope.setReplySerializer((payload) => renderJson(payload))
+    await scope.register(fastifySwaggerUi, {
+      routePrefix: '/docs',
+      uiConfig: { docExpansion: 'list', deepLinking: true, persistAuthorization: true },
+      // The UI must not send the document to a validator on the internet.
+      validatorUrl: false,
+    })
   })
   app.get('/openapi.json', { schema: { hide: true } }, (_request, reply) =>
-    reply.send(app.swagger()),
+    reply.type('application/json; charset=utf-8').send(renderJson(app.swagger())),
   )
 }
 
-/** Shows `documentedQuerystring` as the query parameters; validation never saw it. */
-function withDocumentedQuerystring(schema: FastifySchema | undefined): FastifySchema {
-  if (schema?.documentedQuerystring === undefined) return schema ?? {}
-  const { documentedQuerystring, ...rest } = schema
-  return { ...rest, querystring: documentedQuerystring }
+const BODY_OPTIONAL = 'x-ticksupply-body-optional'
+
+/** Shows `documentedQuerystring` and `documentedBody`; validation never saw them. */
+function withDocumentedParts(schema: FastifySchema | undefined): FastifySchema {
+  if (schema === undefined) return {}
+  const { documentedQuerystring, documentedBody, ...rest } = schema
+  return {
+    ...rest,
+    ...(documentedQuerystring === undefined ? {} : { querystring: documentedQuerystring }),
+    ...(documentedBody === undefined
+      ? {}
+      : {
+          body: documentedBody.schema,
+          // Copied onto the operation by @fastify/swagger (it copies `x-` keys), read back below.
+          ...(documentedBody.required === false ? { [BODY_OPTIONAL]: true } : {}),
+        }),
+  }
 }
 
 type Json = Record<string, unknown>
@@ -101,40 +146,51 @@ const HEADERS: Readonly<Record<string, Json>> = {
   },
   'Original-Request': {
     description: 'On a replay: the `X-Request-Id` of the request that produced the answer.',
-    schema: { type: 'string' },
+    schema: { type: 'string', pattern: '^req_[0-9a-f]{16}$' },
   },
-}
-
-const IDEMPOTENCY_KEY_PARAMETER = {
-  in: 'header',
-  name: 'Idempotency-Key',
-  required: false,
-  description:
-    'A UUID (hyphenated, simple, braced or URN; any letter case) naming this operation. A retry with the same key and request gets the first answer replayed; the same key with another request is a 409.',
-  schema: { type: 'string', maxLength: 128 },
 }
 
 const headerRef = (name: string): Json => ({ $ref: `#/components/headers/${name}` })
 
 /**
- * Documents what hooks add to answers, which route schemas cannot say: `X-Request-Id` on every
- * answer, the rate-limit headers on every authenticated one (`Retry-After` on a 429), and on
- * `POST`/`DELETE` the `Idempotency-Key` header and the replay headers.
+ * Completes what route schemas cannot say: what hooks add to answers (`X-Request-Id` on every
+ * answer, the rate-limit headers on every authenticated one, `Retry-After` on a 429, and on
+ * `POST`/`DELETE` the `Idempotency-Key` header with the published policy and the replay
+ * headers), optional bodies, and exact int64 bounds.
  */
-function addCommonHeaders<D extends object>(document: D): D {
-  const doc = document as Json & { components?: Json; paths?: Record<string, Json | undefined> }
+function completeDocument<D extends object>(generated: D, settings: OpenApiSettings): D {
+  // A copy: the generated object may share nodes with the routes' own schemas, which validate.
+  const document = structuredClone(generated)
+  const doc = document as Json & {
+    info?: Json
+    components?: Json
+    paths?: Record<string, Json | undefined>
+  }
+  doc.info = { ...doc.info, ...idempotencyPolicyExtension(settings) }
   doc.components = { ...doc.components, headers: HEADERS }
+  const idempotencyKey = {
+    in: 'header',
+    name: 'Idempotency-Key',
+    required: false,
+    description: describeIdempotencyKey(settings),
+    schema: { type: 'string', minLength: 1, maxLength: 128 },
+  }
   for (const [path, item] of Object.entries(doc.paths ?? {})) {
     if (item === undefined) continue
     for (const [method, value] of Object.entries(item)) {
       const operation = value as Json & {
         responses?: Record<string, Json>
         parameters?: Json[]
+        requestBody?: Json
       }
       if (typeof operation !== 'object' || operation.responses === undefined) continue
+      if (operation[BODY_OPTIONAL] === true) {
+        Reflect.deleteProperty(operation, BODY_OPTIONAL)
+        if (operation.requestBody !== undefined) operation.requestBody['required'] = false
+      }
       const authenticated = path.startsWith('/v1/')
       const keyed = authenticated && (method === 'post' || method === 'delete')
-      if (keyed) operation.parameters = [...(operation.parameters ?? []), IDEMPOTENCY_KEY_PARAMETER]
+      if (keyed) operation.parameters = [...(operation.parameters ?? []), idempotencyKey]
       for (const [status, response] of Object.entries(operation.responses)) {
         const headers: Json = { ...(response['headers'] as Json | undefined) }
         headers['X-Request-Id'] = headerRef('X-Request-Id')
@@ -150,5 +206,35 @@ function addCommonHeaders<D extends object>(document: D): D {
       }
     }
   }
-  return document
+  return withExactInt64Bounds(document)
+}
+
+const INT64_MAX = 9_223_372_036_854_775_807n
+/** 2^63 as a double: the nearest a JSON number (and so a validation schema) gets to int64's max. */
+const TWO_TO_THE_63 = 2 ** 63
+
+/**
+ * Gives every int64 its exact bounds. A JSON number cannot hold 2^63 - 1 (it rounds to 2^63),
+ * so the maximum is a bigint, which the document's serialiser writes digit for digit. A schema
+ * with `format: 'int64'` gets it; a validation schema that bounds an integer with
+ * `exclusiveMaximum: 2^63` (the only way ajv can say "int64") is shown as the int64 it is.
+ */
+function withExactInt64Bounds<T>(node: T): T {
+  if (Array.isArray(node)) {
+    for (const item of node) withExactInt64Bounds(item)
+    return node
+  }
+  if (typeof node !== 'object' || node === null) return node
+  const schema = node as Json
+  if (schema['type'] === 'integer') {
+    if (schema['exclusiveMaximum'] === TWO_TO_THE_63) {
+      delete schema['exclusiveMaximum']
+      schema['format'] = 'int64'
+    }
+    if (schema['format'] === 'int64' && schema['maximum'] === undefined) {
+      schema['maximum'] = INT64_MAX
+    }
+  }
+  for (const value of Object.values(schema)) withExactInt64Bounds(value)
+  return node
 }

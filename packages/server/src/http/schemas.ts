@@ -19,7 +19,12 @@
  * 3. Query parameters are parsed by code (http/query.ts, http/pagination.ts), which makes a
  *    repeated parameter or a bad `limit` a 400 with its own message. They are declared with
  *    `documentedQuerystring` instead of `querystring`: the document shows them, validation
- *    never sees them. Paged lists use {@link pageQuery} and {@link pageOf}.
+ *    never sees them. Paged lists use {@link pageQuery} and {@link pageOf}. Bodies that a
+ *    parser of the domain validates (exports, export schemas: their messages name the field and
+ *    int64 values arrive as bigints) are declared the same way, with `documentedBody`, in full:
+ *    types, `required`, bounds.
+ * 3a. int64 values are `type: 'integer'` with `format: 'int64'` (see {@link int64}); the document
+ *    gets their exact bounds written digit for digit (http/openapi.ts).
  * 4. Response schemas must be complete: Fastify serialises a route's returned object through
  *    its response schema and drops any property the schema does not name. Name every field,
  *    `required` included, nullable ones as `type: ['string', 'null']`. Mutating routes send the
@@ -38,11 +43,34 @@ export interface DocumentedQuerystring {
   readonly properties: Readonly<Record<string, Readonly<Record<string, unknown>>>>
 }
 
+/** A request body shown in the OpenAPI document only (see the module comment, point 3). */
+export interface DocumentedBody {
+  readonly schema: Readonly<Record<string, unknown>>
+  /** Whether a request must have a body (POST of a draft may have none). @default true */
+  readonly required?: boolean
+}
+
 declare module 'fastify' {
   interface FastifySchema {
     /** Query parameters for the OpenAPI document only; never validated. */
     documentedQuerystring?: DocumentedQuerystring
+    /** The request body for the OpenAPI document only; the route's parser validates it. */
+    documentedBody?: DocumentedBody
   }
+}
+
+/**
+ * An int64 value in a schema: an integer with `format: 'int64'`, which the document completes
+ * with the exact int64 maximum (a JSON number cannot carry 2^63 - 1 exactly; the document is
+ * written with it digit for digit).
+ */
+export function int64(
+  minimum: number,
+  description?: string,
+): { type: 'integer'; format: 'int64'; minimum: number; description?: string } {
+  return description === undefined
+    ? { type: 'integer', format: 'int64', minimum }
+    : { type: 'integer', format: 'int64', minimum, description }
 }
 
 /** A schema registered with `addSchema`, referenced as `ref($id)`. */
@@ -92,15 +120,18 @@ export const ERROR_SCHEMA = {
 } as const satisfies ComponentSchema
 
 type ErrorStatus = (typeof ERROR_STATUS)[ErrorCode]
+/** The error statuses of the document: the error codes' own, and a download's 416. */
+export type DocumentedErrorStatus = ErrorStatus | 416
 
-const ERROR_DESCRIPTIONS: Readonly<Record<ErrorStatus, string>> = {
+const ERROR_DESCRIPTIONS: Readonly<Record<DocumentedErrorStatus, string>> = {
   400: '`invalid_argument`: malformed JSON, a wrong or missing field, a bad query parameter, page token or idempotency key',
   401: '`unauthenticated`: the API key is missing, unknown or revoked',
   402: "`payment_required`: the account's access does not allow this action",
   403: '`permission_denied`: allowed to see, not to do',
   404: "`not_found`: unknown, deleted where stated, or another account's",
-  408: '`request_timeout`: past the 10 s deadline; nothing was changed',
+  408: "`request_timeout`: past the server's deadline per request (see the API description); nothing was changed",
   409: '`already_exists`: a duplicate, or the idempotency key was reused with other parameters or its request is still running',
+  416: '`invalid_argument`: the `Range` starts at or past the end of the file; `Content-Range: bytes */{size}` tells the size',
   429: '`rate_limited`: the rate limit is exhausted; retry after `Retry-After` seconds',
   500: '`internal`: a bug',
   503: '`unavailable`: a dependency (the database) is down',
@@ -112,9 +143,16 @@ const ALWAYS: readonly ErrorStatus[] = [401, 408, 429, 500, 503]
 /** Error answers of a `/v1` route: the route's own statuses and the ones every route has. */
 export function errorResponses(
   own: readonly ErrorStatus[] = [],
-): Record<number, Record<string, string>> {
-  const responses: Record<number, Record<string, string>> = {}
-  for (const status of [...new Set([...own, ...ALWAYS])].sort((a, b) => a - b)) {
+): Record<number, Record<string, unknown>> {
+  return exactErrorResponses([...own, ...ALWAYS])
+}
+
+/** Error answers of a route outside `/v1` (no key, no rate limit): exactly these statuses. */
+export function exactErrorResponses(
+  statuses: readonly DocumentedErrorStatus[],
+): Record<number, Record<string, unknown>> {
+  const responses: Record<number, Record<string, unknown>> = {}
+  for (const status of [...new Set(statuses)].sort((a, b) => a - b)) {
     responses[status] = ref(ERROR_SCHEMA.$id, ERROR_DESCRIPTIONS[status])
   }
   return responses

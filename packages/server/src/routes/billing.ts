@@ -3,6 +3,7 @@ import type { Database } from '../db/database.js'
 import { billingSummary } from '../domain/billing.js'
 import { accountOf } from '../http/auth.js'
 import { addComponentSchemas, errorResponses, ref } from '../http/schemas.js'
+import { sendJson } from '../http/send-json.js'
 import { BILLING_SCHEMAS, BILLING_SUMMARY_SCHEMA } from './schemas/billing.js'
 
 export function registerBillingRoutes(app: FastifyInstance, db: Database): void {
@@ -23,6 +24,7 @@ export function registerBillingRoutes(app: FastifyInstance, db: Database): void 
         },
       },
     },
-    async (request) => billingSummary(db, accountOf(request).id, Date.now()),
+    async (request, reply) =>
+      sendJson(reply, await billingSummary(db, accountOf(request).id, Date.now())),
   )
 }

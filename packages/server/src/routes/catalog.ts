@@ -1,10 +1,11 @@
 import type { FastifyInstance } from 'fastify'
 import type { Database } from '../db/database.js'
 import { ApiError } from '../domain/api-error.js'
-import { STREAM_TYPES } from '../domain/catalog-seed.js'
+import { STREAM_TYPE_INPUTS, STREAM_TYPES, parseStreamType } from '../domain/catalog-seed.js'
 import { listDatastreams, listExchanges, listInstruments } from '../domain/catalog.js'
 import { parsePageQuery, renderPage } from '../http/pagination.js'
 import { queryParam } from '../http/query.js'
+import { sendJson } from '../http/send-json.js'
 import { addComponentSchemas, errorResponses, pageOf, pageQuery, ref } from '../http/schemas.js'
 import {
   CATALOG_SCHEMAS,
@@ -36,7 +37,7 @@ export function registerCatalogRoutes(app: FastifyInstance, db: Database): void 
         },
       },
     },
-    async () => listExchanges(db),
+    async (_request, reply) => sendJson(reply, await listExchanges(db)),
   )
 
   app.get<{ Params: { exchange: string } }>(
@@ -68,7 +69,7 @@ export function registerCatalogRoutes(app: FastifyInstance, db: Database): void 
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const query = {
         limit: queryParam(request.query, 'limit'),
         page_token: queryParam(request.query, 'page_token'),
@@ -79,7 +80,7 @@ export function registerCatalogRoutes(app: FastifyInstance, db: Database): void 
         search: queryParam(request.query, 'search'),
         ...paging,
       })
-      return renderPage(result, paging.limit)
+      return sendJson(reply, renderPage(result, paging.limit))
     },
   )
 
@@ -98,8 +99,9 @@ export function registerCatalogRoutes(app: FastifyInstance, db: Database): void 
             instrument: { type: 'string', description: 'Only this instrument symbol.' },
             stream_type: {
               type: 'string',
-              enum: [...STREAM_TYPES],
-              description: 'Only this stream type; another value is a 400.',
+              enum: [...STREAM_TYPE_INPUTS],
+              description:
+                'Only this stream type (`trades` is accepted for `trade`); another value is a 400.',
             },
             ...pageQuery(CATALOG_PAGE),
           },
@@ -110,7 +112,7 @@ export function registerCatalogRoutes(app: FastifyInstance, db: Database): void 
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const paging = parsePageQuery<number>(
         {
           limit: queryParam(request.query, 'limit'),
@@ -119,8 +121,9 @@ export function registerCatalogRoutes(app: FastifyInstance, db: Database): void 
         CATALOG_PAGE,
         'number',
       )
-      const streamType = queryParam(request.query, 'stream_type')
-      if (streamType !== undefined && !(STREAM_TYPES as readonly string[]).includes(streamType)) {
+      const given = queryParam(request.query, 'stream_type')
+      const streamType = given === undefined ? undefined : parseStreamType(given)
+      if (given !== undefined && streamType === undefined) {
         throw new ApiError(
           'invalid_argument',
           `stream_type must be one of ${STREAM_TYPES.join(', ')}`,
@@ -132,7 +135,7 @@ export function registerCatalogRoutes(app: FastifyInstance, db: Database): void 
         streamType,
         ...paging,
       })
-      return renderPage(result, paging.limit)
+      return sendJson(reply, renderPage(result, paging.limit))
     },
   )
 }

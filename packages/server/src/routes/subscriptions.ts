@@ -14,6 +14,7 @@ import type { MutationOptions } from '../http/mutation.js'
 import { runMutation } from '../http/mutation.js'
 import { parsePageQuery, renderPage } from '../http/pagination.js'
 import { queryParam } from '../http/query.js'
+import { renderJson, sendJson } from '../http/send-json.js'
 import {
   addComponentSchemas,
   errorResponses,
@@ -67,7 +68,7 @@ export function registerSubscriptionRoutes(
           request.body.datastream_id,
           now,
         )
-        return { status: 201, body: { ...subscription, spans: [] } }
+        return { status: 201, bodyText: renderJson({ ...subscription, spans: [] }) }
       }),
   )
 
@@ -86,7 +87,7 @@ export function registerSubscriptionRoutes(
         },
       },
     },
-    async (request) => {
+    async (request, reply) => {
       const paging = parsePageQuery<string>(
         {
           limit: queryParam(request.query, 'limit'),
@@ -95,7 +96,8 @@ export function registerSubscriptionRoutes(
         SUBSCRIPTION_PAGE,
         'string',
       )
-      return renderPage(await listSubscriptions(db, accountOf(request), paging), paging.limit)
+      const page = await listSubscriptions(db, accountOf(request), paging)
+      return sendJson(reply, renderPage(page, paging.limit))
     },
   )
 
@@ -114,7 +116,8 @@ export function registerSubscriptionRoutes(
         },
       },
     },
-    async (request) => getSubscription(db, accountOf(request), request.params.id),
+    async (request, reply) =>
+      sendJson(reply, await getSubscription(db, accountOf(request), request.params.id)),
   )
 
   app.get<IdParams>(
@@ -132,7 +135,8 @@ export function registerSubscriptionRoutes(
         },
       },
     },
-    async (request) => listSpans(db, accountOf(request), request.params.id),
+    async (request, reply) =>
+      sendJson(reply, await listSpans(db, accountOf(request), request.params.id)),
   )
 
   app.post<IdParams>(

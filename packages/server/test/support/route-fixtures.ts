@@ -131,6 +131,18 @@ export const READ_ROUTE_FIXTURES: Readonly<
     status: 200,
   }),
   'GET /docs/static/*': () => Promise.resolve({ path: '/docs/static/index.css', status: 200 }),
+  'GET /v1/availability': (context) =>
+    Promise.resolve({
+      path: `/v1/availability?datastream_id=${String(context.datastreamId())}`,
+      status: 200,
+    }),
+  'PUT /v1/export-schemas/:id': async (context) => ({
+    path: `/v1/export-schemas/${await schemaId(context, false)}`,
+    body: {
+      columns: [{ output_column: 'ms', meta: { value: 'collection_timestamp_ns', format: 'ms' } }],
+    },
+    status: 200,
+  }),
 }
 
 let schemaNames = 0

@@ -1,11 +1,13 @@
-import type { Datastream, Instrument, StreamType } from '../../types.js'
+import type { Datastream, Instrument, StreamTypeInput } from '../../types.js'
 import type { Command } from '../command.js'
 import { formatTable } from '../format-table.js'
+import { MAX_OPTION, collect, maxItems } from '../collect.js'
 import { optionalInteger, optionalString, requiredString } from '../option-values.js'
 import { UsageError } from '../usage-error.js'
 
-const STREAM_TYPES: readonly StreamType[] = [
+const STREAM_TYPES: readonly StreamTypeInput[] = [
   'trade',
+  'trades',
   'orderbook',
   'book_update',
   'quote',
@@ -17,7 +19,7 @@ const STREAM_TYPES: readonly StreamType[] = [
 const pageSize = {
   type: 'string',
   placeholder: 'N',
-  description: 'items per request (the list is read to its end either way)',
+  description: 'items per request',
 } as const
 
 export const exchangeCommands: Readonly<Record<string, Command>> = {
@@ -43,19 +45,20 @@ export const instrumentCommands: Readonly<Record<string, Command>> = {
       exchange: { type: 'string', placeholder: 'CODE', description: 'the exchange (required)' },
       search: { type: 'string', placeholder: 'PREFIX', description: 'symbol prefix, any case' },
       limit: pageSize,
+      max: MAX_OPTION,
     },
     async run({ client, options, call, print }) {
       const exchange = requiredString(options, 'exchange')
       const search = optionalString(options, 'search')
       const limit = optionalInteger(options, 'limit')
-      const instruments: Instrument[] = []
       const params = {
         ...(search === undefined ? {} : { search }),
         ...(limit === undefined ? {} : { limit }),
       }
-      for await (const instrument of client.instruments.iterate(exchange, params, call)) {
-        instruments.push(instrument)
-      }
+      const instruments: Instrument[] = await collect(
+        client.instruments.iterate(exchange, params, call),
+        maxItems(options),
+      )
       print(instruments, () =>
         formatTable(instruments, [
           { header: 'SYMBOL', value: (row) => row.symbol },
@@ -81,6 +84,7 @@ export const datastreamCommands: Readonly<Record<string, Command>> = {
         description: `only this stream type (${STREAM_TYPES.join(', ')})`,
       },
       limit: pageSize,
+      max: MAX_OPTION,
     },
     async run({ client, options, call, print }) {
       const exchange = optionalString(options, 'exchange')
@@ -99,10 +103,10 @@ export const datastreamCommands: Readonly<Record<string, Command>> = {
         ...(stream_type === undefined ? {} : { stream_type }),
         ...(limit === undefined ? {} : { limit }),
       }
-      const datastreams: Datastream[] = []
-      for await (const datastream of client.datastreams.iterate(params, call)) {
-        datastreams.push(datastream)
-      }
+      const datastreams: Datastream[] = await collect(
+        client.datastreams.iterate(params, call),
+        maxItems(options),
+      )
       print(datastreams, () =>
         formatTable(datastreams, [
           { header: 'ID', value: (row) => String(row.datastream_id) },

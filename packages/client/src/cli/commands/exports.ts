@@ -1,8 +1,9 @@
-import { sleep } from '../../retry.js'
 import type { CreateExportParams, ExportDownload, ExportFormat, ExportJob } from '../../types.js'
+import { FINISHED_EXPORT_STATUSES } from '../../wait-for-export.js'
+import { MAX_OPTION, collect, maxItems } from '../collect.js'
 import type { Command, CommandContext } from '../command.js'
-import { downloadArtifacts } from '../download-artifacts.js'
 import type { ExitOutcome } from '../exit-codes.js'
+import { withLocalFiles } from '../file-errors.js'
 import { formatDetails, formatTable } from '../format-table.js'
 import {
   flag,
@@ -11,14 +12,10 @@ import {
   requiredInteger,
   requiredString,
 } from '../option-values.js'
+import { formatBytes, formatElapsed } from '../progress.js'
 import { UsageError } from '../usage-error.js'
 
 const FORMATS: readonly ExportFormat[] = ['csv', 'parquet']
-const FINISHED = new Set(['succeeded', 'failed', 'canceled'])
-
-/** Polling starts fast, for small exports, and slows down to spare the rate limit. */
-const FIRST_POLL_MS = 500
-const MAX_POLL_MS = 5_000
 
 /** Nanoseconds since the epoch, shown to the millisecond (enough to read, not to compute). */
 function time(ns: string): string {
@@ -48,21 +45,53 @@ function artifactTable(download: ExportDownload): string {
   ])
 }
 
+/** Waits for the job, showing its status and the time waited on a terminal. */
 async function waitForExport(context: CommandContext, job: ExportJob): Promise<ExportJob> {
-  let current = job
-  let delayMs = FIRST_POLL_MS
-  while (!FINISHED.has(current.status)) {
-    context.info(`Export ${current.id} is ${current.status}...`)
-    await sleep(delayMs, context.signal)
-    delayMs = Math.min(delayMs * 2, MAX_POLL_MS)
-    current = await context.client.exports.get(current.id, context.call)
+  if (FINISHED_EXPORT_STATUSES.has(job.status)) return job
+  const startedAt = Date.now()
+  const show = (status: string) => {
+    context.progress.update(
+      `Export ${job.id}: ${status}, ${formatElapsed(Date.now() - startedAt)} elapsed`,
+    )
   }
-  return current
+  show(job.status)
+  // Redrawn every second, so that the elapsed time moves between two reads of the job.
+  let status: string = job.status
+  const ticker = setInterval(() => {
+    show(status)
+  }, 1_000)
+  try {
+    const finished = await context.client.exports.waitFor(job.id, {
+      ...context.call,
+      onProgress: ({ job: current }) => {
+        status = current.status
+        show(status)
+      },
+    })
+    show(finished.status)
+    return finished
+  } finally {
+    clearInterval(ticker)
+    context.progress.done()
+  }
 }
 
+/** Saves the files into `directory`, showing files and bytes on a terminal. */
 async function saveFiles(context: CommandContext, id: string, directory: string): Promise<void> {
-  const download = await context.client.exports.download(id, context.call)
-  const written = await downloadArtifacts(download, directory, context.baseUrl, context.signal)
+  const written = await withLocalFiles(`cannot write into ${directory}`, async () => {
+    try {
+      return await context.client.exports.downloadFiles(id, directory, {
+        ...context.call,
+        onProgress: (progress) => {
+          context.progress.update(
+            `Downloading file ${String(progress.file)}/${String(progress.files)}: ${formatBytes(progress.bytes)} of ${formatBytes(progress.totalBytes)}`,
+          )
+        },
+      })
+    } finally {
+      context.progress.done()
+    }
+  })
   for (const path of written) context.info(`Saved ${path}`)
 }
 
@@ -125,7 +154,7 @@ export const exportCommands: Readonly<Record<string, Command>> = {
       if (flag(options, 'wait') || directory !== undefined) job = await waitForExport(context, job)
       print(job, () => details(job))
       if (job.status !== 'succeeded') {
-        return FINISHED.has(job.status) ? 'export_failed' : undefined
+        return FINISHED_EXPORT_STATUSES.has(job.status) ? 'export_failed' : undefined
       }
       if (directory !== undefined) await saveFiles(context, job.id, directory)
       return undefined
@@ -133,13 +162,16 @@ export const exportCommands: Readonly<Record<string, Command>> = {
   },
   list: {
     summary: 'List export jobs, newest first',
-    options: { limit: { type: 'string', placeholder: 'N', description: 'items per request' } },
+    options: {
+      limit: { type: 'string', placeholder: 'N', description: 'items per request' },
+      max: MAX_OPTION,
+    },
     async run({ client, options, call, print }) {
       const limit = optionalInteger(options, 'limit')
-      const jobs: ExportJob[] = []
-      for await (const job of client.exports.iterate(limit === undefined ? {} : { limit }, call)) {
-        jobs.push(job)
-      }
+      const jobs: ExportJob[] = await collect(
+        client.exports.iterate(limit === undefined ? {} : { limit }, call),
+        maxItems(options),
+      )
       print(jobs, () =>
         formatTable(jobs, [
           { header: 'ID', value: (row) => row.id },

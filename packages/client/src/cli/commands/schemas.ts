@@ -3,6 +3,7 @@ import type { CreateSchemaParams, ExportSchema, SchemaDraftParams } from '../../
 import type { Command } from '../command.js'
 import { formatDetails, formatTable } from '../format-table.js'
 import { optionalString, requiredString } from '../option-values.js'
+import { withLocalFiles } from '../file-errors.js'
 import { UsageError } from '../usage-error.js'
 
 function details(schema: ExportSchema): string {
@@ -19,7 +20,10 @@ function details(schema: ExportSchema): string {
 
 /** Reads a JSON body from a file, or from stdin for `-`. The server validates its fields. */
 async function readJsonFile(path: string): Promise<unknown> {
-  const text = path === '-' ? await readStdin() : await readFile(path, 'utf8')
+  const text =
+    path === '-'
+      ? await readStdin()
+      : await withLocalFiles(`cannot read ${path}`, () => readFile(path, 'utf8'))
   try {
     return JSON.parse(text)
   } catch (error) {

@@ -1,6 +1,7 @@
 import type { Subscription } from '../../types.js'
 import type { Command } from '../command.js'
 import { formatDetails, formatTable } from '../format-table.js'
+import { MAX_OPTION, collect, maxItems } from '../collect.js'
 import { optionalInteger, requiredInteger } from '../option-values.js'
 
 function details(subscription: Subscription): string {
@@ -47,16 +48,14 @@ export const subscriptionCommands: Readonly<Record<string, Command>> = {
     summary: 'List the active and paused subscriptions, newest first',
     options: {
       limit: { type: 'string', placeholder: 'N', description: 'items per request' },
+      max: MAX_OPTION,
     },
     async run({ client, options, call, print }) {
       const limit = optionalInteger(options, 'limit')
-      const subscriptions: Subscription[] = []
-      for await (const subscription of client.subscriptions.iterate(
-        limit === undefined ? {} : { limit },
-        call,
-      )) {
-        subscriptions.push(subscription)
-      }
+      const subscriptions: Subscription[] = await collect(
+        client.subscriptions.iterate(limit === undefined ? {} : { limit }, call),
+        maxItems(options),
+      )
       print(subscriptions, () =>
         formatTable(subscriptions, [
           { header: 'ID', value: (row) => row.id },

@@ -1,5 +1,6 @@
 import { STREAM_TYPES } from '../../domain/catalog-seed.js'
 import type { ComponentSchema } from '../../http/schemas.js'
+import { int64 } from '../../http/schemas.js'
 
 export const EXCHANGE_SCHEMA = {
   $id: 'Exchange',
@@ -31,7 +32,7 @@ export const DATASTREAM_SCHEMA = {
   required: ['datastream_id', 'exchange', 'instrument', 'stream_type', 'wire_format'],
   additionalProperties: false,
   properties: {
-    datastream_id: { type: 'integer', minimum: 1, description: 'A positive int64.' },
+    datastream_id: int64(1),
     exchange: { type: 'string' },
     instrument: { type: 'string' },
     stream_type: { type: 'string', enum: [...STREAM_TYPES] },

@@ -1,29 +1,147 @@
+import { SEED_EXCHANGES, STREAM_TYPE_INPUTS, STREAM_TYPES } from '../../domain/catalog-seed.js'
+import { PARQUET_DEFAULTS } from '../../domain/exports/create-export-request.js'
+import {
+  FIELD,
+  MAX_COLUMNS,
+  META_FORMATS,
+  OUTPUT_COLUMN,
+  PATH,
+  SCHEMA_NAME,
+} from '../../domain/exports/schema-definition.js'
 import type { ComponentSchema } from '../../http/schemas.js'
-import { ref } from '../../http/schemas.js'
+import { int64, ref } from '../../http/schemas.js'
 
-const STREAM_CATEGORIES = [
-  'trade',
-  'orderbook',
-  'book_update',
-  'quote',
-  'kline',
-  'ticker',
-  'liquidation',
-]
+const EXCHANGE_CODES = SEED_EXCHANGES.map((exchange) => exchange.code)
+const EXPORT_STATUSES = ['queued', 'running', 'succeeded', 'failed', 'canceled']
+const FORMATS = ['csv', 'parquet']
+
+const path = (description: string) => ({ type: 'string', pattern: PATH.source, description })
+/** An object keyed by exchange code. */
+const perExchange = (value: Record<string, unknown>) => ({
+  type: 'object',
+  propertyNames: { enum: EXCHANGE_CODES },
+  additionalProperties: value,
+})
 
 export const EXPORT_SCHEMA_COLUMN_SCHEMA = {
   $id: 'ExportSchemaColumn',
-  type: 'object',
   description:
-    '`output_column` and exactly one of `meta` (`{"value":"collection_timestamp_ns","format":"ns|us|ms|s|iso8601"}`) or `data` (per exchange `{"json":{"path","type"},"transform"?}`; `type` is `decimal(N)`, `f64`, `i64`, `string` or `bool`; see docs/decisions/0203-export-schema-semantics.md for transforms).',
-  required: ['output_column'],
-  additionalProperties: false,
-  properties: {
-    output_column: { type: 'string' },
-    meta: { type: 'object', additionalProperties: true },
-    data: { type: 'object', additionalProperties: true },
-  },
+    'An output column: `output_column` and exactly one of `meta` or `data` (see docs/decisions/0203-export-schema-semantics.md).',
+  oneOf: [
+    {
+      title: 'MetaColumn',
+      type: 'object',
+      required: ['output_column', 'meta'],
+      additionalProperties: false,
+      properties: {
+        output_column: { type: 'string', pattern: OUTPUT_COLUMN.source },
+        meta: {
+          type: 'object',
+          required: ['value'],
+          additionalProperties: false,
+          properties: {
+            value: { const: 'collection_timestamp_ns' },
+            format: {
+              type: 'string',
+              enum: [...META_FORMATS],
+              default: 'ns',
+              description: 'Integer ns, us, ms or s since the epoch, or an ISO 8601 string.',
+            },
+          },
+        },
+      },
+    },
+    {
+      title: 'DataColumn',
+      type: 'object',
+      required: ['output_column', 'data'],
+      additionalProperties: false,
+      properties: {
+        output_column: { type: 'string', pattern: OUTPUT_COLUMN.source },
+        data: {
+          ...perExchange({
+            type: 'object',
+            required: ['json'],
+            additionalProperties: false,
+            properties: {
+              json: {
+                type: 'object',
+                required: ['path', 'type'],
+                additionalProperties: false,
+                properties: {
+                  path: path('A dot path into the message; `$.` starts at its root.'),
+                  type: {
+                    type: 'string',
+                    pattern: '^(decimal\\(([0-9]|[12][0-9]|3[0-8])\\)|f64|i64|string|bool)$',
+                    description:
+                      '`decimal(N)`: exact, N decimal places (0 to 38); `f64`, `i64`, `string`, `bool`.',
+                  },
+                },
+              },
+              transform: {
+                type: ['string', 'null'],
+                maxLength: 1000,
+                description:
+                  "An SQL-like expression over `{v}`, e.g. `CASE WHEN {v} THEN 'sell' ELSE 'buy' END`; arithmetic on a `decimal(N)` value is exact.",
+              },
+            },
+          }),
+          minProperties: 1,
+          description: 'Per exchange code: where the value is and its type.',
+        },
+      },
+    },
+  ],
 } as const satisfies ComponentSchema
+
+const UNFOLD = {
+  ...perExchange({
+    type: 'object',
+    required: ['path'],
+    additionalProperties: false,
+    properties: { path: path('An array in the message; each element becomes a row.') },
+  }),
+  description: 'Per exchange, an array whose elements become rows.',
+}
+
+const DERIVE = {
+  ...perExchange({
+    type: 'array',
+    maxItems: 8,
+    items: {
+      type: 'object',
+      required: ['field', 'concat'],
+      additionalProperties: false,
+      properties: {
+        field: { type: 'string', pattern: FIELD.source },
+        concat: {
+          type: 'array',
+          minItems: 1,
+          maxItems: 8,
+          items: {
+            type: 'object',
+            required: ['path', 'tag'],
+            additionalProperties: false,
+            properties: {
+              path: path('An array to append.'),
+              tag: { type: 'string', maxLength: 64 },
+            },
+          },
+        },
+      },
+    },
+  }),
+  description:
+    'Per exchange, fields built before extraction: `field` becomes the arrays of `concat` as `{"tag","index","value"}` elements.',
+}
+
+const COLUMNS = {
+  type: 'array',
+  minItems: 1,
+  maxItems: MAX_COLUMNS,
+  items: ref(EXPORT_SCHEMA_COLUMN_SCHEMA.$id),
+  description: `1 to ${String(MAX_COLUMNS)} columns, in output order; more is a 400 with \`details.max_columns\`.`,
+}
 
 export const EXPORT_SCHEMA_SCHEMA = {
   $id: 'ExportSchema',
@@ -41,27 +159,36 @@ export const EXPORT_SCHEMA_SCHEMA = {
   ],
   additionalProperties: false,
   properties: {
-    id: { type: 'string', description: '`sch_` and 32 lowercase hex digits.' },
+    id: { type: 'string', pattern: '^sch_[0-9a-f]{32}$' },
     name: { type: 'string' },
-    stream_category: { type: 'string', enum: STREAM_CATEGORIES },
+    stream_category: { type: 'string', enum: [...STREAM_TYPES] },
     is_built_in: { type: 'boolean' },
     created_at: { type: 'string', format: 'date-time' },
     version: { type: 'integer', minimum: 1, description: 'The latest published version.' },
     has_draft: { type: 'boolean' },
     columns: { type: 'array', items: ref(EXPORT_SCHEMA_COLUMN_SCHEMA.$id) },
-    unfold: {
-      type: 'object',
-      additionalProperties: true,
-      description: 'Per exchange `{"path"}` of an array whose elements become rows.',
-    },
-    derive: {
-      type: 'object',
-      additionalProperties: true,
-      description:
-        'Per exchange, fields built before extraction: `[{"field","concat":[{"path","tag"}]}]`.',
-    },
+    unfold: UNFOLD,
+    derive: DERIVE,
   },
 } as const satisfies ComponentSchema
+
+const FORMAT_OPTIONS = {
+  type: 'object',
+  additionalProperties: false,
+  properties: {
+    compression: {
+      type: 'string',
+      enum: ['snappy', 'gzip', 'none'],
+      default: PARQUET_DEFAULTS.compression,
+    },
+    row_group_size: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 1_000_000,
+      default: PARQUET_DEFAULTS.row_group_size,
+    },
+  },
+}
 
 export const EXPORT_JOB_SCHEMA = {
   $id: 'ExportJob',
@@ -80,22 +207,20 @@ export const EXPORT_JOB_SCHEMA = {
   ],
   additionalProperties: false,
   properties: {
-    id: { type: 'string', description: '`exp_` and 32 lowercase hex digits.' },
-    datastream_id: { type: 'integer', minimum: 1 },
-    start_time: {
-      type: 'integer',
-      format: 'int64',
-      description: 'Nanoseconds since the epoch, written exactly (parse as int64, not double).',
-    },
-    end_time: { type: 'integer', format: 'int64', description: 'Nanoseconds, exclusive.' },
-    format: { type: 'string', enum: ['csv', 'parquet'] },
+    id: { type: 'string', pattern: '^exp_[0-9a-f]{32}$' },
+    datastream_id: int64(1),
+    start_time: int64(
+      0,
+      'Nanoseconds since the epoch, inclusive, written exactly (parse as int64, not double).',
+    ),
+    end_time: int64(0, 'Nanoseconds since the epoch, exclusive.'),
+    format: { type: 'string', enum: FORMATS },
     format_options: {
-      type: 'object',
-      additionalProperties: true,
+      ...FORMAT_OPTIONS,
       description:
-        'Resolved: `{}` for csv; `{"compression":"snappy|gzip|none","row_group_size"}` for parquet.',
+        'Resolved: `{}` for csv; `compression` and `row_group_size`, defaults filled in, for parquet.',
     },
-    status: { type: 'string', enum: ['queued', 'running', 'succeeded', 'failed', 'canceled'] },
+    status: { type: 'string', enum: EXPORT_STATUSES },
     created_at: { type: 'string', format: 'date-time' },
     started_at: { type: ['string', 'null'], format: 'date-time' },
     finished_at: { type: ['string', 'null'], format: 'date-time' },
@@ -116,12 +241,14 @@ export const EXPORT_DOWNLOAD_SCHEMA = {
         required: ['id', 'url', 'bytes', 'filename'],
         additionalProperties: false,
         properties: {
-          id: { type: 'string', description: '`art_` and 32 lowercase hex digits.' },
+          id: { type: 'string', pattern: '^art_[0-9a-f]{32}$' },
           url: {
             type: 'string',
-            description: 'A signed, expiring link served by this server; no API key needed.',
+            format: 'uri',
+            description:
+              'A signed, expiring link served by this server; no API key needed. `Range` resumes.',
           },
-          bytes: { type: 'integer', minimum: 0 },
+          bytes: int64(0),
           filename: {
             type: 'string',
             description:
@@ -131,49 +258,95 @@ export const EXPORT_DOWNLOAD_SCHEMA = {
       },
     },
     count: { type: 'integer', minimum: 0 },
-    total_bytes: { type: 'integer', minimum: 0 },
+    total_bytes: int64(0),
   },
 } as const satisfies ComponentSchema
 
-/** Shown in the document only: the routes' own parsers validate (see preValidation). */
-const columnsProperties = {
-  columns: {
-    type: 'array',
-    items: ref(EXPORT_SCHEMA_COLUMN_SCHEMA.$id),
-    description: '1 to 100 columns.',
-  },
-  unfold: { description: 'Per exchange `{"path"}`; omitted or null clears it.' },
-  derive: { description: 'Per exchange derive rules; omitted or null clears it.' },
+const STREAM_CATEGORY_INPUT = {
+  type: 'string',
+  enum: [...STREAM_TYPE_INPUTS],
+  description: 'The stream category (`trades` is accepted for `trade`).',
 }
 
 export const CREATE_SCHEMA_BODY = {
   type: 'object',
+  required: ['name', 'stream_category', 'columns'],
+  additionalProperties: false,
   properties: {
-    name: { type: 'string' },
-    stream_category: { type: 'string', enum: STREAM_CATEGORIES },
-    ...columnsProperties,
+    name: {
+      type: 'string',
+      pattern: SCHEMA_NAME.source,
+      description: 'Unique per account and stream category; never changes.',
+    },
+    stream_category: STREAM_CATEGORY_INPUT,
+    columns: COLUMNS,
+    unfold: { ...UNFOLD, type: ['object', 'null'] },
+    derive: { ...DERIVE, type: ['object', 'null'] },
   },
 }
 
-/** No `type`: an empty body (no body at all) is allowed on POST draft. */
-export const DRAFT_BODY = { properties: columnsProperties }
+/** A draft's content, and an inline schema of an export: `columns`, `unfold`?, `derive`?. */
+export const DRAFT_BODY = {
+  type: 'object',
+  required: ['columns'],
+  additionalProperties: false,
+  properties: {
+    columns: COLUMNS,
+    unfold: { ...UNFOLD, type: ['object', 'null'], description: 'Omitted or null clears it.' },
+    derive: { ...DERIVE, type: ['object', 'null'], description: 'Omitted or null clears it.' },
+  },
+}
 
-/** No types on the times: integers past 2^53 reach the parser as bigints, exact. */
+/** `name` and `stream_category` may be sent back unchanged; `columns` is the new version's. */
+export const REPLACE_SCHEMA_BODY = {
+  ...DRAFT_BODY,
+  properties: {
+    name: { type: 'string', description: 'Unchanged, if sent.' },
+    stream_category: { ...STREAM_CATEGORY_INPUT, description: 'Unchanged, if sent.' },
+    ...DRAFT_BODY.properties,
+  },
+}
+
+const NS_TIME = {
+  anyOf: [
+    int64(0),
+    { type: 'string', pattern: '^[0-9]{1,19}$' },
+    {
+      type: 'string',
+      format: 'date-time',
+      description: 'ISO 8601 with `Z` or an offset and up to 9 fractional digits.',
+    },
+  ],
+}
+
 export const CREATE_EXPORT_BODY = {
   type: 'object',
+  required: ['datastream_id', 'start_time', 'end_time'],
+  additionalProperties: false,
   properties: {
-    datastream_id: { description: 'A positive int64.' },
+    datastream_id: int64(1),
     start_time: {
+      ...NS_TIME,
       description:
-        'Nanoseconds since the epoch as a JSON integer or a string of digits, or ISO 8601 with up to 9 fractional digits. Inclusive.',
+        'Inclusive: nanoseconds since the epoch as a JSON integer or a string of digits, or ISO 8601.',
     },
-    end_time: { description: 'Like `start_time`; exclusive, after `start_time`.' },
+    end_time: { ...NS_TIME, description: 'Exclusive, after `start_time`; like `start_time`.' },
     schema: {
-      description:
-        '`raw` (default), `normalized`, `book_5`, `book_20`, a schema id `sch_...`, or an inline `{"columns","unfold"?,"derive"?}`.',
+      description: 'What the files hold; `raw` by default.',
+      default: 'raw',
+      anyOf: [
+        { type: 'string', enum: ['raw', 'normalized', 'book_5', 'book_20'] },
+        { type: 'string', pattern: '^sch_', description: 'An export schema id.' },
+        { ...DRAFT_BODY, description: 'An inline schema.' },
+      ],
     },
-    format: { type: 'string', enum: ['csv', 'parquet'] },
-    format_options: { type: 'object' },
+    format: { type: 'string', enum: FORMATS, default: 'csv' },
+    format_options: {
+      type: ['object', 'null'],
+      additionalProperties: false,
+      properties: FORMAT_OPTIONS.properties,
+      description: 'csv takes none; parquet takes `compression` and `row_group_size`.',
+    },
   },
 }
 

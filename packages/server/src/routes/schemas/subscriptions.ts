@@ -1,5 +1,5 @@
 import type { ComponentSchema } from '../../http/schemas.js'
-import { ref } from '../../http/schemas.js'
+import { int64, ref } from '../../http/schemas.js'
 import { DATASTREAM_SCHEMA } from './catalog.js'
 
 export const SPAN_SCHEMA = {
@@ -9,7 +9,7 @@ export const SPAN_SCHEMA = {
   required: ['id', 'started_at', 'ended_at'],
   additionalProperties: false,
   properties: {
-    id: { type: 'string', description: '`spn_` and 32 lowercase hex digits.' },
+    id: { type: 'string', pattern: '^spn_[0-9a-f]{32}$' },
     started_at: { type: 'string', format: 'date-time' },
     ended_at: {
       type: ['string', 'null'],
@@ -25,8 +25,8 @@ export const SUBSCRIPTION_SCHEMA = {
   required: ['id', 'datastream_id', 'status', 'created_at', 'datastream'],
   additionalProperties: false,
   properties: {
-    id: { type: 'string', description: '`sub_` and 32 lowercase hex digits.' },
-    datastream_id: { type: 'integer', minimum: 1 },
+    id: { type: 'string', pattern: '^sub_[0-9a-f]{32}$' },
+    datastream_id: int64(1),
     status: { type: 'string', enum: ['active', 'paused', 'deleted'] },
     created_at: { type: 'string', format: 'date-time' },
     datastream: ref(DATASTREAM_SCHEMA.$id),

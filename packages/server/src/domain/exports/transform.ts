@@ -1,4 +1,16 @@
-import { ApiError } from './api-error.js'
+import { ApiError } from '../api-error.js'
+import type { ExactDecimal } from './exact-decimal.js'
+import {
+  addDecimals,
+  compareDecimals,
+  divideDecimals,
+  exactDecimal,
+  isExactDecimal,
+  multiplyDecimals,
+  negateDecimal,
+  parseExactDecimal,
+  subtractDecimals,
+} from './exact-decimal.js'
 
 /**
  * A column `transform`: a small, safe subset of SQL expressions over `{v}`, the extracted value.
@@ -19,13 +31,21 @@ import { ApiError } from './api-error.js'
  *
  * Keywords are case-insensitive; a string literal doubles `'` to contain one. Semantics follow
  * SQL: NULL propagates through arithmetic and comparisons, a WHEN matches only a true (or
- * non-zero) condition, x / 0 is NULL. Arithmetic is in 64-bit floating point.
+ * non-zero) condition, x / 0 is NULL. Arithmetic is in 64-bit floating point, except over a
+ * `decimal(N)` value, where it is exact (see {@link ArithmeticMode}).
  */
-export type TransformValue = number | string | boolean | null
+export type TransformValue = number | string | boolean | null | ExactDecimal
+
+/**
+ * How numbers compute: `float` in 64-bit floating point (`f64`, `i64` and other inputs);
+ * `decimal` exactly, for a `decimal(N)` input: numbers are {@link ExactDecimal}s, literals are
+ * read from their text (`0.1` is one tenth), `+ - *` are exact and `/` keeps 40 places.
+ */
+export type ArithmeticMode = 'float' | 'decimal'
 
 export type TransformNode =
   | { readonly kind: 'value' }
-  | { readonly kind: 'literal'; readonly value: TransformValue }
+  | { readonly kind: 'literal'; readonly value: TransformValue; readonly exact?: ExactDecimal }
   | { readonly kind: 'negate'; readonly operand: TransformNode }
   | { readonly kind: 'not'; readonly operand: TransformNode }
   | {
@@ -62,7 +82,7 @@ const KEYWORDS = new Set([
 ])
 
 type Token =
-  | { readonly type: 'number'; readonly value: number; readonly at: number }
+  | { readonly type: 'number'; readonly value: number; readonly text: string; readonly at: number }
   | { readonly type: 'string'; readonly value: string; readonly at: number }
   | { readonly type: 'keyword'; readonly value: string; readonly at: number }
   | { readonly type: 'symbol'; readonly value: string; readonly at: number }
@@ -90,7 +110,7 @@ function tokenize(source: string): Token[] {
     }
     const number = /^\d+(\.\d+)?/.exec(rest)
     if (number !== null) {
-      tokens.push({ type: 'number', value: Number(number[0]), at: index })
+      tokens.push({ type: 'number', value: Number(number[0]), text: number[0], at: index })
       index += number[0].length
       continue
     }
@@ -231,6 +251,11 @@ export function parseTransform(source: string): TransformNode {
       case 'value':
         return { kind: 'value' }
       case 'number':
+        return {
+          kind: 'literal',
+          value: token.value,
+          exact: parseExactDecimal(token.text) ?? exactDecimal(0n, 0),
+        }
       case 'string':
         return { kind: 'literal', value: token.value }
       case 'symbol':
@@ -307,47 +332,97 @@ function toNumber(value: TransformValue): number | null {
   if (value === null) return null
   if (typeof value === 'number') return value
   if (typeof value === 'boolean') return value ? 1 : 0
+  if (isExactDecimal(value)) return Number(value.unscaled) / 10 ** value.scale
   const parsed = Number(value)
   return value.trim() === '' || Number.isNaN(parsed) ? null : parsed
 }
 
+function toDecimal(value: TransformValue): ExactDecimal | null {
+  if (value === null) return null
+  if (isExactDecimal(value)) return value
+  if (typeof value === 'boolean') return exactDecimal(value ? 1n : 0n, 0)
+  if (typeof value === 'number')
+    return Number.isFinite(value) ? (parseExactDecimal(String(value)) ?? null) : null
+  return parseExactDecimal(value) ?? null
+}
+
 function isTrue(value: TransformValue): boolean {
+  if (isExactDecimal(value)) return value.unscaled !== 0n
   return value === true || (typeof value === 'number' && value !== 0)
 }
 
-function compare(left: TransformValue, right: TransformValue): number | null {
+function compare(left: TransformValue, right: TransformValue, mode: ArithmeticMode): number | null {
   if (left === null || right === null) return null
   if (typeof left === 'string' && typeof right === 'string')
     return left < right ? -1 : left > right ? 1 : 0
+  if (mode === 'decimal') {
+    const a = toDecimal(left)
+    const b = toDecimal(right)
+    return a === null || b === null ? null : compareDecimals(a, b)
+  }
   const a = toNumber(left)
   const b = toNumber(right)
   if (a === null || b === null) return null
   return a - b
 }
 
+function arithmetic(
+  operator: '+' | '-' | '*' | '/',
+  left: TransformValue,
+  right: TransformValue,
+  mode: ArithmeticMode,
+): TransformValue {
+  if (mode === 'decimal') {
+    const a = toDecimal(left)
+    const b = toDecimal(right)
+    if (a === null || b === null) return null
+    if (operator === '+') return addDecimals(a, b)
+    if (operator === '-') return subtractDecimals(a, b)
+    if (operator === '*') return multiplyDecimals(a, b)
+    return divideDecimals(a, b) ?? null
+  }
+  const a = toNumber(left)
+  const b = toNumber(right)
+  if (a === null || b === null) return null
+  if (operator === '+') return a + b
+  if (operator === '-') return a - b
+  if (operator === '*') return a * b
+  return b === 0 ? null : a / b
+}
+
 /** Evaluates a parsed transform for one extracted value. */
-export function evaluateTransform(node: TransformNode, v: TransformValue): TransformValue {
+export function evaluateTransform(
+  node: TransformNode,
+  v: TransformValue,
+  mode: ArithmeticMode = 'float',
+): TransformValue {
   switch (node.kind) {
     case 'value':
       return v
     case 'literal':
-      return node.value
+      return mode === 'decimal' && node.exact !== undefined ? node.exact : node.value
     case 'negate': {
-      const operand = toNumber(evaluateTransform(node.operand, v))
-      return operand === null ? null : -operand
+      const operand = evaluateTransform(node.operand, v, mode)
+      if (mode === 'decimal') {
+        const exact = toDecimal(operand)
+        return exact === null ? null : negateDecimal(exact)
+      }
+      const number = toNumber(operand)
+      return number === null ? null : -number
     }
     case 'not': {
-      const operand = evaluateTransform(node.operand, v)
+      const operand = evaluateTransform(node.operand, v, mode)
       return operand === null ? null : !isTrue(operand)
     }
     case 'case': {
       for (const branch of node.branches)
-        if (isTrue(evaluateTransform(branch.when, v))) return evaluateTransform(branch.then, v)
-      return evaluateTransform(node.otherwise, v)
+        if (isTrue(evaluateTransform(branch.when, v, mode)))
+          return evaluateTransform(branch.then, v, mode)
+      return evaluateTransform(node.otherwise, v, mode)
     }
     case 'binary': {
-      const left = evaluateTransform(node.left, v)
-      const right = evaluateTransform(node.right, v)
+      const left = evaluateTransform(node.left, v, mode)
+      const right = evaluateTransform(node.right, v, mode)
       switch (node.operator) {
         case 'AND':
           if (left === false || right === false) return false
@@ -361,7 +436,7 @@ export function evaluateTransform(node: TransformNode, v: TransformValue): Trans
         case '<=':
         case '>':
         case '>=': {
-          const order = compare(left, right)
+          const order = compare(left, right, mode)
           if (order === null) return null
           return {
             '=': order === 0,
@@ -375,15 +450,8 @@ export function evaluateTransform(node: TransformNode, v: TransformValue): Trans
         case '+':
         case '-':
         case '*':
-        case '/': {
-          const a = toNumber(left)
-          const b = toNumber(right)
-          if (a === null || b === null) return null
-          if (node.operator === '+') return a + b
-          if (node.operator === '-') return a - b
-          if (node.operator === '*') return a * b
-          return b === 0 ? null : a / b
-        }
+        case '/':
+          return arithmetic(node.operator, left, right, mode)
       }
     }
   }

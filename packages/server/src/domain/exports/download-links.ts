@@ -1,5 +1,5 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto'
-import type { Queryable } from '../db/database.js'
+import type { Queryable } from '../../db/database.js'
 
 /**
  * Download links are `/downloads/{artifact id}?expires={unix seconds}&sig={hmac}`: an

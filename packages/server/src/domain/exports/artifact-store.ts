@@ -7,17 +7,24 @@ import type { Readable } from 'node:stream'
 /**
  * Where export files live, by key (`exports/{export id}/{attempt}/{filename}`). The local
  * filesystem implements it here; an object store (S3 and the like) implements the same four
- * calls, with `list` by delimiter.
+ * calls, with `list` by delimiter and `read` of a range as a ranged GET.
  */
 export interface ArtifactStore {
   /** Stores the bytes under the key, replacing what was there; readers never see half a file. */
   put(key: string, bytes: Uint8Array): Promise<void>
-  /** The stored bytes as a stream with their length, or undefined when nothing is stored. */
-  open(key: string): Promise<{ readonly stream: Readable; readonly bytes: number } | undefined>
+  /** The stored file, or undefined when nothing is stored under the key. */
+  open(key: string): Promise<StoredFile | undefined>
   /** Removes every key under the prefix (a folder: it ends with `/`); none is fine. */
   deletePrefix(prefix: string): Promise<void>
   /** The names one level below the prefix (folders and files alike). */
   list(prefix: string): Promise<string[]>
+}
+
+/** A stored file: its length, and its bytes (all, or one range of them) as a stream. */
+export interface StoredFile {
+  readonly bytes: number
+  /** The bytes from `start` to `end` inclusive (a byte range as HTTP counts); all by default. */
+  read(range?: { readonly start: number; readonly end: number }): Readable
 }
 
 const KEY = /^[A-Za-z0-9_.-]+(\/[A-Za-z0-9_.-]+)*\/?$/
@@ -47,7 +54,15 @@ export function createLocalArtifactStore(root: string): ArtifactStore {
       try {
         const info = await stat(path)
         if (!info.isFile()) return undefined
-        return { stream: createReadStream(path), bytes: info.size }
+        // Stored files never change in place (put writes aside and renames), so the size read
+        // here holds for any range read later.
+        return {
+          bytes: info.size,
+          read: (range) =>
+            range === undefined
+              ? createReadStream(path)
+              : createReadStream(path, { start: range.start, end: range.end }),
+        }
       } catch (error) {
         if ((error as NodeJS.ErrnoException).code === 'ENOENT') return undefined
         throw error

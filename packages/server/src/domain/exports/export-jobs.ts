@@ -1,19 +1,17 @@
-import type { Queryable } from '../db/database.js'
-import type { ExportFormat, FormatOptions } from '../exports/export-writers.js'
-import type { Account } from './accounts.js'
-import { mayUseBilledFeatures } from './accounts.js'
-import { ApiError } from './api-error.js'
-import { findDatastream } from './catalog.js'
-import type { SchemaDefinition } from './export-schema-definition.js'
-import { parseDraftBody } from './export-schema-definition.js'
+import type { Queryable } from '../../db/database.js'
+import type { ExportFormat, FormatOptions } from './export-writers.js'
+import type { Account } from '../accounts.js'
+import { mayUseBilledFeatures } from '../accounts.js'
+import { ApiError } from '../api-error.js'
+import { findDatastream } from '../catalog.js'
+import type { CreateExportRequest } from './create-export-request.js'
 import type { SchemaSnapshot } from './export-schemas.js'
 import { snapshotSchema } from './export-schemas.js'
-import { isId, newId } from './ids.js'
-import { stringifyJsonWithInt64 } from './json-int64.js'
-import { msToNs, parseNsTime } from './ns-time.js'
-import type { Page } from './page.js'
-import { newestFirstKey, page, parseNewestFirstCursor } from './page.js'
-import { toRfc3339 } from './time.js'
+import { isId, newId } from '../ids.js'
+import { msToNs } from '../ns-time.js'
+import type { Page } from '../page.js'
+import { newestFirstKey, page, parseNewestFirstCursor } from '../page.js'
+import { toRfc3339 } from '../time.js'
 
 export type ExportStatus = 'queued' | 'running' | 'succeeded' | 'failed' | 'canceled'
 
@@ -30,93 +28,6 @@ export interface ExportJob {
   readonly started_at: string | null
   readonly finished_at: string | null
   readonly reason?: string
-}
-
-/** A validated `POST /v1/exports` body. */
-export interface CreateExportRequest {
-  readonly datastreamId: number | bigint
-  readonly startNs: bigint
-  readonly endNs: bigint
-  readonly schema: string | SchemaDefinition
-  readonly format: ExportFormat
-  readonly formatOptions: FormatOptions
-}
-
-export const PARQUET_DEFAULTS = { compression: 'snappy', row_group_size: 100_000 } as const
-
-function invalid(message: string): ApiError {
-  return new ApiError('invalid_argument', message)
-}
-
-function parseFormatOptions(format: ExportFormat, value: unknown): FormatOptions {
-  if (value === undefined || value === null) return format === 'csv' ? {} : { ...PARQUET_DEFAULTS }
-  if (typeof value !== 'object' || Array.isArray(value))
-    throw invalid('format_options must be an object')
-  const options = value as Record<string, unknown>
-  const allowed = format === 'csv' ? [] : ['compression', 'row_group_size']
-  for (const key of Object.keys(options))
-    if (!allowed.includes(key))
-      throw invalid(
-        `format_options: unknown key "${key}" for format ${format}${allowed.length === 0 ? ' (csv takes none)' : ` (allowed: ${allowed.join(', ')})`}`,
-      )
-  if (format === 'csv') return {}
-  const compression = options['compression'] ?? PARQUET_DEFAULTS.compression
-  if (compression !== 'snappy' && compression !== 'gzip' && compression !== 'none')
-    throw invalid('format_options.compression must be one of snappy, gzip, none')
-  const rowGroupSize = options['row_group_size'] ?? PARQUET_DEFAULTS.row_group_size
-  if (
-    typeof rowGroupSize !== 'number' ||
-    !Number.isInteger(rowGroupSize) ||
-    rowGroupSize < 1 ||
-    rowGroupSize > 1_000_000
-  )
-    throw invalid('format_options.row_group_size must be an integer from 1 to 1000000')
-  return { compression, row_group_size: rowGroupSize }
-}
-
-const BUILT_IN_NAMES = ['raw', 'normalized', 'book_5', 'book_20']
-
-/** Validates the body before the idempotency key is claimed: a fixed request may reuse its key. */
-export function parseCreateExportBody(body: unknown): CreateExportRequest {
-  if (typeof body !== 'object' || body === null || Array.isArray(body))
-    throw invalid('The body must be a JSON object')
-  const object = body as Record<string, unknown>
-  const allowed = ['datastream_id', 'start_time', 'end_time', 'schema', 'format', 'format_options']
-  for (const key of Object.keys(object))
-    if (!allowed.includes(key))
-      throw invalid(`The body: unknown field "${key}" (allowed: ${allowed.join(', ')})`)
-  const datastreamId = object['datastream_id']
-  if (
-    !(typeof datastreamId === 'number' && Number.isInteger(datastreamId) && datastreamId >= 1) &&
-    !(typeof datastreamId === 'bigint' && datastreamId >= 1n)
-  )
-    throw invalid('datastream_id must be a positive integer')
-  if (object['start_time'] === undefined) throw invalid('start_time is required')
-  if (object['end_time'] === undefined) throw invalid('end_time is required')
-  const startNs = parseNsTime('start_time', object['start_time'])
-  const endNs = parseNsTime('end_time', object['end_time'])
-  if (endNs <= startNs) throw invalid('end_time must be after start_time')
-  const format = object['format'] ?? 'csv'
-  if (format !== 'csv' && format !== 'parquet') throw invalid('format must be csv or parquet')
-  const schemaValue = object['schema'] ?? 'raw'
-  let schema: string | SchemaDefinition
-  if (typeof schemaValue === 'string') {
-    if (!BUILT_IN_NAMES.includes(schemaValue) && !schemaValue.startsWith('sch_'))
-      throw invalid(
-        `schema must be "raw", a built-in name (normalized, book_5, book_20), a schema id (sch_...) or an object with columns; got "${schemaValue}"`,
-      )
-    schema = schemaValue
-  } else if (typeof schemaValue === 'object' && !Array.isArray(schemaValue)) {
-    schema = parseDraftBody(schemaValue)
-  } else throw invalid('schema must be a string or an object with columns')
-  return {
-    datastreamId,
-    startNs,
-    endNs,
-    schema,
-    format,
-    formatOptions: parseFormatOptions(format, object['format_options']),
-  }
 }
 
 interface ExportRow {
@@ -154,15 +65,6 @@ function toJob(row: ExportRow): ExportJob {
     finished_at: at(row.finished_at),
     ...(row.status === 'failed' ? { reason: row.reason ?? 'Export failed' } : {}),
   }
-}
-
-/** The job as JSON text, nanosecond times as exact JSON integers. */
-export function renderJob(job: ExportJob): string {
-  return stringifyJsonWithInt64(job)
-}
-
-export function renderJobs(value: unknown): string {
-  return stringifyJsonWithInt64(value)
 }
 
 function notFound(id: string): ApiError {

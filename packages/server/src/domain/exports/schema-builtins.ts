@@ -1,10 +1,5 @@
-import type { StreamType } from './catalog-seed.js'
-import type {
-  DataRule,
-  DeriveRule,
-  SchemaColumn,
-  SchemaDefinition,
-} from './export-schema-definition.js'
+import type { StreamType } from '../catalog-seed.js'
+import type { DataRule, DeriveRule, SchemaColumn, SchemaDefinition } from './schema-definition.js'
 
 /** A built-in schema: read-only, the same for every account. */
 export interface BuiltInSchema {

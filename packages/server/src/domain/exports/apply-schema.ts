@@ -1,20 +1,33 @@
-import type { SchemaSnapshot } from '../domain/export-schemas.js'
-import type { ColumnType, DeriveRule, MetaFormat } from '../domain/export-schema-definition.js'
-import { parseColumnType } from '../domain/export-schema-definition.js'
-import { parseJsonKeepingInt64, stringifyJsonWithInt64 } from '../domain/json-int64.js'
-import { nsToIso8601 } from '../domain/ns-time.js'
-import type { TransformNode, TransformValue } from '../domain/transform.js'
-import { evaluateTransform, parseTransform, transformType } from '../domain/transform.js'
+import type { SchemaSnapshot } from './export-schemas.js'
+import type { ColumnType, DeriveRule, MetaFormat } from './schema-definition.js'
+import { parseColumnType } from './schema-definition.js'
+import { parseJsonKeepingInt64, stringifyJsonWithInt64 } from '../json-int64.js'
+import { nsToIso8601 } from '../ns-time.js'
+import { formatExactDecimal, isExactDecimal } from './exact-decimal.js'
+import type { TransformNode, TransformValue } from './transform.js'
+import { evaluateTransform, parseTransform, transformType } from './transform.js'
 import type { RecordedMessage } from './recorder-source.js'
 
-/** The type of an output column; `decimal` values are exact decimal strings. */
-export type CellType = 'i64' | 'f64' | 'decimal' | 'string' | 'bool'
+/**
+ * The type of an output column. `decimal` values are exact decimal strings; `timestamp` values
+ * are bigint counts of `unit` since the epoch (UTC).
+ */
+export type CellType = 'i64' | 'f64' | 'decimal' | 'string' | 'bool' | 'timestamp'
 export type Cell = bigint | number | string | boolean | null
+
+export type TimestampUnit = 'NANOS' | 'MICROS' | 'MILLIS'
 
 export interface OutputColumn {
   readonly name: string
   readonly type: CellType
+  /** `decimal`: the digits after the point (N of `decimal(N)`). */
+  readonly scale?: number
+  /** `timestamp`: what one unit of the value is. */
+  readonly unit?: TimestampUnit
 }
+
+/** The most digits a decimal cell has: Parquet's DECIMAL(38, N) in 16 bytes holds them all. */
+export const DECIMAL_PRECISION = 38
 
 /** A schema made ready for one exchange: columns with their types, and a message-to-rows step. */
 export interface CompiledSchema {
@@ -36,13 +49,18 @@ function lookup(element: unknown, root: unknown, path: string): unknown {
   return at
 }
 
-/** Rounds a decimal string half away from zero to `scale` places; trailing zeros trimmed. */
+/**
+ * Rounds a decimal string half away from zero to `scale` places; trailing zeros trimmed. Null
+ * when it is no decimal, or when it has more than {@link DECIMAL_PRECISION} digits at that
+ * scale (it would not fit the column's DECIMAL(38, N)).
+ */
 export function roundDecimal(text: string, scale: number): string | null {
   const match = /^([-+]?)(\d+)(?:\.(\d+))?$/.exec(text.trim())
   if (match === null) return null
   const [, sign = '', whole = '0', fraction = ''] = match
   let digits = BigInt(whole + fraction.padEnd(scale, '0').slice(0, scale))
   if ((fraction[scale] ?? '0') >= '5') digits += 1n
+  if (digits.toString().length > DECIMAL_PRECISION) return null
   const padded = digits.toString().padStart(scale + 1, '0')
   const intPart = scale === 0 ? padded : padded.slice(0, -scale)
   const fracPart = scale === 0 ? '' : padded.slice(-scale).replace(/0+$/, '')
@@ -63,7 +81,7 @@ function coerce(value: unknown, type: ColumnType): Cell {
     case 'decimal':
       if (typeof value === 'number' && Number.isFinite(value))
         return roundDecimal(numberToDecimalText(value), type.scale)
-      if (typeof value === 'bigint') return value.toString()
+      if (typeof value === 'bigint') return roundDecimal(value.toString(), type.scale)
       return typeof value === 'string' ? roundDecimal(value, type.scale) : null
     case 'f64': {
       if (typeof value === 'number') return value
@@ -91,12 +109,33 @@ function coerce(value: unknown, type: ColumnType): Cell {
   }
 }
 
-function cellType(type: ColumnType): CellType {
-  return type.kind
+/** The output column of a value of `type`. */
+function outputColumn(name: string, type: ColumnType): OutputColumn {
+  return type.kind === 'decimal'
+    ? { name, type: 'decimal', scale: type.scale }
+    : { name, type: type.kind }
 }
 
 function toTransformValue(cell: Cell): TransformValue {
   return typeof cell === 'bigint' ? Number(cell) : cell
+}
+
+/** What a transform produced, as a value `coerce` takes: an exact decimal as its text. */
+function fromTransform(value: TransformValue): unknown {
+  return isExactDecimal(value) ? formatExactDecimal(value) : value
+}
+
+const META_UNITS: Readonly<Partial<Record<MetaFormat, TimestampUnit>>> = {
+  ns: 'NANOS',
+  us: 'MICROS',
+  ms: 'MILLIS',
+}
+
+/** A meta column: ns, us and ms are timestamps; s an integer (Parquet has no unit of seconds). */
+function metaColumn(name: string, format: MetaFormat): OutputColumn {
+  const unit = META_UNITS[format]
+  if (unit !== undefined) return { name, type: 'timestamp', unit }
+  return { name, type: format === 'iso8601' ? 'string' : 'i64' }
 }
 
 function metaCell(ns: bigint, format: MetaFormat): Cell {
@@ -114,21 +153,37 @@ function metaCell(ns: bigint, format: MetaFormat): Cell {
   }
 }
 
+/**
+ * A column with a transform. Over a `decimal(N)` value the arithmetic is exact and a numeric
+ * result is a `decimal(N)` column again (rounded half away from zero to N places); over other
+ * values it is f64.
+ */
 function compileTransform(
+  name: string,
   type: ColumnType,
   transform: TransformNode,
-): { type: CellType; apply: (cell: Cell) => Cell } {
+): { column: OutputColumn; apply: (cell: Cell) => Cell } {
   const result = transformType(transform)
-  const run = (cell: Cell) => evaluateTransform(transform, toTransformValue(cell))
+  const mode = type.kind === 'decimal' ? 'decimal' : 'float'
+  const run = (cell: Cell) =>
+    fromTransform(evaluateTransform(transform, toTransformValue(cell), mode))
   switch (result) {
     case 'input':
-      return { type: cellType(type), apply: (cell) => coerce(run(cell), type) }
-    case 'number':
-      return { type: 'f64', apply: (cell) => coerce(run(cell), { kind: 'f64' }) }
+      return { column: outputColumn(name, type), apply: (cell) => coerce(run(cell), type) }
+    case 'number': {
+      const numeric: ColumnType = type.kind === 'decimal' ? type : { kind: 'f64' }
+      return { column: outputColumn(name, numeric), apply: (cell) => coerce(run(cell), numeric) }
+    }
     case 'bool':
-      return { type: 'bool', apply: (cell) => coerce(run(cell), { kind: 'bool' }) }
+      return {
+        column: { name, type: 'bool' },
+        apply: (cell) => coerce(run(cell), { kind: 'bool' }),
+      }
     case 'string':
-      return { type: 'string', apply: (cell) => coerce(run(cell), { kind: 'string' }) }
+      return {
+        column: { name, type: 'string' },
+        apply: (cell) => coerce(run(cell), { kind: 'string' }),
+      }
   }
 }
 
@@ -156,7 +211,7 @@ export function compileSchema(snapshot: SchemaSnapshot, exchange: string): Compi
   if (definition === undefined) {
     return {
       columns: [
-        { name: 'collection_timestamp_ns', type: 'i64' },
+        { name: 'collection_timestamp_ns', type: 'timestamp', unit: 'NANOS' },
         { name: 'message', type: 'string' },
       ],
       rows: (message) => [[message.collectionTimestampNs, message.raw]],
@@ -167,7 +222,7 @@ export function compileSchema(snapshot: SchemaSnapshot, exchange: string): Compi
   for (const column of definition.columns) {
     if ('meta' in column) {
       const format = column.meta.format
-      columns.push({ name: column.output_column, type: format === 'iso8601' ? 'string' : 'i64' })
+      columns.push(metaColumn(column.output_column, format))
       extracts.push((_element, _root, ns) => metaCell(ns, format))
       continue
     }
@@ -180,11 +235,11 @@ export function compileSchema(snapshot: SchemaSnapshot, exchange: string): Compi
     const type = parseColumnType(rule.json.type) ?? { kind: 'string' }
     const path = rule.json.path
     if (rule.transform === undefined) {
-      columns.push({ name: column.output_column, type: cellType(type) })
+      columns.push(outputColumn(column.output_column, type))
       extracts.push((element, root) => coerce(lookup(element, root, path), type))
     } else {
-      const compiled = compileTransform(type, parseTransform(rule.transform))
-      columns.push({ name: column.output_column, type: compiled.type })
+      const compiled = compileTransform(column.output_column, type, parseTransform(rule.transform))
+      columns.push(compiled.column)
       extracts.push((element, root) => compiled.apply(coerce(lookup(element, root, path), type)))
     }
   }

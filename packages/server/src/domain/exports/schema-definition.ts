@@ -1,6 +1,6 @@
-import { ApiError } from './api-error.js'
-import { SEED_EXCHANGES, STREAM_TYPES } from './catalog-seed.js'
-import type { StreamType } from './catalog-seed.js'
+import { ApiError } from '../api-error.js'
+import { SEED_EXCHANGES, STREAM_TYPES, parseStreamType } from '../catalog-seed.js'
+import type { StreamType } from '../catalog-seed.js'
 import { parseTransform } from './transform.js'
 
 export const MAX_COLUMNS = 100
@@ -47,10 +47,10 @@ export type ColumnType =
   | { readonly kind: 'f64' | 'i64' | 'string' | 'bool' }
 
 const EXCHANGES = new Set(SEED_EXCHANGES.map((exchange) => exchange.code))
-const OUTPUT_COLUMN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/
-const PATH = /^(\$\.)?[A-Za-z0-9_$-]{1,64}(\.[A-Za-z0-9_$-]{1,64}){0,15}$/
-const FIELD = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
-const SCHEMA_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/
+export const OUTPUT_COLUMN = /^[A-Za-z_][A-Za-z0-9_]{0,127}$/
+export const PATH = /^(\$\.)?[A-Za-z0-9_$-]{1,64}(\.[A-Za-z0-9_$-]{1,64}){0,15}$/
+export const FIELD = /^[A-Za-z_][A-Za-z0-9_]{0,63}$/
+export const SCHEMA_NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,99}$/
 
 function invalid(message: string, details?: Record<string, unknown>): ApiError {
   return new ApiError('invalid_argument', message, details)
@@ -257,8 +257,36 @@ export function parseCreateSchemaBody(body: unknown): CreateSchemaBody {
     SCHEMA_NAME,
     'a name of 1 to 100 letters, digits, _ . - starting with a letter or digit',
   )
-  const category = object['stream_category']
-  if (typeof category !== 'string' || !STREAM_TYPES.includes(category as StreamType))
+  const category = parseStreamType(object['stream_category'])
+  if (category === undefined)
     throw invalid(`stream_category must be one of ${STREAM_TYPES.join(', ')}`)
-  return { name, streamCategory: category as StreamType, definition: parseSchemaDefinition(object) }
+  return { name, streamCategory: category, definition: parseSchemaDefinition(object) }
+}
+
+/**
+ * The body of `PUT /v1/export-schemas/{id}`: a new published version's `columns`, `unfold`?,
+ * `derive`? (omitted or `null` clears them). `name` and `stream_category` may be sent back as
+ * they are (a client that PUTs the resource it read); whether they still match is checked
+ * against the stored schema.
+ */
+export interface ReplaceSchemaBody {
+  readonly name: string | undefined
+  readonly streamCategory: StreamType | undefined
+  readonly definition: SchemaDefinition
+}
+
+export function parseReplaceSchemaBody(body: unknown): ReplaceSchemaBody {
+  const object = requireObject(body, 'The body')
+  onlyKeys(object, 'The body', ['name', 'stream_category', 'columns', 'unfold', 'derive'])
+  const name = object['name']
+  if (name !== undefined && typeof name !== 'string') throw invalid('name must be a string')
+  const given = object['stream_category']
+  const category = given === undefined ? undefined : parseStreamType(given)
+  if (given !== undefined && category === undefined)
+    throw invalid(`stream_category must be one of ${STREAM_TYPES.join(', ')}`)
+  return {
+    name,
+    streamCategory: category,
+    definition: parseSchemaDefinition(object),
+  }
 }

@@ -1,6 +1,10 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Database } from '../db/database.js'
-import { parseCreateSchemaBody, parseDraftBody } from '../domain/export-schema-definition.js'
+import type { FastifyInstance } from 'fastify'
+import type { Database } from '../../db/database.js'
+import {
+  parseCreateSchemaBody,
+  parseDraftBody,
+  parseReplaceSchemaBody,
+} from '../../domain/exports/schema-definition.js'
 import {
   createDraft,
   createSchema,
@@ -10,19 +14,29 @@ import {
   getSchema,
   listSchemas,
   publishDraft,
+  replaceSchema,
   updateDraft,
-} from '../domain/export-schemas.js'
-import { accountOf } from '../http/auth.js'
-import { JSON_TYPE } from '../http/envelope.js'
-import type { MutationOptions } from '../http/mutation.js'
-import { runMutation } from '../http/mutation.js'
-import { addComponentSchemas, errorResponses, idParams, noContent, ref } from '../http/schemas.js'
+} from '../../domain/exports/export-schemas.js'
+import { accountOf } from '../../http/auth.js'
+import { deadlineSignal } from '../../http/deadline.js'
+import type { MutationOptions } from '../../http/mutation.js'
+import { runMutation } from '../../http/mutation.js'
+import { parseBodyOnce } from '../../http/parse-body-once.js'
+import {
+  addComponentSchemas,
+  errorResponses,
+  idParams,
+  noContent,
+  ref,
+} from '../../http/schemas.js'
+import { renderJson, sendJson } from '../../http/send-json.js'
 import {
   CREATE_SCHEMA_BODY,
   DRAFT_BODY,
+  REPLACE_SCHEMA_BODY,
   EXPORT_SCHEMA_SCHEMA,
   EXPORT_SCHEMAS,
-} from './schemas/exports.js'
+} from '../schemas/exports.js'
 
 type IdParams = { Params: { id: string } }
 
@@ -32,25 +46,13 @@ const params = idParams(
 )
 const schemaAnswer = (description: string) => ref(EXPORT_SCHEMA_SCHEMA.$id, description)
 
-/** A `preValidation` hook that runs `check` on the request and answers what it throws. */
-export function validated(
-  check: (request: FastifyRequest) => unknown,
-): (request: FastifyRequest, reply: FastifyReply, done: (error?: Error) => void) => void {
-  return (request, _reply, done) => {
-    try {
-      check(request)
-    } catch (error) {
-      done(error as Error)
-      return
-    }
-    done()
-  }
-}
-
-/** Sends a value as JSON text as it is (no response-schema serialisation drops a field). */
-export function sendJson(reply: FastifyReply, value: unknown): FastifyReply {
-  return reply.type(JSON_TYPE).send(JSON.stringify(value))
-}
+const createBody = parseBodyOnce(parseCreateSchemaBody)
+const replaceBody = parseBodyOnce(parseReplaceSchemaBody)
+// An empty body copies the published version; a body is the draft's content.
+const createDraftBody = parseBodyOnce((body) =>
+  body === undefined ? undefined : parseDraftBody(body),
+)
+const updateDraftBody = parseBodyOnce(parseDraftBody)
 
 /**
  * Export schemas. Bodies are validated in `preValidation`, before the idempotency key is
@@ -72,15 +74,17 @@ export function registerExportSchemaRoutes(
         description:
           '`name` is unique per account and stream category; it and `stream_category` never change.',
         tags: TAGS,
-        body: CREATE_SCHEMA_BODY,
+        documentedBody: { schema: CREATE_SCHEMA_BODY },
         response: { 201: schemaAnswer('The schema, version 1.'), ...errorResponses([400, 409]) },
       },
-      preValidation: validated((request) => parseCreateSchemaBody(request.body)),
+      preValidation: createBody.preValidation,
     },
     async (request, reply) =>
       runMutation(db, request, reply, mutation, async (tx, now) => ({
         status: 201,
-        body: await createSchema(tx, accountOf(request), parseCreateSchemaBody(request.body), now),
+        bodyText: renderJson(
+          await createSchema(tx, accountOf(request), createBody.of(request), now),
+        ),
       })),
   )
 
@@ -136,8 +140,41 @@ export function registerExportSchemaRoutes(
       }),
   )
 
-  // An empty body copies the published version; a body is the draft's content.
-  const draftBody = (body: unknown) => (body === undefined ? undefined : parseDraftBody(body))
+  // PUT replaces the published version on every call: the Idempotency-Key header plays no part.
+  app.put<IdParams>(
+    '/v1/export-schemas/:id',
+    {
+      schema: {
+        operationId: 'replaceExportSchema',
+        summary: 'Replace an export schema (publish a new version)',
+        description:
+          'The atomic update: `columns`, `unfold`? and `derive`? (omitted or null clears them) become version + 1 at once, without a draft; a draft, if any, stays. `name` and `stream_category` never change: sent back unchanged they are accepted, another value is a 400. `Idempotency-Key` is ignored. Built-ins: 404.',
+        tags: TAGS,
+        params,
+        documentedBody: { schema: REPLACE_SCHEMA_BODY },
+        response: {
+          200: schemaAnswer('The schema, its new version.'),
+          ...errorResponses([400, 404]),
+        },
+      },
+      preValidation: replaceBody.preValidation,
+    },
+    async (request, reply) =>
+      sendJson(
+        reply,
+        await db.transaction(
+          (tx) =>
+            replaceSchema(
+              tx,
+              accountOf(request),
+              request.params.id,
+              replaceBody.of(request),
+              Date.now(),
+            ),
+          { signal: deadlineSignal(request) },
+        ),
+      ),
+  )
 
   app.post<IdParams>(
     '/v1/export-schemas/:id/draft',
@@ -149,15 +186,17 @@ export function registerExportSchemaRoutes(
           'No body: a copy of the published version. A body (`columns`, `unfold`?, `derive`?): that content. Replaces any draft.',
         tags: TAGS,
         params,
-        body: DRAFT_BODY,
+        documentedBody: { schema: DRAFT_BODY, required: false },
         response: { 201: schemaAnswer('The draft.'), ...errorResponses([400, 404, 409]) },
       },
-      preValidation: validated((request) => draftBody(request.body)),
+      preValidation: createDraftBody.preValidation,
     },
     async (request, reply) =>
       runMutation(db, request, reply, mutation, async (tx) => ({
         status: 201,
-        body: await createDraft(tx, accountOf(request), request.params.id, draftBody(request.body)),
+        bodyText: renderJson(
+          await createDraft(tx, accountOf(request), request.params.id, createDraftBody.of(request)),
+        ),
       })),
   )
 
@@ -186,16 +225,18 @@ export function registerExportSchemaRoutes(
         description: 'The draft must exist (404 otherwise). `Idempotency-Key` is ignored.',
         tags: TAGS,
         params,
-        body: DRAFT_BODY,
+        documentedBody: { schema: DRAFT_BODY },
         response: { 200: schemaAnswer('The draft.'), ...errorResponses([400, 404]) },
       },
-      preValidation: validated((request) => parseDraftBody(request.body)),
+      preValidation: updateDraftBody.preValidation,
     },
     async (request, reply) =>
       sendJson(
         reply,
-        await db.transaction((tx) =>
-          updateDraft(tx, accountOf(request), request.params.id, parseDraftBody(request.body)),
+        await db.transaction(
+          (tx) =>
+            updateDraft(tx, accountOf(request), request.params.id, updateDraftBody.of(request)),
+          { signal: deadlineSignal(request) },
         ),
       ),
   )
@@ -233,7 +274,7 @@ export function registerExportSchemaRoutes(
     async (request, reply) =>
       runMutation(db, request, reply, mutation, async (tx, now) => ({
         status: 200,
-        body: await publishDraft(tx, accountOf(request), request.params.id, now),
+        bodyText: renderJson(await publishDraft(tx, accountOf(request), request.params.id, now)),
       })),
   )
 }

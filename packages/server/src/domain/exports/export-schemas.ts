@@ -1,17 +1,17 @@
-import type { Queryable } from '../db/database.js'
-import type { Account } from './accounts.js'
-import { ApiError } from './api-error.js'
-import type { StreamType } from './catalog-seed.js'
-import type { BuiltInSchema } from './export-schema-builtins.js'
+import type { Queryable } from '../../db/database.js'
+import type { Account } from '../accounts.js'
+import { ApiError } from '../api-error.js'
+import type { StreamType } from '../catalog-seed.js'
+import type { BuiltInSchema } from './schema-builtins.js'
 import {
   BUILT_IN_CREATED_AT_MS,
   BUILT_IN_SCHEMAS,
   findBuiltInById,
   findBuiltInByName,
-} from './export-schema-builtins.js'
-import type { CreateSchemaBody, SchemaDefinition } from './export-schema-definition.js'
-import { isId, newId } from './ids.js'
-import { toRfc3339 } from './time.js'
+} from './schema-builtins.js'
+import type { CreateSchemaBody, ReplaceSchemaBody, SchemaDefinition } from './schema-definition.js'
+import { isId, newId } from '../ids.js'
+import { toRfc3339 } from '../time.js'
 
 /** An export schema as the API shows it (its published version, or its draft). */
 export interface ExportSchema extends SchemaDefinition {
@@ -220,6 +220,48 @@ export async function publishDraft(
     [id, version, draft, now],
   )
   return show({ ...row, version, draft: null }, parse(draft))
+}
+
+/**
+ * The atomic update: `body` becomes the published version + 1 in one step, without a draft.
+ * An existing draft stays as it is (it is the account's work in progress, and publishing it
+ * later makes yet another version). `name` and `stream_category` never change: sent back
+ * unchanged they are fine, another value is a 400.
+ */
+export async function replaceSchema(
+  db: Queryable,
+  account: Account,
+  id: string,
+  body: ReplaceSchemaBody,
+  now: number,
+): Promise<ExportSchema> {
+  for (;;) {
+    const row = await findOwn(db, account, id)
+    if (body.name !== undefined && body.name !== row.name)
+      throw new ApiError(
+        'invalid_argument',
+        `name cannot change (export schema ${id} is named "${row.name}")`,
+      )
+    if (body.streamCategory !== undefined && body.streamCategory !== row.stream_category)
+      throw new ApiError(
+        'invalid_argument',
+        `stream_category cannot change (export schema ${id} is for ${row.stream_category})`,
+      )
+    const version = Number(row.version) + 1
+    // Conditional on the version read, like publish: of two concurrent updates each gets its
+    // own version, the later one on top (a PUT replaces; the last one wins).
+    const moved = await db.run(
+      'UPDATE export_schemas SET version = ? WHERE id = ? AND version = ?',
+      [version, id, Number(row.version)],
+    )
+    if (moved === 0) continue
+    const definition = JSON.stringify(body.definition)
+    await db.run(
+      'INSERT INTO export_schema_versions (schema_id, version, definition, published_at) VALUES (?, ?, ?, ?)',
+      [id, version, definition, now],
+    )
+    return show({ ...row, version, definition }, body.definition)
+  }
 }
 
 /** What an export keeps of its schema: the published version at the export's creation. */

@@ -1,4 +1,4 @@
-import type { StreamType } from '../domain/catalog-seed.js'
+import type { StreamType } from '../catalog-seed.js'
 
 /** The datastream a recorder source is asked about. */
 export interface RecordedStream {
@@ -24,6 +24,11 @@ export interface RecordedMessage {
 export interface RecorderSource {
   /** The messages of `stream` collected in `[fromNs, toNs)`, oldest first. */
   messages(stream: RecordedStream, fromNs: bigint, toNs: bigint): Iterable<RecordedMessage>
+  /**
+   * About how many messages `messages` yields for the range, without reading them: what
+   * `GET /v1/availability` reports as `rows_estimate`.
+   */
+  countMessages(stream: RecordedStream, fromNs: bigint, toNs: bigint): number
 }
 
 const NS_PER_SECOND = 1_000_000_000n
@@ -375,14 +380,29 @@ function message(stream: RecordedStream, second: number, collectedNs: bigint): u
  * so the same datastream and time always give the same message, byte for byte.
  */
 export function createSyntheticRecorderSource(): RecorderSource {
+  const collectedAt = (stream: RecordedStream, second: number): bigint =>
+    BigInt(second) * NS_PER_SECOND +
+    BigInt(generator(stream.datastreamId, second, 1)() % 1_000_000_000)
   return {
+    countMessages(stream, fromNs, toNs) {
+      if (toNs <= fromNs) return 0
+      const first = Number(fromNs / NS_PER_SECOND)
+      const last = Number((toNs - 1n) / NS_PER_SECOND)
+      // Exact, in constant time: every second in between has its one message inside the range;
+      // only the first and the last second's may fall outside it.
+      const inside = (second: number) => {
+        const collected = collectedAt(stream, second)
+        return collected >= fromNs && collected < toNs ? 1 : 0
+      }
+      if (first === last) return inside(first)
+      return inside(first) + inside(last) + (last - first - 1)
+    },
     *messages(stream, fromNs, toNs) {
       if (toNs <= fromNs) return
       const first = Number(fromNs / NS_PER_SECOND)
       const last = Number((toNs - 1n) / NS_PER_SECOND)
       for (let second = first; second <= last; second++) {
-        const offsetNs = BigInt(generator(stream.datastreamId, second, 1)() % 1_000_000_000)
-        const collected = BigInt(second) * NS_PER_SECOND + offsetNs
+        const collected = collectedAt(stream, second)
         if (collected < fromNs || collected >= toNs) continue
         yield {
           collectionTimestampNs: collected,
