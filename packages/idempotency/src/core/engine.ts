@@ -117,6 +117,12 @@ interface ClaimContext<Tx extends StoreTransaction> {
 }
 
 const NEVER_ABORTED = new AbortController().signal
+// The events without a payload, made once: most requests emit two of them.
+const CLAIMED: IdempotencyEvent = { type: 'claimed', takeover: false }
+const TAKEN_OVER: IdempotencyEvent = { type: 'claimed', takeover: true }
+const REPLAYED: IdempotencyEvent = { type: 'replayed' }
+const COMPLETED: IdempotencyEvent = { type: 'completed' }
+const RELEASED: IdempotencyEvent = { type: 'released' }
 
 export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
   options: IdempotencyOptions<Tx>,
@@ -163,14 +169,14 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
   ): BeginOutcome<Tx> | undefined {
     switch (outcome.kind) {
       case 'claimed':
-        emit({ type: 'claimed', takeover: outcome.takeover })
+        emit(outcome.takeover ? TAKEN_OVER : CLAIMED)
         if (waited) emit({ type: 'waited', outcome: 'claimed' })
         return {
           kind: 'claimed',
           claim: new Claim(context, request.scope, request.key, token, outcome.lost),
         }
       case 'replay':
-        emit({ type: 'replayed' })
+        emit(REPLAYED)
         if (waited) emit({ type: 'waited', outcome: 'replayed' })
         return { kind: 'replay', response: outcome.response }
       case 'mismatch':
@@ -297,7 +303,8 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
   readonly key: string
   #state: ClaimState = 'active'
   readonly #context: ClaimContext<Tx>
-  readonly #token: string
+  /** The claim as the store knows it: one object for every write of this claim. */
+  readonly ref: ClaimRef
   /** The store's signal for all its claims, if it has one. */
   readonly #storeSignal: AbortSignal | undefined
   /** Only for claims that can be lost on their own (leases), or once read after a loss. */
@@ -315,16 +322,12 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
     this.#context = context
     this.scope = scope
     this.key = key
-    this.#token = token
+    this.ref = { scope, key, token }
     this.#storeSignal = storeSignal
     if (context.leases !== undefined) {
       this.#controller = new AbortController()
       context.leases.add(this)
     }
-  }
-
-  get ref(): ClaimRef {
-    return { scope: this.scope, key: this.key, token: this.#token }
   }
 
   get state(): ClaimState {
@@ -356,7 +359,7 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
   #settle(next: 'completed' | 'released'): void {
     this.#state = next
     this.#context.leases?.remove(this)
-    this.#context.emit({ type: next })
+    this.#context.emit(next === 'completed' ? COMPLETED : RELEASED)
   }
 
   /**

@@ -13,11 +13,9 @@ export function fingerprintRequest(
   pathWithQuery: string,
   body: Uint8Array,
 ): string {
+  // Two updates, not five: each one crosses into OpenSSL and encodes its string anew.
   return createHash('sha256')
-    .update(method.toUpperCase())
-    .update('\0')
-    .update(pathWithQuery)
-    .update('\0')
+    .update(`${method.toUpperCase()}\0${pathWithQuery}\0`)
     .update(body)
     .digest('hex')
 }

@@ -386,11 +386,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     // The epoch ended while the statement ran: its row counts as dead, and the next round
     // takes it over under the new epoch (or fails closed while there is none).
     if (epoch.signal.aborted) return AGAIN
-    claims.add(item.id, {
-      fingerprint: item.request.fingerprint,
-      token: item.request.token,
-      expiresAt,
-    })
+    const { scope, key, fingerprint, token } = item.request
+    claims.add(item.id, { scope, key, fingerprint, token, expiresAt })
     epochOf.set(item.id, epoch)
     return { kind: 'claimed', takeover, lost: epoch.signal }
   }

@@ -84,21 +84,13 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   }
   // The completed record, written once, appended. A live record under the key would mean the
   // claim was not ours: the unique index refuses it.
-  const insertCompleted = db.prepare<{
-    scope: string
-    key: string
-    fingerprint: Buffer
-    expiresAt: number
-    createdAt: number
-    status: number
-    headers: string
-    body: Buffer
-    requestId: string
-  }>(
+  // Positional parameters: binding by name costs a property lookup per parameter, per write.
+  const insertCompleted = db.prepare<
+    [string, string, Buffer, number, number, number, string, Buffer, string]
+  >(
     `INSERT INTO ${table} (scope, key, fingerprint, expires_at, created_at, status, headers, body,
                            request_id)
-     VALUES (@scope, @key, @fingerprint, @expiresAt, @createdAt, @status, @headers, @body,
-             @requestId)`,
+     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
   )
   // An expired record not purged yet goes first, so that the new one is appended in its turn.
   const deleteExpired = db.prepare<[string, string, number]>(
@@ -141,6 +133,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       case 'fresh':
       case 'take_over': {
         const claim: HeldClaim = {
+          scope,
+          key,
           fingerprint,
           token,
           expiresAt: now + request.ttlMs,
@@ -165,17 +159,17 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   function writeCompleted(ref: ClaimRef, claim: HeldClaim, response: StoredResponse): boolean {
     if (claim.replacesExpired) deleteExpired.run(ref.scope, ref.key, clock.now())
     try {
-      insertCompleted.run({
-        scope: ref.scope,
-        key: ref.key,
-        fingerprint: Buffer.from(claim.fingerprint, 'hex'),
-        expiresAt: claim.expiresAt,
-        createdAt: claim.createdAt,
-        status: response.status,
-        headers: JSON.stringify(response.headers),
-        body: Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength),
-        requestId: response.requestId,
-      })
+      insertCompleted.run(
+        ref.scope,
+        ref.key,
+        Buffer.from(claim.fingerprint, 'hex'),
+        claim.expiresAt,
+        claim.createdAt,
+        response.status,
+        JSON.stringify(response.headers),
+        Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength),
+        response.requestId,
+      )
       return true
     } catch (error) {
       // A live record under the key: the claim was not ours to complete.
@@ -188,13 +182,15 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   function afterCompleted(id: string, ref: ClaimRef, claim: HeldClaim, response: StoredResponse) {
     if (!claims.delete(id, ref.token)) return
     cache.set(id, { fingerprint: claim.fingerprint, response, expiresAt: claim.expiresAt })
-    listeners.notify(ref.scope, ref.key)
+    listeners.notifyId(id)
   }
 
   const heldBy = (ref: ClaimRef): { id: string; claim: HeldClaim } | undefined => {
-    const id = recordId(ref.scope, ref.key)
-    const claim = claims.get(id) as HeldClaim | undefined
-    return claim?.token === ref.token ? { id, claim } : undefined
+    const held = claims.byToken(ref.token) as { id: string; claim: HeldClaim } | undefined
+    // The same token under another (scope, key) is not this claim.
+    return held !== undefined && held.claim.scope === ref.scope && held.claim.key === ref.key
+      ? held
+      : undefined
   }
 
   return {
@@ -217,9 +213,9 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return written
     },
     release(ref) {
-      const id = recordId(ref.scope, ref.key)
-      const released = claims.delete(id, ref.token)
-      if (released) listeners.notify(ref.scope, ref.key)
+      const held = heldBy(ref)
+      const released = held !== undefined && claims.delete(held.id, ref.token)
+      if (released) listeners.notifyId(held.id)
       return Promise.resolve(released)
     },
     onSettled: (scope, key, listener) => listeners.subscribe(scope, key, listener),
