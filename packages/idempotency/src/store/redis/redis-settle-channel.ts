@@ -1,0 +1,66 @@
+import type { RedisCommander, RedisSubscriberClient } from './redis-connection.js'
+
+export interface SettleChannelOptions {
+  readonly commander: RedisCommander
+  readonly channel: string
+  /** Messages from this instance start with it: its own waiters were woken without them. */
+  readonly origin: string
+  /** Wakes the waiters of one record (by record id). */
+  readonly wake: (id: string) => void
+  /** Wakes every waiter of this instance, so that each looks at its record again. */
+  readonly wakeAll: () => void
+  /** While the subscription is down, how often every waiter is woken to look again. */
+  readonly fallbackPollMs: number
+  readonly onError: (error: unknown) => void
+}
+
+export interface SettleChannel {
+  /** Whether completions of other instances reach this one's waiters at once right now. */
+  readonly subscribed: boolean
+  stop(): void
+}
+
+/**
+ * Completions published by any instance, heard on a connection of their own (a subscribed
+ * connection can run no other command). When that connection drops, nothing is heard until it
+ * is back, so meanwhile every waiter is woken every `fallbackPollMs` to look at its record
+ * itself; and once it is back, every waiter is woken once more, for what was published while
+ * nobody listened. The client reconnects and subscribes again by itself.
+ */
+export async function startSettleChannel(options: SettleChannelOptions): Promise<SettleChannel> {
+  const { channel, origin, wake, wakeAll } = options
+  const subscriber: RedisSubscriberClient = options.commander.subscriber(
+    'ticksupply-idempotency-subscriber',
+  )
+  // Without a listener an 'error' event would throw: a dropped connection is expected here.
+  subscriber.on('error', (error) => {
+    options.onError(error)
+  })
+  await subscriber.connect()
+  await subscriber.subscribe(channel, (message) => {
+    if (message.startsWith(origin)) return
+    const space = message.indexOf(' ')
+    if (space > 0) wake(message.slice(space + 1))
+  })
+  let subscribed = true
+  const watch = setInterval(() => {
+    const ready = subscriber.isReady
+    if (!ready) {
+      subscribed = false
+      wakeAll()
+    } else if (!subscribed) {
+      subscribed = true
+      wakeAll()
+    }
+  }, options.fallbackPollMs)
+  watch.unref()
+  return {
+    get subscribed() {
+      return subscribed && subscriber.isReady
+    },
+    stop() {
+      clearInterval(watch)
+      subscriber.destroy()
+    },
+  }
+}
