@@ -6,13 +6,13 @@ import { createRedisStore } from '@ticksupply/idempotency/stores/redis'
 
 /**
  * A connected client that fails fast while its server is down: no offline queue, a short
- * connect timeout, and reconnects every 100 ms (so a restarted server is found quickly).
+ * connect timeout, and reconnects every `reconnectMs` (so a restarted server is found quickly).
  */
-export async function connectRedis(url: string = inject('redisUrl')) {
+export async function connectRedis(url: string = inject('redisUrl'), reconnectMs = 100) {
   const client = createClient({
     url,
     disableOfflineQueue: true,
-    socket: { connectTimeout: 1_000, reconnectStrategy: () => 100 },
+    socket: { connectTimeout: 1_000, reconnectStrategy: () => reconnectMs },
   })
   // Errors while the server is down are expected; the store reports what matters.
   client.on('error', () => undefined)
@@ -27,15 +27,15 @@ export type TestRedisClient = Awaited<ReturnType<typeof connectRedis>>
  * see each other's records; closing it deletes its keys.
  */
 export async function openTemporaryRedis(
-  options: Partial<Omit<RedisStoreOptions, 'client'>> & { url?: string } = {},
+  options: Partial<Omit<RedisStoreOptions, 'client'>> & { url?: string; reconnectMs?: number } = {},
 ): Promise<{
   client: TestRedisClient
   store: RedisStore
   prefix: string
   close: () => Promise<void>
 }> {
-  const { url, ...storeOptions } = options
-  const client = await connectRedis(url)
+  const { url, reconnectMs, ...storeOptions } = options
+  const client = await connectRedis(url, reconnectMs)
   const prefix = storeOptions.prefix ?? `test:${randomBytes(6).toString('hex')}:`
   const store = await createRedisStore({
     onWarning: () => undefined,

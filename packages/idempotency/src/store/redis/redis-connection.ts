@@ -14,6 +14,7 @@ export interface RedisSubscriberClient {
   connect(): Promise<unknown>
   subscribe(channel: string, listener: (message: string, channel: string) => void): Promise<void>
   on(event: 'error', listener: (error: Error) => void): unknown
+  on(event: 'ready' | 'reconnecting' | 'end', listener: () => void): unknown
   destroy(): void
 }
 

@@ -5,13 +5,16 @@ export interface SettleChannelOptions {
   readonly channel: string
   /** Messages from this instance start with it: its own waiters were woken without them. */
   readonly origin: string
+  /** The subscriber connection's client name (CLIENT SETNAME), for operators. */
+  readonly name: string
   /** Wakes the waiters of one record (by record id). */
   readonly wake: (id: string) => void
   /** Wakes every waiter of this instance, so that each looks at its record again. */
   readonly wakeAll: () => void
   /** While the subscription is down, how often every waiter is woken to look again. */
   readonly fallbackPollMs: number
-  readonly onError: (error: unknown) => void
+  /** Called each time the subscription drops, with why. */
+  readonly onDown: (cause: unknown) => void
 }
 
 export interface SettleChannel {
@@ -29,37 +32,50 @@ export interface SettleChannel {
  */
 export async function startSettleChannel(options: SettleChannelOptions): Promise<SettleChannel> {
   const { channel, origin, wake, wakeAll } = options
-  const subscriber: RedisSubscriberClient = options.commander.subscriber(
-    'ticksupply-idempotency-subscriber',
-  )
+  const subscriber: RedisSubscriberClient = options.commander.subscriber(options.name)
+  // Down from the moment the connection drops (the client reconnects at once, so a look on a
+  // timer could miss a short drop, and the publications lost in it); up again on 'ready',
+  // which node-redis emits once it has subscribed anew.
+  let connected = false
+  let subscribed = true
+  let poll: ReturnType<typeof setInterval> | undefined
+  const down = (cause: unknown) => {
+    if (!connected || !subscribed) return
+    subscribed = false
+    options.onDown(cause)
+    poll = setInterval(wakeAll, options.fallbackPollMs)
+    poll.unref()
+  }
+  const up = () => {
+    if (subscribed) return
+    subscribed = true
+    clearInterval(poll)
+    poll = undefined
+    wakeAll()
+  }
   // Without a listener an 'error' event would throw: a dropped connection is expected here.
-  subscriber.on('error', (error) => {
-    options.onError(error)
+  subscriber.on('error', down)
+  subscriber.on('reconnecting', () => {
+    down(new Error('reconnecting'))
   })
+  subscriber.on('end', () => {
+    down(new Error('the connection ended'))
+  })
+  subscriber.on('ready', up)
   await subscriber.connect()
   await subscriber.subscribe(channel, (message) => {
     if (message.startsWith(origin)) return
     const space = message.indexOf(' ')
     if (space > 0) wake(message.slice(space + 1))
   })
-  let subscribed = true
-  const watch = setInterval(() => {
-    const ready = subscriber.isReady
-    if (!ready) {
-      subscribed = false
-      wakeAll()
-    } else if (!subscribed) {
-      subscribed = true
-      wakeAll()
-    }
-  }, options.fallbackPollMs)
-  watch.unref()
+  connected = true
   return {
     get subscribed() {
-      return subscribed && subscriber.isReady
+      return subscribed
     },
     stop() {
-      clearInterval(watch)
+      connected = false
+      clearInterval(poll)
       subscriber.destroy()
     },
   }

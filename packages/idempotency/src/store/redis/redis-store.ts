@@ -61,6 +61,11 @@ export interface RedisStoreOptions extends CompletedCacheOptions {
 }
 
 export interface RedisStore extends Store {
+  /**
+   * Names this store instance: its publications carry it, and its subscriber connection is
+   * called `ticksupply-idempotency-<instanceId>` (in `CLIENT LIST`).
+   */
+  readonly instanceId: string
   /** Whether completions on other instances wake this one's waiters at once (pub/sub is up). */
   readonly subscribed: boolean
   /** The server's `maxmemory-policy` as read at start; undefined when it could not be read. */
@@ -110,8 +115,9 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
   const leaseEnds = new Map<string, number>()
   /** How many waiters each record has here, so that all of them can be woken. */
   const watched = new Map<string, number>()
+  const instanceId = randomUUID()
   // Publications carry who sent them: `<origin> <record id>`.
-  const origin = `${randomUUID()} `
+  const origin = `${instanceId} `
 
   // The server's clock as this process estimates it, from the latest script that read it: the
   // estimate runs slightly ahead (it includes the trip there), so neither a cached record nor a
@@ -129,21 +135,19 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
   const wakeAll = () => {
     for (const id of watched.keys()) listeners.notifyId(id)
   }
-  let warnedUnsubscribed = false
   const settleChannel = await startSettleChannel({
     commander,
     channel,
     origin,
+    name: `ticksupply-idempotency-${instanceId}`,
     wake: (id) => {
       listeners.notifyId(id)
     },
     wakeAll,
     fallbackPollMs,
-    onError: (error) => {
-      if (warnedUnsubscribed) return
-      warnedUnsubscribed = true
+    onDown: (cause) => {
       warn(
-        `@ticksupply/idempotency: the Redis subscription dropped (${error instanceof Error ? error.message : String(error)}); waiters poll until it is back`,
+        `@ticksupply/idempotency: the Redis subscription dropped (${cause instanceof Error ? cause.message : String(cause)}); waiters poll until it is back`,
       )
     },
   })
@@ -345,6 +349,7 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
       }
     },
     purgeExpired,
+    instanceId,
     get subscribed() {
       return settleChannel.subscribed
     },
