@@ -4,6 +4,6 @@ export type {
   RedisStoreConnection,
   RedisSubscriberClient,
 } from './redis-connection.js'
-export { RedisStoreDisconnectedError } from './redis-connection.js'
+export { RedisStoreDisconnectedError, RedisStoreTimeoutError } from './redis-connection.js'
 export type { RedisStore, RedisStoreOptions } from './redis-store.js'
 export { createRedisStore } from './redis-store.js'

@@ -61,6 +61,18 @@ export class RedisStoreDisconnectedError extends Error {
   }
 }
 
+/**
+ * Redis did not answer in time. The command may still run when the server gets to it (a
+ * connection answers in order, so its reply is matched and dropped then).
+ */
+export class RedisStoreTimeoutError extends Error {
+  readonly code = 'redis_timeout'
+  override readonly name = 'RedisStoreTimeoutError'
+  constructor(timeoutMs: number) {
+    super(`Redis did not answer within ${String(timeoutMs)} ms`)
+  }
+}
+
 /** Replies with bulk strings as bytes: a stored body must come back byte for byte. */
 const AS_BYTES: TypeMapping = { [RESP_TYPES.BLOB_STRING]: Buffer }
 
@@ -71,8 +83,8 @@ export interface RedisCommander {
   runScript(script: RedisScript, key: string, args: readonly RedisArgument[]): Promise<unknown>
   /** Runs a command that names no key (on a cluster: on any node). */
   command(args: readonly RedisArgument[]): Promise<unknown>
-  /** One connection per node that holds keys (a cluster's masters; the one server). */
-  nodes(): Promise<readonly RedisStoreClient[]>
+  /** A way to send commands to each node that holds keys (a cluster's masters; the server). */
+  nodes(): Promise<readonly ((args: readonly RedisArgument[]) => Promise<unknown>)[]>
   subscriber(name: string): RedisSubscriberClient
 }
 
@@ -84,14 +96,17 @@ export function createRedisCommander(
   connection: RedisStoreConnection,
   commandTimeoutMs: number,
 ): RedisCommander {
-  const options: RedisCommandOptions = { timeout: commandTimeoutMs, typeMapping: AS_BYTES }
+  const options: RedisCommandOptions = { typeMapping: AS_BYTES }
   // Fail fast: while the connection is down, a command would wait in the client's offline
-  // queue (or for a reconnect) and the request with it. It fails at once instead.
+  // queue (or for a reconnect) and the request with it. It fails at once instead. Once sent, a
+  // command has its own deadline: node-redis's `timeout` ends only the wait to be written, and
+  // a server that hangs (paused, swapping, a slow script) would hold the request forever.
   const send = (key: string | undefined, args: readonly RedisArgument[]): Promise<unknown> => {
     if (!connection.isReady) return Promise.reject(new RedisStoreDisconnectedError())
-    return isCluster(connection)
+    const sent = isCluster(connection)
       ? connection.sendCommand(key, false, args, options)
       : connection.sendCommand(args, options)
+    return withDeadline(sent, commandTimeoutMs)
   }
   return {
     get ready() {
@@ -110,8 +125,16 @@ export function createRedisCommander(
     },
     command: (args) => send(undefined, args),
     async nodes() {
-      if (!isCluster(connection)) return [connection]
-      return Promise.all(connection.masters.map((node) => connection.nodeClient(node as never)))
+      if (!isCluster(connection)) return [(args) => send(undefined, args)]
+      const clients = await Promise.all(
+        connection.masters.map((node) => connection.nodeClient(node as never)),
+      )
+      return clients.map(
+        (client) => (args: readonly RedisArgument[]) =>
+          client.isReady
+            ? withDeadline(client.sendCommand(args, options), commandTimeoutMs)
+            : Promise.reject(new RedisStoreDisconnectedError()),
+      )
     },
     subscriber(name) {
       return isCluster(connection)
@@ -119,6 +142,24 @@ export function createRedisCommander(
         : connection.duplicate({ name, disableOfflineQueue: true })
     },
   }
+}
+
+function withDeadline<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      reject(new RedisStoreTimeoutError(timeoutMs))
+    }, timeoutMs)
+    promise.then(
+      (value) => {
+        clearTimeout(timer)
+        resolve(value)
+      },
+      (error: unknown) => {
+        clearTimeout(timer)
+        reject(error instanceof Error ? error : new Error(String(error)))
+      },
+    )
+  })
 }
 
 /** A reply's text: bulk strings arrive as bytes. */

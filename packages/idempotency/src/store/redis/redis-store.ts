@@ -251,17 +251,14 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
         if (sweep.node >= nodes.length || pages >= MAX_SCAN_PAGES_PER_PURGE) break
         const node = nodes[sweep.node]
         if (node === undefined) break
-        const page = (await node.sendCommand(
-          [
-            'SCAN',
-            sweep.cursors[sweep.node] ?? '0',
-            'MATCH',
-            keys.pattern,
-            'COUNT',
-            String(Math.max(limit, 100)),
-          ],
-          { timeout: commandTimeoutMs },
-        )) as [unknown, unknown[]]
+        const page = (await node([
+          'SCAN',
+          sweep.cursors[sweep.node] ?? '0',
+          'MATCH',
+          keys.pattern,
+          'COUNT',
+          String(Math.max(limit, 100)),
+        ])) as [unknown, unknown[]]
         pages++
         const cursor = text(page[0])
         sweep.cursors[sweep.node] = cursor
