@@ -84,3 +84,71 @@ async function waitForPort(port: number, timeoutMs: number): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, 25))
   }
 }
+
+export interface TestRedisCluster {
+  /** The URL of every master: hand any of them to `createCluster({ rootNodes })`. */
+  readonly urls: readonly string[]
+  close(): Promise<void>
+}
+
+/**
+ * A Redis Cluster of `masters` servers (no replicas) on 127.0.0.1, its slots spread over them
+ * by `redis-cli --cluster create`; resolves once every node reports the cluster `ok`.
+ */
+export async function startTestRedisCluster(masters = 3): Promise<TestRedisCluster> {
+  const servers: TestRedisServer[] = []
+  try {
+    for (let i = 0; i < masters; i++) {
+      servers.push(
+        await startTestRedisServer([
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          'nodes.conf',
+          '--appendonly',
+          'no',
+        ]),
+      )
+    }
+    await run('redis-cli', [
+      '--cluster',
+      'create',
+      ...servers.map((server) => `127.0.0.1:${String(server.port)}`),
+      '--cluster-replicas',
+      '0',
+      '--cluster-yes',
+    ])
+    const deadline = Date.now() + 30_000
+    for (const server of servers) {
+      for (;;) {
+        const info = await run('redis-cli', ['-p', String(server.port), 'CLUSTER', 'INFO'])
+        if (info.includes('cluster_state:ok')) break
+        if (Date.now() > deadline) throw new Error('the test cluster did not come up in time')
+        await new Promise((resolve) => setTimeout(resolve, 100))
+      }
+    }
+  } catch (error) {
+    await Promise.all(servers.map((server) => server.close()))
+    throw error
+  }
+  return {
+    urls: servers.map((server) => server.url),
+    async close() {
+      await Promise.all(servers.map((server) => server.close()))
+    },
+  }
+}
+
+function run(command: string, args: readonly string[]): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(command, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    let output = ''
+    child.stdout.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.stderr.on('data', (chunk: Buffer) => (output += chunk.toString()))
+    child.once('error', reject)
+    child.once('exit', (code) => {
+      if (code === 0) resolve(output)
+      else reject(new Error(`${command} ${args.join(' ')} exited with ${String(code)}: ${output}`))
+    })
+  })
+}

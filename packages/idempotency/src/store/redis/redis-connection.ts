@@ -46,7 +46,6 @@ export interface RedisStoreCluster {
     options?: RedisCommandOptions,
   ): Promise<unknown>
   nodeClient(node: never): Promise<RedisStoreClient>
-  duplicate(overrides?: { readonly disableOfflineQueue?: boolean }): RedisSubscriberClient
 }
 
 /** The client of a Redis deployment: one server (or a Valkey one), or a Redis Cluster. */
@@ -85,7 +84,11 @@ export interface RedisCommander {
   command(args: readonly RedisArgument[]): Promise<unknown>
   /** A way to send commands to each node that holds keys (a cluster's masters; the server). */
   nodes(): Promise<readonly ((args: readonly RedisArgument[]) => Promise<unknown>)[]>
-  subscriber(name: string): RedisSubscriberClient
+  /**
+   * A new connection for the subscription. On a cluster, to one master: the cluster broadcasts
+   * classic publications to every node.
+   */
+  subscriber(name: string): Promise<RedisSubscriberClient>
 }
 
 export function isCluster(connection: RedisStoreConnection): connection is RedisStoreCluster {
@@ -136,10 +139,12 @@ export function createRedisCommander(
             : Promise.reject(new RedisStoreDisconnectedError()),
       )
     },
-    subscriber(name) {
-      return isCluster(connection)
-        ? connection.duplicate({ disableOfflineQueue: true })
-        : connection.duplicate({ name, disableOfflineQueue: true })
+    async subscriber(name) {
+      const overrides = { name, disableOfflineQueue: true }
+      if (!isCluster(connection)) return connection.duplicate(overrides)
+      const [first] = connection.masters
+      if (first === undefined) throw new RedisStoreDisconnectedError()
+      return (await connection.nodeClient(first as never)).duplicate(overrides)
     },
   }
 }

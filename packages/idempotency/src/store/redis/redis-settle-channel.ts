@@ -32,7 +32,7 @@ export interface SettleChannel {
  */
 export async function startSettleChannel(options: SettleChannelOptions): Promise<SettleChannel> {
   const { channel, origin, wake, wakeAll } = options
-  const subscriber: RedisSubscriberClient = options.commander.subscriber(options.name)
+  const subscriber: RedisSubscriberClient = await options.commander.subscriber(options.name)
   // Down from the moment the connection drops (the client reconnects at once, so a look on a
   // timer could miss a short drop, and the publications lost in it); up again on 'ready',
   // which node-redis emits once it has subscribed anew.
