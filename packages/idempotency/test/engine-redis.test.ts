@@ -1,0 +1,154 @@
+import { randomUUID } from 'node:crypto'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { afterAll, beforeAll, describe, expect, it } from 'vitest'
+import type { ClaimRef, IdempotentRequest, StoredResponse } from '@ticksupply/idempotency'
+import {
+  LeaseLostError,
+  createIdempotencyEngine,
+  fingerprintRequest,
+} from '@ticksupply/idempotency'
+import type { RedisStore } from '@ticksupply/idempotency/stores/redis'
+import type { TestRedisServer } from '../../../test-support/redis-server.js'
+import { startTestRedisServer } from '../../../test-support/redis-server.js'
+import { connectRedis, openTemporaryRedis } from './support/redis.js'
+import { outcomeOf, request as claimRequest } from './store-contract.js'
+
+function keyed(): IdempotentRequest {
+  return {
+    scope: 'acct_1',
+    key: randomUUID(),
+    method: 'POST',
+    pathWithQuery: '/v1/things',
+    body: Buffer.from('{"a":1}'),
+  }
+}
+
+const fingerprintOf = (request: IdempotentRequest) =>
+  fingerprintRequest(request.method, request.pathWithQuery, request.body)
+
+const answer: StoredResponse = {
+  status: 201,
+  headers: { 'content-type': 'application/json' },
+  body: Buffer.from('{"ok":true}'),
+  requestId: 'req_1',
+}
+
+/** The real store, with its renewals counted. */
+function countingRenewals(store: RedisStore): RedisStore & { renewals: number } {
+  const counted = Object.create(store) as RedisStore & { renewals: number }
+  counted.renewals = 0
+  counted.renew = (ref: ClaimRef, leaseMs: number) => {
+    counted.renewals++
+    return store.renew?.(ref, leaseMs) ?? Promise.resolve(false)
+  }
+  return counted
+}
+
+function aborted(signal: AbortSignal, timeoutMs: number): Promise<boolean> {
+  if (signal.aborted) return Promise.resolve(true)
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => {
+      resolve(false)
+    }, timeoutMs)
+    signal.addEventListener('abort', () => {
+      clearTimeout(timer)
+      resolve(true)
+    })
+  })
+}
+
+describe('Engine on Redis: leases', () => {
+  let server: TestRedisServer | undefined
+  beforeAll(async () => {
+    server = await startTestRedisServer()
+  })
+  afterAll(async () => {
+    await server?.close()
+  })
+
+  it('loses a claim whose renewal fails with a store error, and gives it back by token once Redis answers again', async () => {
+    const url = server?.url ?? ''
+    const { client, store, close } = await openTemporaryRedis({ url, commandTimeoutMs: 300 })
+    const admin = await connectRedis(url)
+    try {
+      // Renewals every 2 s; the lease, as granted by the claim, lapses 6 s after it.
+      const engine = createIdempotencyEngine({ store, leaseMs: 6_000, ttlMs: 600_000 })
+      const request = keyed()
+      const begun = await engine.begin(request)
+      if (begun.kind !== 'claimed') throw new Error('expected a claim')
+      const { claim } = begun
+      const key = store.keyOf(request.scope, request.key)
+
+      // Redis stops answering for 2.5 s: the first renewal times out.
+      await admin.sendCommand(['CLIENT', 'PAUSE', '2500', 'ALL'])
+      expect(await aborted(claim.signal, 15_000)).toBe(true)
+      expect(claim.signal.reason).toBeInstanceOf(LeaseLostError)
+      expect(claim.state).toBe('lost')
+
+      // The request ends: its answer is not the key's, and the claim goes back in the
+      // background.
+      await expect(claim.finish(answer)).rejects.toBeInstanceOf(LeaseLostError)
+
+      // A lapsed lease would leave the record in place (in progress, expiring in 10 minutes);
+      // only the release by token deletes it.
+      const deadline = Date.now() + 20_000
+      while ((await client.exists(key)) === 1 && Date.now() < deadline) await sleep(50)
+      expect(await client.exists(key)).toBe(0)
+      const next = await store.claim(claimRequest({ scope: request.scope, key: request.key }))
+      expect(outcomeOf(next)).toBe('claimed')
+    } finally {
+      admin.destroy()
+      await close()
+    }
+  })
+
+  it('keeps claims alive on one shared timer through an operation four leases long', async () => {
+    const holder = await openTemporaryRedis()
+    const peer = await openTemporaryRedis({ prefix: holder.prefix })
+    try {
+      const store = countingRenewals(holder.store)
+      const leaseMs = 1_500
+      const engine = createIdempotencyEngine({ store, leaseMs, ttlMs: 600_000 })
+      const requests = [keyed(), keyed(), keyed()]
+      const claims = await Promise.all(
+        requests.map(async (request) => {
+          const begun = await engine.begin(request)
+          if (begun.kind !== 'claimed') throw new Error('expected a claim')
+          return begun.claim
+        }),
+      )
+      // Another instance tries the keys while the operation runs: never a takeover.
+      const peerOutcomes: string[] = []
+      for (let elapsed = 0; elapsed < 4 * leaseMs; elapsed += leaseMs / 3) {
+        await sleep(leaseMs / 3)
+        for (const request of requests) {
+          const outcome = await peer.store.claim(
+            claimRequest({
+              scope: request.scope,
+              key: request.key,
+              fingerprint: fingerprintOf(request),
+              leaseMs,
+            }),
+          )
+          peerOutcomes.push(outcomeOf(outcome))
+        }
+      }
+      expect(peerOutcomes.length).toBeGreaterThanOrEqual(36)
+      expect(new Set(peerOutcomes)).toEqual(new Set(['in_progress']))
+      for (const claim of claims) {
+        expect(claim.signal.aborted).toBe(false)
+        await claim.finish(answer)
+        expect(claim.state).toBe('completed')
+      }
+      expect(store.renewals).toBeGreaterThan(0)
+      const first = requests[0]!
+      const replay = await peer.store.claim(
+        claimRequest({ scope: first.scope, key: first.key, fingerprint: fingerprintOf(first) }),
+      )
+      expect(outcomeOf(replay)).toBe('replay')
+    } finally {
+      await peer.close()
+      await holder.close()
+    }
+  })
+})
