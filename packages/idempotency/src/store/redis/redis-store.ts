@@ -203,6 +203,8 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
       case 'claimed':
       case 'takeover': {
         claims.add(id, {
+          scope: request.scope,
+          key: request.key,
           fingerprint: request.fingerprint,
           token: request.token,
           expiresAt: Number(reply[2]),
