@@ -105,6 +105,32 @@ describe('PostgreSQL store across instances', () => {
     }
   })
 
+  it('wakes waiters on another instance for every record of a batch, however many notifications it takes', async () => {
+    const a = await openTemporaryPostgres()
+    const b = await openTemporaryPostgres({ table: a.table, channel: a.channel })
+    try {
+      // 300 completions in one batch, with ids long enough to need several notifications.
+      const scope = `acct_${'x'.repeat(100)}`
+      const claims = Array.from({ length: 300 }, () => request({ scope }))
+      for (const claim of claims) expect((await a.store.claim(claim)).kind).toBe('claimed')
+      const woken = new Set<string>()
+      const unsubscribe = claims.map((claim) =>
+        b.store.onSettled!(claim.scope, claim.key, () => {
+          woken.add(claim.key)
+        }),
+      )
+      const completed = await Promise.all(claims.map((claim) => a.store.complete(claim, stored)))
+      expect(completed.every(Boolean)).toBe(true)
+      const deadline = Date.now() + 5_000
+      while (woken.size < claims.length && Date.now() < deadline) await sleep(20)
+      for (const stop of unsubscribe) stop()
+      expect(woken.size).toBe(300)
+    } finally {
+      await b.close()
+      await a.close()
+    }
+  })
+
   it('gives the key to exactly one of 100 claimants spread over three instances', async () => {
     const a = await openTemporaryPostgres()
     const b = await openTemporaryPostgres({ table: a.table, channel: a.channel })

@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto'
+import { createHash, randomUUID } from 'node:crypto'
 import type { Pool, PoolClient } from 'pg'
 import pg from 'pg'
 import type { Clock } from '../../core/clock.js'
@@ -101,6 +101,33 @@ interface SettledRow {
 
 const IDENTIFIER = /^[A-Za-z_][A-Za-z0-9_]*$/
 const ORIGIN_PREFIX = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12} /
+/**
+ * Which notification each record id of a batch goes in: consecutive ids while their payload
+ * (ids joined by newlines, after the 37-character origin) stays under PostgreSQL's 8000 bytes.
+ * A record id holds no newline: a key is at most 128 characters of a UUID form, a scope is the
+ * application's account id.
+ */
+/** A named statement: each connection parses and plans it once. */
+function prepared(text: string): { readonly name: string; readonly text: string } {
+  return { name: `ticksupply_${createHash('sha1').update(text).digest('hex').slice(0, 20)}`, text }
+}
+
+function notificationChunks(ids: readonly string[]): number[] {
+  const chunks: number[] = []
+  let chunk = 0
+  let bytes = 37
+  for (const id of ids) {
+    const size = Buffer.byteLength(id) + 1
+    if (bytes + size > 7_900) {
+      chunk++
+      bytes = 37
+    }
+    bytes += size
+    chunks.push(chunk)
+  }
+  return chunks
+}
+
 /** A claim the batch could not decide (a concurrent claimant's row changed under it). */
 const AGAIN = Symbol('again')
 const IN_PROGRESS = { kind: 'in_progress' } as const
@@ -219,8 +246,8 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     WITH now AS (SELECT ${NOW} AS ms),
     input AS (
       SELECT * FROM unnest($2::text[], $3::text[], $4::text[], $5::int[], $6::jsonb[], $7::bytea[],
-                           $8::text[], $9::text[])
-        WITH ORDINALITY AS i(scope, key, token, status, headers, body, request_id, id, n)
+                           $8::text[], $9::text[], $11::int[])
+        WITH ORDINALITY AS i(scope, key, token, status, headers, body, request_id, id, chunk, n)
     ),
     done AS (
       UPDATE ${table} r
@@ -229,23 +256,31 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
              original_request_id = i.request_id
         FROM input i
        WHERE r.scope = i.scope AND r.key = i.key AND r.token = i.token AND r.state = 'in_progress'
-      RETURNING i.n, i.id, r.fingerprint, r.expires_at
+      RETURNING i.n, i.id, i.chunk, r.fingerprint, r.expires_at
+    ),
+    -- One notification per chunk of the batch (a payload holds up to 8000 bytes), not one per
+    -- record: every instance hears every notification.
+    notified AS (
+      SELECT pg_notify('${channel}', $10 || string_agg(done.id, E'\n')) FROM done GROUP BY done.chunk
     )
     SELECT done.n, done.fingerprint, done.expires_at, now.ms AS now_ms,
-           pg_notify('${channel}', $10 || done.id)
+           (SELECT count(*) FROM notified) AS notifications
       FROM done, now`
 
   const releaseSql = `
     WITH input AS (
-      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-        WITH ORDINALITY AS i(scope, key, token, id, n)
+      SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $6::int[])
+        WITH ORDINALITY AS i(scope, key, token, id, chunk, n)
     ),
     gone AS (
       DELETE FROM ${table} r USING input i
        WHERE r.scope = i.scope AND r.key = i.key AND r.token = i.token AND r.state = 'in_progress'
-      RETURNING i.n, i.id
+      RETURNING i.n, i.id, i.chunk
+    ),
+    notified AS (
+      SELECT pg_notify('${channel}', $5 || string_agg(gone.id, E'\n')) FROM gone GROUP BY gone.chunk
     )
-    SELECT gone.n, pg_notify('${channel}', $5 || gone.id) FROM gone`
+    SELECT gone.n, (SELECT count(*) FROM notified) AS notifications FROM gone`
 
   // Whether a row's holder is gone for good as far as purging goes: its instance's lease
   // lapsed or its instance row is gone (rows of an earlier version: their own lease lapsed).
@@ -278,6 +313,14 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     )
     SELECT count(*)::int AS deleted FROM gone`
 
+  // Prepared once per connection, by name: the batch statements are long CTEs, and parsing and
+  // planning them again for every batch would cost the database more than the batch itself.
+  const claimQuery = prepared(claimSql)
+  const replaceExpiredQuery = prepared(replaceExpiredSql)
+  const takeOverQuery = prepared(takeOverSql)
+  const completeQuery = prepared(completeSql)
+  const releaseQuery = prepared(releaseSql)
+
   const liveness = await startInstanceLiveness({
     poolConfig: pool.options,
     table,
@@ -286,8 +329,12 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     onNotify: (payload) => {
       // Our own changes woke our waiters already, without the round trip.
       if (payload.startsWith(origin)) return
-      // `<origin uuid> <record id>`; an instance of the first version sends the id alone.
-      listeners.notifyId(ORIGIN_PREFIX.test(payload) ? payload.slice(37) : payload)
+      // `<origin uuid> <record id>\n<record id>...`; the first version sent one id alone.
+      if (!ORIGIN_PREFIX.test(payload)) {
+        listeners.notifyId(payload)
+        return
+      }
+      for (const id of payload.slice(37).split('\n')) listeners.notifyId(id)
     },
     ...(options.onListenError === undefined ? {} : { onError: options.onListenError }),
   })
@@ -340,15 +387,18 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     if (leaders.length > 0) {
       const batch = leaders.map((index) => (items[index] as ClaimItem).request)
       const sentAt = Date.now()
-      const { rows } = await claimExecutor.query<ClaimRow>(claimSql, [
-        testNow(),
-        batch.map((request) => request.scope),
-        batch.map((request) => request.key),
-        batch.map((request) => request.fingerprint),
-        batch.map((request) => request.token),
-        batch.map((request) => request.ttlMs),
-        epoch.instanceId,
-      ])
+      const { rows } = await claimExecutor.query<ClaimRow>({
+        ...claimQuery,
+        values: [
+          testNow(),
+          batch.map((request) => request.scope),
+          batch.map((request) => request.key),
+          batch.map((request) => request.fingerprint),
+          batch.map((request) => request.token),
+          batch.map((request) => request.ttlMs),
+          epoch.instanceId,
+        ],
+      })
       const first = rows[0]
       if (first !== undefined) learnClock(first.now_ms, sentAt)
       await Promise.all(
@@ -405,27 +455,27 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     const decision = decideClaim(view, request.fingerprint, now)
     switch (decision.kind) {
       case 'fresh': {
-        const replaced = await claimExecutor.query(replaceExpiredSql, [
-          request.scope,
-          request.key,
-          row.expires_at,
-          request.fingerprint,
-          request.token,
-          now,
-          request.ttlMs,
-          row.token,
-          epoch.instanceId,
-        ])
+        const replaced = await claimExecutor.query({
+          ...replaceExpiredQuery,
+          values: [
+            request.scope,
+            request.key,
+            row.expires_at,
+            request.fingerprint,
+            request.token,
+            now,
+            request.ttlMs,
+            row.token,
+            epoch.instanceId,
+          ],
+        })
         return replaced.rowCount === 1 ? hold(item, epoch, now + request.ttlMs, false) : AGAIN
       }
       case 'take_over': {
-        const taken = await claimExecutor.query(takeOverSql, [
-          request.scope,
-          request.key,
-          row.token,
-          request.token,
-          epoch.instanceId,
-        ])
+        const taken = await claimExecutor.query({
+          ...takeOverQuery,
+          values: [request.scope, request.key, row.token, request.token, epoch.instanceId],
+        })
         return taken.rowCount === 1 ? hold(item, epoch, view.expiresAt, true) : AGAIN
       }
       case 'replay':
@@ -470,24 +520,28 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     items: readonly SettleItem[],
   ): Promise<(SettledRow | undefined)[]> {
     const sentAt = Date.now()
-    const { rows } = await executor.query<SettledRow>(completeSql, [
-      testNow(),
-      items.map((item) => item.ref.scope),
-      items.map((item) => item.ref.key),
-      items.map((item) => item.ref.token),
-      items.map((item) => item.response.status),
-      items.map((item) => JSON.stringify(item.response.headers)),
-      items.map((item) =>
-        Buffer.from(
-          item.response.body.buffer,
-          item.response.body.byteOffset,
-          item.response.body.byteLength,
+    const { rows } = await executor.query<SettledRow>({
+      ...completeQuery,
+      values: [
+        testNow(),
+        items.map((item) => item.ref.scope),
+        items.map((item) => item.ref.key),
+        items.map((item) => item.ref.token),
+        items.map((item) => item.response.status),
+        items.map((item) => JSON.stringify(item.response.headers)),
+        items.map((item) =>
+          Buffer.from(
+            item.response.body.buffer,
+            item.response.body.byteOffset,
+            item.response.body.byteLength,
+          ),
         ),
-      ),
-      items.map((item) => item.response.requestId),
-      items.map((item) => item.id),
-      origin,
-    ])
+        items.map((item) => item.response.requestId),
+        items.map((item) => item.id),
+        origin,
+        notificationChunks(items.map((item) => item.id)),
+      ],
+    })
     const first = rows[0]
     if (first !== undefined) learnClock(first.now_ms, sentAt)
     const byPosition = new Map(rows.map((row) => [Number(row.n) - 1, row]))
@@ -519,13 +573,17 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   })
 
   const releaseBatcher = createBatcher<{ ref: ClaimRef; id: string }, boolean>(async (items) => {
-    const { rows } = await pool.query<{ n: string }>(releaseSql, [
-      items.map((item) => item.ref.scope),
-      items.map((item) => item.ref.key),
-      items.map((item) => item.ref.token),
-      items.map((item) => item.id),
-      origin,
-    ])
+    const { rows } = await pool.query<{ n: string }>({
+      ...releaseQuery,
+      values: [
+        items.map((item) => item.ref.scope),
+        items.map((item) => item.ref.key),
+        items.map((item) => item.ref.token),
+        items.map((item) => item.id),
+        origin,
+        notificationChunks(items.map((item) => item.id)),
+      ],
+    })
     const released = new Set(rows.map((row) => Number(row.n) - 1))
     return items.map((item, index) => {
       if (released.has(index)) listeners.notifyId(item.id)
