@@ -247,6 +247,32 @@ describe('IdempotencyEngine', () => {
 })
 
 describe('startPurger', () => {
+  it('works a backlog off in runs that follow each other quickly, then waits its interval', async () => {
+    const clock = createManualClock(Date.now())
+    const { store } = open(clock)
+    const engine = createIdempotencyEngine({ store, ttlMs: 60_000, leaseMs: 1_000 })
+    for (let i = 0; i < 45; i++) await engine.execute(keyed(), () => Promise.resolve(answer(201)))
+    clock.advance(60_000)
+    const runs: number[] = []
+    const purger = startPurger(store, {
+      batchSize: 10,
+      maxBatchesPerRun: 2,
+      intervalMs: 3_600_000,
+      backlogDelayMs: 20,
+      onRun: (deleted) => runs.push(deleted),
+    })
+    try {
+      const deadline = Date.now() + 10_000
+      while (runs.length < 3 && Date.now() < deadline) await sleep(10)
+      // 20 + 20 + 5: a backlog of 45 is gone in three runs; the next would wait an hour.
+      expect(runs).toEqual([20, 20, 5])
+      await sleep(100)
+      expect(runs).toHaveLength(3)
+    } finally {
+      await purger.stop()
+    }
+  })
+
   it('deletes expired records in batches, up to its per-run limit', async () => {
     const clock = createManualClock(Date.now())
     const { store } = open(clock)

@@ -2,7 +2,7 @@ import type { Store, StoreTransaction } from './store.js'
 
 export interface PurgerOptions {
   /**
-   * Time between purge runs.
+   * Time between purge runs while nothing is left to purge.
    * @default 60_000
    */
   readonly intervalMs?: number
@@ -12,12 +12,22 @@ export interface PurgerOptions {
    */
   readonly batchSize?: number
   /**
-   * Batches per run at most; a backlog larger than this is worked off over later runs.
+   * Batches per run at most; a run that reaches it leaves a backlog, and the next run follows
+   * after `backlogDelayMs` instead of `intervalMs`.
    * @default 20
    */
   readonly maxBatchesPerRun?: number
+  /**
+   * Time between runs while a backlog remains: the purger keeps up with any write rate below
+   * `batchSize * maxBatchesPerRun` records per `backlogDelayMs` (10,000 a second by default),
+   * yielding to requests between batches.
+   * @default 1_000
+   */
+  readonly backlogDelayMs?: number
   /** Called with the error of a failed run; the purger keeps going. */
   readonly onError?: (error: unknown) => void
+  /** Called after each run with the records it deleted. */
+  readonly onRun?: (deleted: number) => void
 }
 
 export interface Purger {
@@ -35,39 +45,64 @@ export function startPurger<Tx extends StoreTransaction>(
   const intervalMs = options.intervalMs ?? 60_000
   const batchSize = options.batchSize ?? 500
   const maxBatches = options.maxBatchesPerRun ?? 20
-  for (const [name, value] of Object.entries({ intervalMs, batchSize, maxBatches })) {
+  const backlogDelayMs = options.backlogDelayMs ?? 1_000
+  for (const [name, value] of Object.entries({
+    intervalMs,
+    batchSize,
+    maxBatches,
+    backlogDelayMs,
+  })) {
     if (!Number.isSafeInteger(value) || value <= 0) {
       throw new TypeError(`Expected \`${name}\` to be a positive integer, got ${String(value)}.`)
     }
   }
-  let running: Promise<number> | undefined
+  let running: Promise<{ deleted: number; backlog: boolean }> | undefined
+  let timer: ReturnType<typeof setTimeout> | undefined
+  let stopped = false
 
-  async function runBatches(): Promise<number> {
-    let total = 0
+  async function runBatches(): Promise<{ deleted: number; backlog: boolean }> {
+    let deleted = 0
     for (let batch = 0; batch < maxBatches; batch++) {
-      const deleted = await store.purgeExpired(batchSize)
-      total += deleted
-      if (deleted < batchSize) break
+      const count = await store.purgeExpired(batchSize)
+      deleted += count
+      if (count < batchSize) return { deleted, backlog: false }
+      // Let the requests waiting behind this batch go first.
+      await new Promise((resolve) => setTimeout(resolve, 0))
     }
-    return total
+    return { deleted, backlog: true }
   }
 
-  function runOnce(): Promise<number> {
+  function run(): Promise<{ deleted: number; backlog: boolean }> {
     running ??= runBatches().finally(() => {
       running = undefined
     })
     return running
   }
 
-  const timer = setInterval(() => {
-    runOnce().catch((error: unknown) => options.onError?.(error))
-  }, intervalMs)
-  timer.unref()
+  const schedule = (delayMs: number) => {
+    if (stopped) return
+    timer = setTimeout(() => {
+      run().then(
+        ({ deleted, backlog }) => {
+          options.onRun?.(deleted)
+          schedule(backlog ? backlogDelayMs : intervalMs)
+        },
+        (error: unknown) => {
+          options.onError?.(error)
+          schedule(intervalMs)
+        },
+      )
+    }, delayMs)
+    timer.unref()
+  }
+  // The first run comes soon: a store that was down for a while starts with a backlog.
+  schedule(Math.min(intervalMs, backlogDelayMs))
 
   return {
-    runOnce,
+    runOnce: () => run().then(({ deleted }) => deleted),
     async stop() {
-      clearInterval(timer)
+      stopped = true
+      clearTimeout(timer)
       await running?.catch(() => undefined)
     },
   }
