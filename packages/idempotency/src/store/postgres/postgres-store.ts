@@ -343,7 +343,12 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   // connections of their own so that the setting never leaks into the application's.
   const claimPool =
     options.effectsCommitWithCompletion === true
-      ? new pg.Pool({ ...pool.options, max: 2, options: '-c synchronous_commit=off' })
+      ? new pg.Pool({
+          ...pool.options,
+          max: 2,
+          // Added to whatever startup options the application's pool has (a search_path...).
+          options: [pool.options.options, '-c synchronous_commit=off'].filter(Boolean).join(' '),
+        })
       : undefined
   claimPool?.on('error', () => undefined)
   const claimExecutor = claimPool ?? pool
