@@ -13,7 +13,7 @@ import { join } from 'node:path'
 import { parseArgs } from 'node:util'
 import type { BenchContext, GroupReport } from './lib/context.js'
 import { measureFsyncRate } from './lib/fsync-rate.js'
-import { PINNED, installExitHandlers, killEverything } from './lib/processes.js'
+import { PINNED, installExitHandlers, killEverything, onCleanup } from './lib/processes.js'
 import { createServices } from './lib/services.js'
 import { CPU_READABLE, CPU_RESOLUTION_MICROS } from './lib/cpu.js'
 import { formatNumber } from './lib/table.js'
@@ -129,6 +129,10 @@ async function main(): Promise<void> {
   }
   installExitHandlers()
   const dir = mkdtempSync(join(tmpdir(), 'ticksupply-bench-'))
+  // The first cleanup registered runs last: after every process that writes there is gone.
+  onCleanup(() => {
+    rmSync(dir, { recursive: true, force: true })
+  })
   const log = (line: string) => process.stderr.write(`${line}\n`)
   const context: BenchContext = {
     settings: options.settings,
@@ -205,7 +209,6 @@ async function main(): Promise<void> {
     }
   } finally {
     killEverything()
-    rmSync(dir, { recursive: true, force: true })
   }
 }
 

@@ -51,8 +51,13 @@ export function installExitHandlers(): void {
   if (installed) return
   installed = true
   process.on('exit', killEverything)
+  // `on`, not `once`: Ctrl-C reaches this process twice (from the terminal and relayed by
+  // tsx), and the second must not kill it by default in the middle of the cleanup.
+  let stopping = false
   for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (stopping) return
+      stopping = true
       killEverything()
       process.exit(130)
     })
