@@ -62,13 +62,13 @@ const claimRequest = (key: string, fingerprint: string): ClaimRequest => ({
   ttlMs: DAY_MS,
 })
 
-/** Untimed calls before each measurement: JIT, the pool's connections, the page cache. */
+/** Untimed calls before each measurement (JIT, the pool's connections, the page cache). */
 const WARM_UP_CALLS = 100
 
 /**
- * Calls `once` for `WARM_UP_CALLS` untimed rounds, then times it until `max` samples or the
- * budget. `once` returns the part to time: a function run inside the clock, after untimed
- * preparation, followed by untimed cleanup.
+ * Calls `once` untimed up to `WARM_UP_CALLS` times (or a fifth of the budget), then times it
+ * until `max` samples or the budget. `once` starts and stops the clock itself, around the
+ * part to time.
  */
 async function timed(
   budgetMs: number,
@@ -76,19 +76,23 @@ async function timed(
   once: (index: number, clock: { start(): void; stop(): void }) => Promise<void>,
 ): Promise<Latency> {
   const samples: number[] = []
+  let started = 0n
+  let elapsed = 0n
+  const clock = {
+    start: () => {
+      started = process.hrtime.bigint()
+    },
+    stop: () => {
+      elapsed = process.hrtime.bigint() - started
+    },
+  }
+  let index = 0
+  const warmUpUntil = Date.now() + budgetMs / 5
+  for (; index < WARM_UP_CALLS && Date.now() < warmUpUntil; index++) await once(index, clock)
   const deadline = Date.now() + budgetMs
-  for (let index = 0; index < max + WARM_UP_CALLS && Date.now() < deadline; index++) {
-    let started = 0n
-    let elapsed = 0n
-    await once(index, {
-      start: () => {
-        started = process.hrtime.bigint()
-      },
-      stop: () => {
-        elapsed = process.hrtime.bigint() - started
-      },
-    })
-    if (index >= WARM_UP_CALLS) samples.push(Number(elapsed) / 1000)
+  for (let taken = 0; taken < max && Date.now() < deadline; taken++, index++) {
+    await once(index, clock)
+    samples.push(Number(elapsed) / 1000)
   }
   return { samples: samples.length, p50: quantile(samples, 0.5), p99: quantile(samples, 0.99) }
 }
@@ -124,7 +128,10 @@ async function measureSize(
     budgetMs,
     Math.max(0, existing.length - WARM_UP_CALLS),
     async (index, clock) => {
-      const { key, fingerprint: stored } = existing[index] as { key: string; fingerprint: string }
+      const { key, fingerprint: stored } = existing[index % existing.length] as {
+        key: string
+        fingerprint: string
+      }
       const request = claimRequest(key, stored)
       clock.start()
       const outcome = await store.claim(request)
@@ -292,7 +299,7 @@ export async function runGrowthGroup(context: BenchContext): Promise<GroupReport
     markdown: [
       '## Growth',
       '',
-      `Claim latency through the store API in the benchmark's process, one claim at a time, after ${String(WARM_UP_CALLS)} untimed calls, up to ${formatNumber(MAX_SAMPLES)} samples or ${String(budgetMs / 1000)} s per measurement, at each table size (${sizes.map((s) => formatNumber(s)).join(', ')} records; --growth-max sets the largest). "First claim" is a new key (then released, untimed); "claim + completion" also writes the record (SQLite group commit; PostgreSQL durable commits, default options); "replay" claims a key read back from the table, never cached before. Bytes per record: SQLite page_count × page_size / rows; PostgreSQL pg_total_relation_size / rows (table, indexes, TOAST).`,
+      `Claim latency through the store API in the benchmark's process, one claim at a time, after up to ${String(WARM_UP_CALLS)} untimed calls, up to ${formatNumber(MAX_SAMPLES)} samples or ${String(budgetMs / 1000)} s per measurement, at each table size (${sizes.map((s) => formatNumber(s)).join(', ')} records; --growth-max sets the largest). "First claim" is a new key (then released, untimed); "claim + completion" also writes the record (SQLite group commit; PostgreSQL durable commits, default options); "replay" claims a key read back from the table, never cached before. Bytes per record: SQLite page_count × page_size / rows; PostgreSQL pg_total_relation_size / rows (table, indexes, TOAST).`,
       '',
       table,
       ...(notes.length > 0 ? ['', ...notes] : []),
