@@ -22,11 +22,14 @@ export interface Database extends Queryable {
   readonly dialect: 'sqlite' | 'postgres'
   /**
    * Runs `fn` in one transaction: commits when it resolves, rolls back when it rejects or when
-   * `signal` (the request's deadline) has aborted by then.
+   * `signal` (the request's deadline) has aborted by then. `durable: false` lets the commit
+   * return before it reaches the disk (PostgreSQL's `synchronous_commit = off` for this
+   * transaction): for bookkeeping that a database crash may lose a moment of, never for the
+   * resources.
    */
   transaction<T>(
     fn: (tx: Transaction) => Promise<T>,
-    options?: { readonly signal?: AbortSignal },
+    options?: { readonly signal?: AbortSignal; readonly durable?: boolean },
   ): Promise<T>
   close(): Promise<void>
 }

@@ -55,13 +55,15 @@ export function createPostgresDatabase(pool: Pool): Database {
     ...on(pool),
     async transaction<T>(
       fn: (tx: Transaction) => Promise<T>,
-      options: { readonly signal?: AbortSignal } = {},
+      options: { readonly signal?: AbortSignal; readonly durable?: boolean } = {},
     ): Promise<T> {
       const client = await pool.connect()
       const afterCommit: (() => void)[] = []
       const store: PostgresTransaction = { client, afterCommit: (hook) => afterCommit.push(hook) }
       try {
-        await client.query('BEGIN')
+        await client.query(
+          options.durable === false ? 'BEGIN; SET LOCAL synchronous_commit TO OFF' : 'BEGIN',
+        )
         let result: T
         try {
           result = await fn({ ...on(client), store })

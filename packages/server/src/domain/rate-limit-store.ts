@@ -40,6 +40,8 @@ export interface RateLimitStore {
   take(accountId: string, nowMs: number): Promise<RateLimitDecision>
 }
 
+const NOT_DURABLE = { durable: false } as const
+
 /** Concurrent takes lost a compare-and-set this many times in a row: give up with a 503. */
 const MAX_ATTEMPTS = 20
 
@@ -77,6 +79,9 @@ export function createDatabaseRateLimitStore(
     VALUES ${windows.map(() => '(?, ?, ?, ?)').join(', ')}
     ON CONFLICT (account_id, window_ms) DO UPDATE SET level = rate_limits.level`
 
+  // Not durable: every authenticated request takes a token, and waiting for the disk on each
+  // would make reads as slow as writes. A database crash may forget the last moment of takes
+  // (the buckets come back a little fuller), never leave them inconsistent.
   const attempt = (accountId: string, nowMs: number): Promise<RateLimitDecision> =>
     db.transaction(async (tx) => {
       await tx.run(
@@ -116,7 +121,7 @@ export function createDatabaseRateLimitStore(
         if (changed !== 1) throw new LostRace()
       }
       return decision
-    })
+    }, NOT_DURABLE)
 
   return {
     async take(accountId, nowMs) {

@@ -1,0 +1,43 @@
+/**
+ * The Database interface's transactions on PostgreSQL: `durable: false` is for bookkeeping
+ * (the rate-limit buckets) that must not wait for the disk on every request.
+ */
+import pg from 'pg'
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
+import { parseDatabaseUrl } from '../src/config.js'
+import type { Database } from '../src/db/database.js'
+import { openDatabase } from '../src/db/open-database.js'
+import { createTestDatabase } from '../../../test-support/postgres-database.js'
+
+describe('a PostgreSQL transaction', () => {
+  let db: Database
+
+  beforeAll(async () => {
+    const url = await createTestDatabase(inject('postgresUrl'))
+    // The test server runs without synchronous commits; this database asks for them, as a
+    // production one would, so that the difference shows.
+    const admin = new pg.Client({ connectionString: url })
+    await admin.connect()
+    await admin.query(
+      `ALTER DATABASE "${new URL(url).pathname.slice(1)}" SET synchronous_commit = on`,
+    )
+    await admin.end()
+    db = openDatabase(parseDatabaseUrl(url)).db
+  })
+  afterAll(async () => {
+    await db.close()
+  })
+
+  const setting = (tx: Parameters<Parameters<Database['transaction']>[0]>[0]) =>
+    tx.get<{ synchronous_commit: string }>('SHOW synchronous_commit')
+
+  it('commits durably by default, and without waiting for the disk when asked, for itself alone', async () => {
+    expect((await db.transaction(setting))?.synchronous_commit).toBe('on')
+    expect((await db.transaction(setting, { durable: false }))?.synchronous_commit).toBe('off')
+    // SET LOCAL: the pooled connection is back to durable commits for the next transaction.
+    const after = await Promise.all(Array.from({ length: 25 }, () => db.transaction(setting)))
+    expect(after.map((row) => row?.synchronous_commit)).toEqual(
+      Array.from({ length: 25 }, () => 'on'),
+    )
+  })
+})
