@@ -4,31 +4,56 @@ import type {
   FastifyInstance,
   FastifyPluginCallback,
   FastifyReply,
+  FastifyRequest,
   onRequestHookHandler,
   onResponseHookHandler,
   onSendHookHandler,
   preHandlerHookHandler,
   preParsingHookHandler,
-  FastifyRequest,
   RouteOptions,
 } from 'fastify'
 import fp from 'fastify-plugin'
-import type { ActiveClaim, IdempotencyEngine } from '../core/engine.js'
-import { toIdempotencyErrorResponse, renderErrorEnvelope } from '../core/error-response.js'
-import { isIdempotencyError } from '../core/errors.js'
-import { headerValues, parseIdempotencyKeyHeader } from '../core/key.js'
-import type { StoredResponse } from '../core/record.js'
-import { STORED_HEADER_NAMES } from '../core/record.js'
+import type { ActiveClaim } from '../core/engine.js'
+import { headerValues } from '../core/key.js'
 import type { StoreTransaction } from '../core/store.js'
+import type {
+  IdempotencyAdapterOptions,
+  IdempotencyRouteSettings,
+  KeyedExchange,
+  PreparedReplay,
+} from './idempotency-adapter.js'
+import { KEYED_METHODS, createIdempotencyAdapter } from './idempotency-adapter.js'
 
-export interface FastifyIdempotencyOptions {
-  /** The engine that claims, replays and waits. */
-  readonly engine: IdempotencyEngine<StoreTransaction>
-  /**
-   * The scope a request's keys belong to (the account). Runs after the app's own `onRequest`
-   * hooks registered before this plugin, so authentication has run.
-   */
-  readonly scope: (request: FastifyRequest) => string
+/**
+ * Declares the transaction type of your store, for `request.idempotencyClaim` and
+ * {@link completeReply}:
+ *
+ * ```ts
+ * declare module '@ticksupply/idempotency/fastify' {
+ *   interface FastifyIdempotencyTypes {
+ *     transaction: SqliteTransaction
+ *   }
+ * }
+ * ```
+ *
+ * Fastify's request type is merged once per program, not per plugin registration, so the
+ * engine's transaction type cannot flow from the options to the request; this declaration
+ * says it once for the app. Without it, any `StoreTransaction` is accepted.
+ */
+// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- augmented by apps
+export interface FastifyIdempotencyTypes {}
+
+/** The transaction type declared in {@link FastifyIdempotencyTypes}, or `StoreTransaction`. */
+export type FastifyIdempotencyTransaction = FastifyIdempotencyTypes extends {
+  readonly transaction: infer T extends StoreTransaction
+}
+  ? T
+  : StoreTransaction
+
+export interface FastifyIdempotencyOptions extends IdempotencyAdapterOptions<
+  FastifyIdempotencyTransaction,
+  FastifyRequest
+> {
   /**
    * The request's raw body bytes, where the app's content-type parsers keep them (read as a
    * buffer, then parsed). Without it the adapter tees the body stream of keyed requests in
@@ -42,34 +67,43 @@ export interface FastifyIdempotencyOptions {
 declare module 'fastify' {
   interface FastifyContextConfig {
     /**
-     * `false` makes a POST or DELETE route ignore `Idempotency-Key`.
+     * `false` makes a POST or DELETE route ignore `Idempotency-Key`; `{ required: true }`
+     * refuses a request without one (400).
      * @default true
      */
-    idempotency?: boolean
+    idempotency?: boolean | IdempotencyRouteSettings
   }
   interface FastifyRequest {
     /** The canonical key of a keyed POST or DELETE; `null` when the request is not keyed. */
     idempotencyKey: string | null
     /** The claim the request holds while its handler runs; `null` when it holds none. */
-    idempotencyClaim: ActiveClaim<StoreTransaction> | null
+    idempotencyClaim: ActiveClaim<FastifyIdempotencyTransaction> | null
   }
 }
 
-const KEYED_METHODS = new Set(['POST', 'DELETE'])
-const kBody = Symbol('idempotency.body')
+const kState = Symbol('idempotency.state')
 
-interface AdapterState {
-  [kBody]?: Buffer[]
+interface RequestState {
+  readonly exchange: KeyedExchange<FastifyIdempotencyTransaction>
+  readonly requestId: () => string
+  /** The body's chunks, when the adapter tees the stream. */
+  chunks?: Buffer[]
 }
+
+type WithState = FastifyRequest & { [kState]?: RequestState }
+
+const stateOf = (request: FastifyRequest): RequestState | undefined =>
+  (request as WithState)[kState]
 
 /**
  * Makes every POST and DELETE route registered after it honour `Idempotency-Key`:
  *
- * - `onRequest`: parses the key (a bad one answers 400 before the body is read);
+ * - `onRequest`: parses the key (a bad one is a 400 before the body is read);
  * - `preParsing`: keeps the raw body bytes for the fingerprint as they stream by;
  * - `preHandler`: claims, replays or waits; the handler runs only while the claim is held;
- * - `onSend`: stores the response before it is sent (or releases the key for a 5xx or 408).
+ * - `onSend`: stores the response before it is sent (or gives the key back).
  *
+ * Errors (400, 409, 503) go to the app's error handler as an `IdempotencyHttpError`.
  * Register it after authentication and rate limiting, so that neither a 401 nor a 429 touches
  * the key.
  */
@@ -78,40 +112,51 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   options,
   done,
 ) => {
-  const { engine, scope, readRawBody } = options
+  const adapter = createIdempotencyAdapter(options)
+  const { readRawBody } = options
+  if (readRawBody !== undefined && typeof readRawBody !== 'function') {
+    throw new TypeError('Expected `readRawBody` to be a function.')
+  }
   fastify.decorateRequest('idempotencyKey', null)
   fastify.decorateRequest('idempotencyClaim', null)
 
   // The hooks are attached to the POST and DELETE routes only (see onRoute below), so a GET
   // pays nothing; they are callback-style, so an unkeyed POST passes them without a promise.
-  const onRequest: onRequestHookHandler = (request, reply, next) => {
-    if (!KEYED_METHODS.has(request.method)) {
+  const onRequestFor =
+    (settings: IdempotencyRouteSettings): onRequestHookHandler =>
+    (request, _reply, next) => {
+      try {
+        const exchange = adapter.open(
+          request,
+          request.method,
+          request.url,
+          headerValues(request.raw.rawHeaders, 'idempotency-key'),
+          settings,
+        )
+        if (exchange !== null) {
+          const requestId = () => adapter.requestId?.(request) ?? request.id
+          ;(request as WithState)[kState] = { exchange, requestId }
+          request.idempotencyKey = exchange.key
+        }
+      } catch (error) {
+        next(error as Error)
+        return
+      }
       next()
-      return
     }
-    try {
-      request.idempotencyKey = parseIdempotencyKeyHeader(
-        headerValues(request.raw.rawHeaders, 'idempotency-key'),
-      )
-    } catch (error) {
-      sendError(reply, error)
-      return
-    }
-    next()
-  }
 
   const preParsing: preParsingHookHandler = (request, _reply, payload, next) => {
-    if (request.idempotencyKey === null) {
+    const state = stateOf(request)
+    if (state === undefined) {
       next(null, payload)
       return
     }
-    const chunks: Buffer[] = []
-    ;(request as AdapterState)[kBody] = chunks
-    next(null, captureBody(payload, chunks))
+    state.chunks = []
+    next(null, captureBody(payload, state.chunks))
   }
 
-  function rawBodyOf(request: FastifyRequest): Uint8Array {
-    if (readRawBody === undefined) return Buffer.concat((request as AdapterState)[kBody] ?? [])
+  function rawBodyOf(request: FastifyRequest, state: RequestState): Uint8Array {
+    if (readRawBody === undefined) return Buffer.concat(state.chunks ?? [])
     const body = readRawBody(request)
     if (body !== undefined) return body
     // A body the app's parser did not keep would drop out of the fingerprint, and another body
@@ -124,96 +169,71 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     return EMPTY
   }
 
-  async function claimOrAnswer(request: FastifyRequest, reply: FastifyReply, key: string) {
-    let signal: AbortSignal | undefined
-    const begun = await engine
-      .begin({
-        scope: scope(request),
-        key,
-        method: request.method,
-        pathWithQuery: request.url,
-        body: rawBodyOf(request),
-        // Built only if the request has to wait: a listener per request costs every request.
-        get signal() {
-          return (signal ??= clientGone(reply))
-        },
-      })
-      .then(
-        (value) => ({ ok: true, value }) as const,
-        (error: unknown) => ({ ok: false, error }) as const,
-      )
-    if (reply.sent) {
-      // Answered meanwhile (the app's deadline): a claim won now must not run the operation.
-      if (begun.ok && begun.value.kind === 'claimed') {
-        await begun.value.claim.release().catch(() => undefined)
-      }
-      return
-    }
-    if (!begun.ok) {
-      sendError(reply, begun.error)
-      return
-    }
-    if (begun.value.kind === 'replay') {
-      sendReplay(reply, begun.value.response)
-      return
-    }
-    request.idempotencyClaim = begun.value.claim
-  }
-
   const preHandler: preHandlerHookHandler = (request, reply, next) => {
-    const key = request.idempotencyKey
-    if (key === null) {
+    const state = stateOf(request)
+    if (state === undefined) {
       next()
       return
     }
-    claimOrAnswer(request, reply, key).then(
-      () => {
-        // Answered (a replay, a conflict): the handler must not run, so no next().
-        if (request.idempotencyClaim !== null) next()
+    let signal: AbortSignal | undefined
+    let begun
+    try {
+      begun = state.exchange.begin(adapter.scope(request), rawBodyOf(request, state), () => {
+        // Built only if the request has to wait: a listener per request costs every request.
+        return (signal ??= clientGone(reply))
+      })
+    } catch (error) {
+      next(error as Error)
+      return
+    }
+    begun.then(
+      (outcome) => {
+        if (reply.sent) {
+          // Answered meanwhile (the app's deadline): a claim won now must not run the operation.
+          void state.exchange.giveUp('unfinished')
+        } else if (outcome.kind === 'replay') {
+          // Answered: the handler must not run, so no next().
+          sendReplay(reply, outcome.replay)
+        } else {
+          request.idempotencyClaim = outcome.claim
+          next()
+        }
       },
       (error: unknown) => {
-        next(error as Error)
+        if (!reply.sent) next(error as Error)
       },
     )
   }
 
-  async function finish(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    claim: ActiveClaim<StoreTransaction>,
-    payload: unknown,
-  ): Promise<unknown> {
-    const body = toBytes(payload)
-    try {
-      if (body === undefined) {
-        // A streamed body cannot be stored for replay: give the key back instead.
-        await claim.release()
-        return payload
-      }
-      await claim.finish(capture(reply, body, request.id))
-      // The bytes stored are the bytes sent: no second encoding of the same string.
-      return body
-    } catch (error) {
-      const mapped = isIdempotencyError(error) ? toIdempotencyErrorResponse(error) : undefined
-      if (mapped === undefined) throw error
-      reply.code(mapped.status).headers(mapped.headers).header('content-type', JSON_TYPE)
-      reply.removeHeader('location')
-      return renderErrorEnvelope(mapped.code, mapped.message)
-    }
-  }
-
   const onSend: onSendHookHandler = (request, reply, payload, next) => {
-    const claim = request.idempotencyClaim
-    // A lost claim goes on to finish(), which refuses it: its answer is not the key's answer.
-    if (claim === null || (claim.settled && claim.state !== 'lost')) {
+    const state = stateOf(request)
+    if (state === undefined || !state.exchange.pending) {
+      state?.exchange.sent(reply.statusCode)
       next(null, payload)
       return
     }
-    finish(request, reply, claim, payload).then(
-      (sent) => {
-        next(null, sent)
+    const body = toBytes(payload)
+    if (body === undefined) {
+      // A streamed body cannot be stored for replay: give the key back instead.
+      void state.exchange.giveUp('streamed', reply.statusCode).then(() => {
+        next(null, payload)
+      })
+      return
+    }
+    const response = state.exchange.capture(
+      reply.statusCode,
+      (name) => reply.getHeader(name),
+      body,
+      state.requestId(),
+    )
+    state.exchange.finish(response).then(
+      // The bytes stored are the bytes sent: no second encoding of the same string.
+      () => {
+        next(null, body)
       },
       (error: unknown) => {
+        // The operation's answer is not the key's answer: its Location must not go out.
+        reply.removeHeader('location')
         next(error as Error)
       },
     )
@@ -221,8 +241,8 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
 
   // A response that never reached onSend (the socket died mid-way) must not leave the key held.
   const onResponse: onResponseHookHandler = (request, _reply, next) => {
-    const claim = request.idempotencyClaim
-    if (claim !== null && !claim.settled) void claim.release().catch(() => undefined)
+    const state = stateOf(request)
+    if (state !== undefined) void state.exchange.giveUp('unfinished')
     next()
   }
 
@@ -231,8 +251,9 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const methods = [route.method].flat()
     if (!methods.some((method) => KEYED_METHODS.has(method))) return
-    if (route.config?.idempotency === false) return
-    route.onRequest = [...asArray(route.onRequest), onRequest]
+    const settings = routeSettings(route.config?.idempotency, `${methods.join(',')} ${route.url}`)
+    if (settings.enabled === false) return
+    route.onRequest = [...asArray(route.onRequest), onRequestFor(settings)]
     if (readRawBody === undefined) route.preParsing = [...asArray(route.preParsing), preParsing]
     route.preHandler = [...asArray(route.preHandler), preHandler]
     route.onSend = [...asArray(route.onSend), onSend]
@@ -248,6 +269,100 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   done()
 }
 
+/** Checked when the route is registered: a typo fails the start, not a request. */
+function routeSettings(value: unknown, route: string): IdempotencyRouteSettings {
+  if (value === undefined || value === true) return {}
+  if (value === false) return { enabled: false }
+  if (typeof value === 'object' && value !== null) {
+    const { enabled, required, ...rest } = value as Record<string, unknown>
+    const unknown = Object.keys(rest)
+    if (
+      unknown.length === 0 &&
+      (enabled === undefined || typeof enabled === 'boolean') &&
+      (required === undefined || typeof required === 'boolean')
+    ) {
+      return value
+    }
+  }
+  throw new TypeError(
+    `Expected \`config.idempotency\` of ${route} to be a boolean or { enabled?: boolean, required?: boolean }.`,
+  )
+}
+
+/**
+ * Serialises `payload` as `reply.send` would (the route's serializer for objects, Fastify's
+ * default content types), stores it as the key's response inside the caller's transaction,
+ * and resolves what to send: the bytes stored are the bytes sent. For an unkeyed request it
+ * only serialises.
+ *
+ * ```ts
+ * const body = await db.transaction(async (tx) => {
+ *   const order = await insertOrder(tx, request.body)
+ *   reply.code(201).header('location', `/orders/${order.id}`)
+ *   return completeReply(reply, order, tx)
+ * })
+ * return reply.send(body)
+ * ```
+ *
+ * Set the status and headers first: they are captured with the body.
+ *
+ * @throws {LeaseLostError} the key is no longer this request's: let the transaction roll back.
+ * @throws {StoreUnavailableError}
+ */
+export async function completeReply(
+  reply: FastifyReply,
+  payload: string,
+  tx: FastifyIdempotencyTransaction,
+): Promise<string>
+export async function completeReply(
+  reply: FastifyReply,
+  payload: unknown,
+  tx: FastifyIdempotencyTransaction,
+): Promise<string | Buffer>
+export async function completeReply(
+  reply: FastifyReply,
+  payload: unknown,
+  tx: FastifyIdempotencyTransaction,
+): Promise<string | Buffer> {
+  const [sent, bytes] = serializeForReply(reply, payload)
+  const state = stateOf(reply.request)
+  if (state?.exchange.claim != null) {
+    const response = state.exchange.capture(
+      reply.statusCode,
+      (name) => reply.getHeader(name),
+      bytes,
+      state.requestId(),
+    )
+    await state.exchange.completeWithin(response, tx)
+  }
+  return sent
+}
+
+const JSON_TYPE = 'application/json; charset=utf-8'
+
+function serializeForReply(reply: FastifyReply, payload: unknown): [string | Buffer, Uint8Array] {
+  const type = reply.getHeader('content-type')
+  if (payload instanceof Uint8Array) {
+    if (type === undefined) reply.type('application/octet-stream')
+    const buffer = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+    return [buffer, buffer]
+  }
+  let text: string
+  if (typeof payload === 'string' || payload === undefined || payload === null) {
+    text = payload ?? ''
+    if (type === undefined) reply.type('text/plain; charset=utf-8')
+  } else {
+    const serialized = reply.serialize(payload) as string | Buffer
+    text = typeof serialized === 'string' ? serialized : Buffer.from(serialized).toString()
+    if (type === undefined) reply.type(JSON_TYPE)
+  }
+  // Fastify adds the charset to a JSON type set without one, at send time.
+  if (typeof type === 'string' && type.includes('json') && !/;\s*charset=/i.test(type)) {
+    reply.type(`${type}; charset=utf-8`)
+  }
+  return [text, Buffer.from(text)]
+}
+
 const EMPTY = new Uint8Array(0)
 
 function asArray<T>(value: T | T[] | undefined): T[] {
@@ -261,51 +376,16 @@ function hasBody(request: FastifyRequest): boolean {
   return (length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined
 }
 
-const JSON_TYPE = 'application/json; charset=utf-8'
-
-function sendError(reply: FastifyReply, error: unknown): FastifyReply {
-  if (!isIdempotencyError(error)) return reply.send(error)
-  const mapped = toIdempotencyErrorResponse(error)
+function sendReplay(reply: FastifyReply, replay: PreparedReplay): FastifyReply {
+  const { body } = replay
   return reply
-    .code(mapped.status)
-    .headers(mapped.headers)
-    .header('content-type', JSON_TYPE)
-    .send(renderErrorEnvelope(mapped.code, mapped.message))
-}
-
-/**
- * A replay's headers and body, built once per stored response: stores hand out the same
- * object for every replay of a cached record.
- */
-const prepared = new WeakMap<StoredResponse, { headers: Record<string, string>; body: Buffer }>()
-
-function sendReplay(reply: FastifyReply, response: StoredResponse): FastifyReply {
-  let replay = prepared.get(response)
-  if (replay === undefined) {
-    replay = {
-      headers: {
-        ...response.headers,
-        'idempotent-replayed': 'true',
-        'original-request': response.requestId,
-      },
-      body: Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength),
-    }
-    prepared.set(response, replay)
-  }
-  return reply.code(response.status).headers(replay.headers).send(replay.body)
-}
-
-function capture(reply: FastifyReply, body: Uint8Array, requestId: string): StoredResponse {
-  const headers: Record<string, string> = {}
-  for (const name of STORED_HEADER_NAMES) {
-    const value = reply.getHeader(name)
-    if (value !== undefined) headers[name] = String(value)
-  }
-  return { status: reply.statusCode, headers, body, requestId }
+    .code(replay.status)
+    .headers(replay.headers)
+    .send(Buffer.from(body.buffer, body.byteOffset, body.byteLength))
 }
 
 function toBytes(payload: unknown): Uint8Array | undefined {
-  if (payload === null || payload === undefined) return new Uint8Array(0)
+  if (payload === null || payload === undefined) return EMPTY
   if (typeof payload === 'string') return Buffer.from(payload)
   if (payload instanceof Uint8Array) return payload
   return undefined
@@ -345,3 +425,9 @@ function captureBody(
 /** The Fastify plugin; see {@link FastifyIdempotencyOptions}. */
 export const fastifyIdempotency = fp(plugin, { fastify: '5.x', name: '@ticksupply/idempotency' })
 export default fastifyIdempotency
+
+export type {
+  IdempotencyOutcome,
+  IdempotencyRouteSettings,
+  NotStoredReason,
+} from './idempotency-adapter.js'
