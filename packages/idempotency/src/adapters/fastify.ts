@@ -112,11 +112,18 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   options,
   done,
 ) => {
-  const adapter = createIdempotencyAdapter(options)
-  const { readRawBody } = options
-  if (readRawBody !== undefined && typeof readRawBody !== 'function') {
-    throw new TypeError('Expected `readRawBody` to be a function.')
+  let adapter
+  try {
+    adapter = createIdempotencyAdapter(options)
+    if (options.readRawBody !== undefined && typeof options.readRawBody !== 'function') {
+      throw new TypeError('Expected `readRawBody` to be a function.')
+    }
+  } catch (error) {
+    // Fails the app's start (register/ready rejects), naming the bad option.
+    done(error as Error)
+    return
   }
+  const { readRawBody } = options
   fastify.decorateRequest('idempotencyKey', null)
   fastify.decorateRequest('idempotencyClaim', null)
 
