@@ -12,8 +12,10 @@ import type {
   preParsingHookHandler,
   RouteOptions,
 } from 'fastify'
+import Fastify from 'fastify'
 import fp from 'fastify-plugin'
 import type { ActiveClaim } from '../core/engine.js'
+import { isIdempotencyHttpError } from '../core/error-response.js'
 import { headerValues } from '../core/key.js'
 import type { StoreTransaction } from '../core/store.js'
 import type {
@@ -103,7 +105,8 @@ const stateOf = (request: FastifyRequest): RequestState | undefined =>
  * - `preHandler`: claims, replays or waits; the handler runs only while the claim is held;
  * - `onSend`: stores the response before it is sent (or gives the key back).
  *
- * Errors (400, 409, 503) go to the app's error handler as an `IdempotencyHttpError`.
+ * Errors (400, 409, 503) go to the app's error handler as an `IdempotencyHttpError`; where the
+ * app set none, the adapter answers them itself with `renderError`'s rendering (the envelope).
  * Register it after authentication and rate limiting, so that neither a 401 nor a 429 touches
  * the key.
  */
@@ -131,7 +134,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   // pays nothing; they are callback-style, so an unkeyed POST passes them without a promise.
   const onRequestFor =
     (settings: IdempotencyRouteSettings): onRequestHookHandler =>
-    (request, _reply, next) => {
+    (request, reply, next) => {
       try {
         const exchange = adapter.open(
           request,
@@ -146,7 +149,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
           request.idempotencyKey = exchange.key
         }
       } catch (error) {
-        next(error as Error)
+        handOn(reply, error, next)
         return
       }
       next()
@@ -190,7 +193,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
         return (signal ??= clientGone(reply))
       })
     } catch (error) {
-      next(error as Error)
+      handOn(reply, error, next)
       return
     }
     begun.then(
@@ -207,7 +210,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
         }
       },
       (error: unknown) => {
-        if (!reply.sent) next(error as Error)
+        if (!reply.sent) handOn(reply, error, next)
       },
     )
   }
@@ -241,6 +244,12 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
       (error: unknown) => {
         // The operation's answer is not the key's answer: its Location must not go out.
         reply.removeHeader('location')
+        if (isIdempotencyHttpError(error) && !appHandlesErrors(reply)) {
+          const { response } = error
+          reply.code(response.status).headers(response.headers)
+          next(null, response.body)
+          return
+        }
         next(error as Error)
       },
     )
@@ -274,6 +283,32 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     }
   })
   done()
+}
+
+/**
+ * Fastify's own error handler, which renders errors in Fastify's format: an app that set none
+ * gets the adapter's rendering (the envelope by default) instead.
+ */
+let fastifyDefaultErrorHandler: FastifyInstance['errorHandler'] | undefined
+
+/** Whether the route's error handler is the app's own. */
+function appHandlesErrors(reply: FastifyReply): boolean {
+  // One throwaway instance, never listening, the first time an error needs the answer.
+  fastifyDefaultErrorHandler ??= Fastify().errorHandler
+  return reply.server.errorHandler !== fastifyDefaultErrorHandler
+}
+
+/**
+ * Hands an error on to the app's error handler, as any plugin's; an idempotency error on a
+ * route whose app set no error handler is answered with the adapter's rendering instead.
+ */
+function handOn(reply: FastifyReply, error: unknown, next: (error?: Error) => void): void {
+  if (isIdempotencyHttpError(error) && !appHandlesErrors(reply)) {
+    const { response } = error
+    void reply.code(response.status).headers(response.headers).send(response.body)
+    return
+  }
+  next(error as Error)
 }
 
 /** Checked when the route is registered: a typo fails the start, not a request. */

@@ -3,7 +3,8 @@ import { Readable } from 'node:stream'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
-import { createIdempotencyEngine } from '@ticksupply/idempotency'
+import type { IdempotencyHttpError } from '@ticksupply/idempotency'
+import { createIdempotencyEngine, isIdempotencyHttpError } from '@ticksupply/idempotency'
 import { completeReply, fastifyIdempotency } from '@ticksupply/idempotency/fastify'
 import { newKey, send } from '../support/http.js'
 import { openTemporarySqlite } from '../support/sqlite.js'
@@ -16,7 +17,7 @@ afterEach(async () => {
   cleanup = undefined
 })
 
-/** A bare Fastify app (no error handler of its own) behind the adapter. */
+/** A bare Fastify app behind the adapter: no error handler unless `routes` sets one. */
 async function bareApp(
   routes: (app: FastifyInstance) => void,
   options: { readRawBody?: () => Uint8Array | undefined } = {},
@@ -37,20 +38,50 @@ async function bareApp(
 }
 
 describe('the Fastify adapter', () => {
-  it("hands errors to Fastify's own error handler with their status and Retry-After", async () => {
+  it('answers its errors itself, rendered, where the app set no error handler', async () => {
     let runs = 0
     const url = await bareApp((app) => {
-      app.post('/slow', async () => {
+      app.post('/orders', () => {
         runs++
-        await new Promise((resolve) => setTimeout(resolve, 300))
-        return { ok: true }
+        return Promise.resolve({ ok: true })
       })
     })
-    const bad = await send(`${url}/slow`, { key: 'nope' })
+    const bad = await send(`${url}/orders`, { key: 'nope' })
     expect(bad.status).toBe(400)
-    // Fastify's default shape: an app renders the envelope from error.response itself.
-    expect(JSON.parse(bad.text)).toMatchObject({ statusCode: 400, code: 'key_invalid' })
+    expect(JSON.parse(bad.text)).toEqual({
+      error: { code: 'invalid_argument', message: 'Invalid idempotency key format' },
+    })
     expect(runs).toBe(0)
+  })
+
+  it("hands its errors to the app's error handler, with status, code, headers and cause", async () => {
+    const seen: unknown[] = []
+    const url = await bareApp((app) => {
+      app.setErrorHandler((error, _request, reply) => {
+        seen.push(error)
+        return reply.code(418).send('handled by the app')
+      })
+      app.post('/orders', () => Promise.resolve({ ok: true }))
+    })
+    const key = newKey()
+    await send(`${url}/orders`, { key, body: order })
+    const answer = await send(`${url}/orders`, { key, body: '{"item":"other"}' })
+    expect(answer.status).toBe(418)
+    expect(answer.text).toBe('handled by the app')
+    expect(seen).toHaveLength(1)
+    const [error] = seen
+    expect(isIdempotencyHttpError(error)).toBe(true)
+    expect(error).toMatchObject({
+      statusCode: 409,
+      status: 409,
+      code: 'fingerprint_mismatch',
+      headers: {},
+      expose: true,
+    })
+    expect((error as IdempotencyHttpError).cause.code).toBe('fingerprint_mismatch')
+    expect(JSON.parse((error as IdempotencyHttpError).response.body)).toMatchObject({
+      error: { code: 'already_exists' },
+    })
   })
 
   it('refuses a body the parser did not keep rather than fingerprint without it', async () => {
