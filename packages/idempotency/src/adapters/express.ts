@@ -11,7 +11,12 @@ import type {
   KeyedExchange,
   PreparedReplay,
 } from './idempotency-adapter.js'
-import { createIdempotencyAdapter } from './idempotency-adapter.js'
+import {
+  announcesBody,
+  clientGone,
+  createIdempotencyAdapter,
+  resolveRouteSettings,
+} from './idempotency-adapter.js'
 
 /**
  * Express middleware (Express 5; it uses only Node's request and response, so Express 4 and
@@ -96,7 +101,7 @@ export function expressIdempotency<
     if (body !== undefined) return body
     // A body left out of the fingerprint would let another body under the same key get this
     // one's replay: refuse rather than guess.
-    if (hasBody(req)) {
+    if (announcesBody(req.headers)) {
       throw new TypeError(
         'the idempotency middleware found no raw body: mount express.json({ verify: keepRawBody }) (or another parser with it) before it, or pass readRawBody',
       )
@@ -156,7 +161,7 @@ export function expressIdempotency<
     }
 
   const middleware = middlewareFor(undefined) as ExpressIdempotency<Tx, Req>
-  middleware.route = (settings) => middlewareFor(settings)
+  middleware.route = (settings) => middlewareFor(resolveRouteSettings(settings, 'a route'))
   middleware.claimOf = (req) => (states.get(req)?.exchange.claim as ActiveClaim<Tx> | null) ?? null
   middleware.complete = async (res, payload, tx) => {
     const bytes = serializeForSend(res, payload)
@@ -186,11 +191,6 @@ function defaultRawBody(req: IncomingMessage): Uint8Array | undefined {
   return undefined
 }
 
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers['content-length']
-  return (length !== undefined && length !== '0') || req.headers['transfer-encoding'] !== undefined
-}
-
 function firstValue(value: HeaderValue): string | undefined {
   if (value === undefined || value === null) return undefined
   return typeof value === 'object' ? value[0] : String(value)
@@ -216,15 +216,6 @@ function serializeForSend(res: ServerResponse, payload: unknown): Buffer {
 function sendReplay(res: ServerResponse, replay: PreparedReplay): void {
   res.writeHead(replay.status, replay.headers)
   res.end(replay.body)
-}
-
-/** Aborts when the client's connection closes before the response has been sent. */
-function clientGone(res: ServerResponse): AbortSignal {
-  const controller = new AbortController()
-  res.once('close', () => {
-    if (!res.writableFinished) controller.abort()
-  })
-  return controller.signal
 }
 
 type WriteCallback = (error?: Error | null) => void

@@ -17,40 +17,20 @@ import fp from 'fastify-plugin'
 import type { ActiveClaim } from '../core/engine.js'
 import { isIdempotencyHttpError } from '../core/error-response.js'
 import { headerValues } from '../core/key.js'
-import type { StoreTransaction } from '../core/store.js'
+import type { FastifyIdempotencyTransaction, RequestState } from './fastify-reply.js'
+import { attachState, stateOf } from './fastify-reply.js'
 import type {
   IdempotencyAdapterOptions,
   IdempotencyRouteSettings,
-  KeyedExchange,
   PreparedReplay,
 } from './idempotency-adapter.js'
-import { KEYED_METHODS, createIdempotencyAdapter } from './idempotency-adapter.js'
-
-/**
- * Declares the transaction type of your store, for `request.idempotencyClaim` and
- * {@link completeReply}:
- *
- * ```ts
- * declare module '@ticksupply/idempotency/fastify' {
- *   interface FastifyIdempotencyTypes {
- *     transaction: SqliteTransaction
- *   }
- * }
- * ```
- *
- * Fastify's request type is merged once per program, not per plugin registration, so the
- * engine's transaction type cannot flow from the options to the request; this declaration
- * says it once for the app. Without it, any `StoreTransaction` is accepted.
- */
-// eslint-disable-next-line @typescript-eslint/no-empty-object-type -- augmented by apps
-export interface FastifyIdempotencyTypes {}
-
-/** The transaction type declared in {@link FastifyIdempotencyTypes}, or `StoreTransaction`. */
-export type FastifyIdempotencyTransaction = FastifyIdempotencyTypes extends {
-  readonly transaction: infer T extends StoreTransaction
-}
-  ? T
-  : StoreTransaction
+import {
+  KEYED_METHODS,
+  announcesBody,
+  clientGone,
+  createIdempotencyAdapter,
+  resolveRouteSettings,
+} from './idempotency-adapter.js'
 
 export interface FastifyIdempotencyOptions extends IdempotencyAdapterOptions<
   FastifyIdempotencyTransaction,
@@ -82,20 +62,6 @@ declare module 'fastify' {
     idempotencyClaim: ActiveClaim<FastifyIdempotencyTransaction> | null
   }
 }
-
-const kState = Symbol('idempotency.state')
-
-interface RequestState {
-  readonly exchange: KeyedExchange<FastifyIdempotencyTransaction>
-  readonly requestId: () => string
-  /** The body's chunks, when the adapter tees the stream. */
-  chunks?: Buffer[]
-}
-
-type WithState = FastifyRequest & { [kState]?: RequestState }
-
-const stateOf = (request: FastifyRequest): RequestState | undefined =>
-  (request as WithState)[kState]
 
 /**
  * Makes every POST and DELETE route registered after it honour `Idempotency-Key`:
@@ -144,8 +110,10 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
           settings,
         )
         if (exchange !== null) {
-          const requestId = () => adapter.requestId?.(request) ?? request.id
-          ;(request as WithState)[kState] = { exchange, requestId }
+          attachState(request, {
+            exchange,
+            requestId: () => adapter.requestId?.(request) ?? request.id,
+          })
           request.idempotencyKey = exchange.key
         }
       } catch (error) {
@@ -171,7 +139,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     if (body !== undefined) return body
     // A body the app's parser did not keep would drop out of the fingerprint, and another body
     // under the same key would get this one's replay: refuse rather than guess.
-    if (hasBody(request)) {
+    if (announcesBody(request.raw.headers)) {
       throw new TypeError(
         'readRawBody returned nothing for a request with a body: keep the raw body in every content-type parser',
       )
@@ -190,7 +158,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     try {
       begun = state.exchange.begin(adapter.scope(request), rawBodyOf(request, state), () => {
         // Built only if the request has to wait: a listener per request costs every request.
-        return (signal ??= clientGone(reply))
+        return (signal ??= clientGone(reply.raw))
       })
     } catch (error) {
       handOn(reply, error, next)
@@ -267,7 +235,10 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const methods = [route.method].flat()
     if (!methods.some((method) => KEYED_METHODS.has(method))) return
-    const settings = routeSettings(route.config?.idempotency, `${methods.join(',')} ${route.url}`)
+    const settings = resolveRouteSettings(
+      route.config?.idempotency,
+      `${methods.join(',')} ${route.url}`,
+    )
     if (settings.enabled === false) return
     route.onRequest = [...asArray(route.onRequest), onRequestFor(settings)]
     if (readRawBody === undefined) route.preParsing = [...asArray(route.preParsing), preParsing]
@@ -311,111 +282,11 @@ function handOn(reply: FastifyReply, error: unknown, next: (error?: Error) => vo
   next(error as Error)
 }
 
-/** Checked when the route is registered: a typo fails the start, not a request. */
-function routeSettings(value: unknown, route: string): IdempotencyRouteSettings {
-  if (value === undefined || value === true) return {}
-  if (value === false) return { enabled: false }
-  if (typeof value === 'object' && value !== null) {
-    const { enabled, required, ...rest } = value as Record<string, unknown>
-    const unknown = Object.keys(rest)
-    if (
-      unknown.length === 0 &&
-      (enabled === undefined || typeof enabled === 'boolean') &&
-      (required === undefined || typeof required === 'boolean')
-    ) {
-      return value
-    }
-  }
-  throw new TypeError(
-    `Expected \`config.idempotency\` of ${route} to be a boolean or { enabled?: boolean, required?: boolean }.`,
-  )
-}
-
-/**
- * Serialises `payload` as `reply.send` would (the route's serializer for objects, Fastify's
- * default content types), stores it as the key's response inside the caller's transaction,
- * and resolves what to send: the bytes stored are the bytes sent. For an unkeyed request it
- * only serialises.
- *
- * ```ts
- * const body = await db.transaction(async (tx) => {
- *   const order = await insertOrder(tx, request.body)
- *   reply.code(201).header('location', `/orders/${order.id}`)
- *   return completeReply(reply, order, tx)
- * })
- * return reply.send(body)
- * ```
- *
- * Set the status and headers first: they are captured with the body.
- *
- * @throws {LeaseLostError} the key is no longer this request's: let the transaction roll back.
- * @throws {StoreUnavailableError}
- */
-export async function completeReply(
-  reply: FastifyReply,
-  payload: string,
-  tx: FastifyIdempotencyTransaction,
-): Promise<string>
-export async function completeReply(
-  reply: FastifyReply,
-  payload: unknown,
-  tx: FastifyIdempotencyTransaction,
-): Promise<string | Buffer>
-export async function completeReply(
-  reply: FastifyReply,
-  payload: unknown,
-  tx: FastifyIdempotencyTransaction,
-): Promise<string | Buffer> {
-  const [sent, bytes] = serializeForReply(reply, payload)
-  const state = stateOf(reply.request)
-  if (state?.exchange.claim != null) {
-    const response = state.exchange.capture(
-      reply.statusCode,
-      (name) => reply.getHeader(name),
-      bytes,
-      state.requestId(),
-    )
-    await state.exchange.completeWithin(response, tx)
-  }
-  return sent
-}
-
-const JSON_TYPE = 'application/json; charset=utf-8'
-
-function serializeForReply(reply: FastifyReply, payload: unknown): [string | Buffer, Uint8Array] {
-  const type = reply.getHeader('content-type')
-  if (payload instanceof Uint8Array) {
-    if (type === undefined) reply.type('application/octet-stream')
-    const buffer = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
-    return [buffer, buffer]
-  }
-  let text: string
-  if (typeof payload === 'string' || payload === undefined || payload === null) {
-    text = payload ?? ''
-    if (type === undefined) reply.type('text/plain; charset=utf-8')
-  } else {
-    const serialized = reply.serialize(payload) as string | Buffer
-    text = typeof serialized === 'string' ? serialized : Buffer.from(serialized).toString()
-    if (type === undefined) reply.type(JSON_TYPE)
-  }
-  // Fastify adds the charset to a JSON type set without one, at send time.
-  if (typeof type === 'string' && type.includes('json') && !/;\s*charset=/i.test(type)) {
-    reply.type(`${type}; charset=utf-8`)
-  }
-  return [text, Buffer.from(text)]
-}
-
 const EMPTY = new Uint8Array(0)
 
 function asArray<T>(value: T | T[] | undefined): T[] {
   if (value === undefined) return []
   return Array.isArray(value) ? value : [value]
-}
-
-function hasBody(request: FastifyRequest): boolean {
-  const headers = request.raw.headers
-  const length = headers['content-length']
-  return (length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined
 }
 
 function sendReplay(reply: FastifyReply, replay: PreparedReplay): FastifyReply {
@@ -431,17 +302,6 @@ function toBytes(payload: unknown): Uint8Array | undefined {
   if (typeof payload === 'string') return Buffer.from(payload)
   if (payload instanceof Uint8Array) return payload
   return undefined
-}
-
-/** Aborts when the client's connection closes before the response has been sent. */
-function clientGone(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController()
-  const res = reply.raw
-  const onClose = () => {
-    if (!res.writableFinished) controller.abort()
-  }
-  res.once('close', onClose)
-  return controller.signal
 }
 
 /** Passes the body through unchanged while keeping its bytes for the fingerprint. */
@@ -468,6 +328,8 @@ function captureBody(
 export const fastifyIdempotency = fp(plugin, { fastify: '5.x', name: '@ticksupply/idempotency' })
 export default fastifyIdempotency
 
+export type { FastifyIdempotencyTransaction, FastifyIdempotencyTypes } from './fastify-reply.js'
+export { completeReply } from './fastify-reply.js'
 export type {
   IdempotencyOutcome,
   IdempotencyRouteSettings,

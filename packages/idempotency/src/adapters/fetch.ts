@@ -8,7 +8,7 @@ import type {
   KeyedExchange,
   PreparedReplay,
 } from './idempotency-adapter.js'
-import { createIdempotencyAdapter } from './idempotency-adapter.js'
+import { createIdempotencyAdapter, resolveRouteSettings } from './idempotency-adapter.js'
 
 /**
  * A fetch-style handler: a `Request` in, a `Response` out, with whatever else the runtime
@@ -99,6 +99,7 @@ export function createFetchIdempotency<Tx extends StoreTransaction, A extends un
     route?: IdempotencyRouteSettings,
   ): IdempotentFetchHandler<A> {
     if (typeof handler !== 'function') throw new TypeError('Expected a handler function.')
+    const settings = resolveRouteSettings(route, 'a wrapped handler')
     return async (request, ...args) => {
       const call: FetchCall<A> = { request, args }
       let exchange
@@ -109,7 +110,7 @@ export function createFetchIdempotency<Tx extends StoreTransaction, A extends un
           request.method,
           pathWithQueryOf(request.url),
           keyHeaderValues(request.headers),
-          route,
+          settings,
         )
         if (exchange === null) return await handler(request, ...args)
         begun = await exchange.begin(adapter.scope(call), await rawBodyOf(request), () => {

@@ -37,6 +37,48 @@ export interface IdempotencyRouteSettings {
   readonly required?: boolean
 }
 
+/**
+ * Validates route settings when the route is set up (a typo fails the start, not a request):
+ * `true`/`undefined` (the adapter's options), `false` (opted out), or the settings object.
+ */
+export function resolveRouteSettings(value: unknown, route: string): IdempotencyRouteSettings {
+  if (value === undefined || value === true) return {}
+  if (value === false) return { enabled: false }
+  if (typeof value === 'object' && value !== null) {
+    const { enabled, required, ...rest } = value as Record<string, unknown>
+    if (
+      Object.keys(rest).length === 0 &&
+      (enabled === undefined || typeof enabled === 'boolean') &&
+      (required === undefined || typeof required === 'boolean')
+    ) {
+      return value
+    }
+  }
+  throw new TypeError(
+    `Expected the idempotency settings of ${route} to be a boolean or { enabled?: boolean, required?: boolean }.`,
+  )
+}
+
+/** Whether a Node request announces a body (a length above zero, or chunked framing). */
+export function announcesBody(
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+): boolean {
+  const length = headers['content-length']
+  return (length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined
+}
+
+/** Aborts when a Node response's connection closes before the response has been sent. */
+export function clientGone(response: {
+  once(event: 'close', listener: () => void): unknown
+  readonly writableFinished: boolean
+}): AbortSignal {
+  const controller = new AbortController()
+  response.once('close', () => {
+    if (!response.writableFinished) controller.abort()
+  })
+  return controller.signal
+}
+
 /** Why a response the operation produced was not stored (its key was given back). */
 export type NotStoredReason =
   /** `storeResponse` said no: by default a 5xx or a 408. */

@@ -8,7 +8,7 @@ import { afterAll, describe, expect, it } from 'vitest'
 import { createIdempotencyEngine } from '@ticksupply/idempotency'
 import { expressIdempotency } from '@ticksupply/idempotency/express'
 import { fastifyIdempotency } from '@ticksupply/idempotency/fastify'
-import { withIdempotency } from '@ticksupply/idempotency/fetch'
+import { createFetchIdempotency, withIdempotency } from '@ticksupply/idempotency/fetch'
 import { openTemporarySqlite } from '../support/sqlite.js'
 import { ADAPTERS } from '../support/toy-app.js'
 
@@ -96,6 +96,27 @@ describe.each(ADAPTERS)('setting up the %s adapter', (adapter) => {
     const setup = setUp(adapter, options)
     await expect(setup).rejects.toThrow(TypeError)
     await expect(setup).rejects.toThrow(message)
+  })
+
+  it('refuses route settings with a misspelt field, when the route is set up', async () => {
+    const settings = { requried: true } as never
+    const setUpRoute = async () => {
+      if (adapter === 'fastify') {
+        const app = Fastify()
+        try {
+          await app.register(fastifyIdempotency, { engine, scope })
+          app.post('/orders', { config: { idempotency: settings } }, () => 'never')
+        } finally {
+          await app.close().catch(() => undefined)
+        }
+      } else if (adapter === 'express') {
+        expressIdempotency({ engine, scope }).route(settings)
+      } else {
+        createFetchIdempotency({ engine, scope }).wrap(() => new Response(), settings)
+      }
+    }
+    await expect(setUpRoute()).rejects.toThrow(TypeError)
+    await expect(setUpRoute()).rejects.toThrow(/enabled\?: boolean, required\?: boolean/)
   })
 
   it('accepts every option at once', async () => {
