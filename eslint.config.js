@@ -101,6 +101,36 @@ export default tseslint.config(
     },
   },
   {
+    // Adapters translate between a framework and the engine: they know no store.
+    files: ['packages/idempotency/src/adapters/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        { patterns: [{ group: ['**/store/**'], message: 'adapters do not know the stores' }] },
+      ],
+    },
+  },
+  {
+    // What all adapters share, and the fetch adapter (for runtimes without Node's HTTP), know
+    // no framework and no Node server either.
+    files: [
+      'packages/idempotency/src/adapters/idempotency-adapter.ts',
+      'packages/idempotency/src/adapters/fetch.ts',
+    ],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          paths: driversAndFrameworks.map((name) => ({
+            name,
+            message: 'the shared adapter core and the fetch adapter import no framework or server',
+          })),
+          patterns: [{ group: ['**/store/**'], message: 'adapters do not know the stores' }],
+        },
+      ],
+    },
+  },
+  {
     files: ['packages/idempotency/src/store/**/*.ts'],
     rules: {
       'no-restricted-imports': [

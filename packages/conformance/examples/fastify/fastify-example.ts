@@ -1,5 +1,6 @@
 import Fastify from 'fastify'
 import type { FastifyError, FastifyRequest } from 'fastify'
+import { isIdempotencyHttpError } from '@ticksupply/idempotency'
 import { fastifyIdempotency } from '@ticksupply/idempotency/fastify'
 import type { ExampleStartOptions, RunningExample } from '../example-apps.js'
 import { EXAMPLE_POLICY, createExampleEngine, exampleScope } from '../example-engine.js'
@@ -55,6 +56,10 @@ export async function startFastifyExample(options: ExampleStartOptions): Promise
   const readRawBody = (request: FastifyRequest) => rawBodies.get(request)
 
   app.setErrorHandler((error: FastifyError, _request, reply) => {
+    // The adapter's errors (400, 409, 503), rendered as the envelope.
+    if (isIdempotencyHttpError(error)) {
+      return reply.code(error.statusCode).headers(error.response.headers).send(error.response.body)
+    }
     const status = error.statusCode !== undefined && error.statusCode < 500 ? error.statusCode : 500
     const body =
       status < 500

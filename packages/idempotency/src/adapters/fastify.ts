@@ -4,31 +4,38 @@ import type {
   FastifyInstance,
   FastifyPluginCallback,
   FastifyReply,
+  FastifyRequest,
   onRequestHookHandler,
   onResponseHookHandler,
   onSendHookHandler,
   preHandlerHookHandler,
   preParsingHookHandler,
-  FastifyRequest,
   RouteOptions,
 } from 'fastify'
+import Fastify from 'fastify'
 import fp from 'fastify-plugin'
-import type { ActiveClaim, IdempotencyEngine } from '../core/engine.js'
-import { toIdempotencyErrorResponse, renderErrorEnvelope } from '../core/error-response.js'
-import { isIdempotencyError } from '../core/errors.js'
-import { headerValues, parseIdempotencyKeyHeader } from '../core/key.js'
-import type { StoredResponse } from '../core/record.js'
-import { STORED_HEADER_NAMES } from '../core/record.js'
-import type { StoreTransaction } from '../core/store.js'
+import type { ActiveClaim } from '../core/engine.js'
+import { isIdempotencyHttpError } from '../core/error-response.js'
+import { headerValues } from '../core/key.js'
+import type { FastifyIdempotencyTransaction, RequestState } from './fastify-reply.js'
+import { attachState, stateOf } from './fastify-reply.js'
+import type {
+  IdempotencyAdapterOptions,
+  IdempotencyRouteSettings,
+  PreparedReplay,
+} from './idempotency-adapter.js'
+import {
+  KEYED_METHODS,
+  announcesBody,
+  clientGone,
+  createIdempotencyAdapter,
+  resolveRouteSettings,
+} from './idempotency-adapter.js'
 
-export interface FastifyIdempotencyOptions {
-  /** The engine that claims, replays and waits. */
-  readonly engine: IdempotencyEngine<StoreTransaction>
-  /**
-   * The scope a request's keys belong to (the account). Runs after the app's own `onRequest`
-   * hooks registered before this plugin, so authentication has run.
-   */
-  readonly scope: (request: FastifyRequest) => string
+export interface FastifyIdempotencyOptions extends IdempotencyAdapterOptions<
+  FastifyIdempotencyTransaction,
+  FastifyRequest
+> {
   /**
    * The request's raw body bytes, where the app's content-type parsers keep them (read as a
    * buffer, then parsed). Without it the adapter tees the body stream of keyed requests in
@@ -42,34 +49,30 @@ export interface FastifyIdempotencyOptions {
 declare module 'fastify' {
   interface FastifyContextConfig {
     /**
-     * `false` makes a POST or DELETE route ignore `Idempotency-Key`.
+     * `false` makes a POST or DELETE route ignore `Idempotency-Key`; `{ required: true }`
+     * refuses a request without one (400).
      * @default true
      */
-    idempotency?: boolean
+    idempotency?: boolean | IdempotencyRouteSettings
   }
   interface FastifyRequest {
     /** The canonical key of a keyed POST or DELETE; `null` when the request is not keyed. */
     idempotencyKey: string | null
     /** The claim the request holds while its handler runs; `null` when it holds none. */
-    idempotencyClaim: ActiveClaim<StoreTransaction> | null
+    idempotencyClaim: ActiveClaim<FastifyIdempotencyTransaction> | null
   }
-}
-
-const KEYED_METHODS = new Set(['POST', 'DELETE'])
-const kBody = Symbol('idempotency.body')
-
-interface AdapterState {
-  [kBody]?: Buffer[]
 }
 
 /**
  * Makes every POST and DELETE route registered after it honour `Idempotency-Key`:
  *
- * - `onRequest`: parses the key (a bad one answers 400 before the body is read);
+ * - `onRequest`: parses the key (a bad one is a 400 before the body is read);
  * - `preParsing`: keeps the raw body bytes for the fingerprint as they stream by;
  * - `preHandler`: claims, replays or waits; the handler runs only while the claim is held;
- * - `onSend`: stores the response before it is sent (or releases the key for a 5xx or 408).
+ * - `onSend`: stores the response before it is sent (or gives the key back).
  *
+ * Errors (400, 409, 503) go to the app's error handler as an `IdempotencyHttpError`; where the
+ * app set none, the adapter answers them itself with `renderError`'s rendering (the envelope).
  * Register it after authentication and rate limiting, so that neither a 401 nor a 429 touches
  * the key.
  */
@@ -78,45 +81,65 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   options,
   done,
 ) => {
-  const { engine, scope, readRawBody } = options
+  let adapter
+  try {
+    adapter = createIdempotencyAdapter(options)
+    if (options.readRawBody !== undefined && typeof options.readRawBody !== 'function') {
+      throw new TypeError('Expected `readRawBody` to be a function.')
+    }
+  } catch (error) {
+    // Fails the app's start (register/ready rejects), naming the bad option.
+    done(error as Error)
+    return
+  }
+  const { readRawBody } = options
   fastify.decorateRequest('idempotencyKey', null)
   fastify.decorateRequest('idempotencyClaim', null)
 
   // The hooks are attached to the POST and DELETE routes only (see onRoute below), so a GET
   // pays nothing; they are callback-style, so an unkeyed POST passes them without a promise.
-  const onRequest: onRequestHookHandler = (request, reply, next) => {
-    if (!KEYED_METHODS.has(request.method)) {
+  const onRequestFor =
+    (settings: IdempotencyRouteSettings): onRequestHookHandler =>
+    (request, reply, next) => {
+      try {
+        const exchange = adapter.open(
+          request,
+          request.method,
+          request.url,
+          headerValues(request.raw.rawHeaders, 'idempotency-key'),
+          settings,
+        )
+        if (exchange !== null) {
+          attachState(request, {
+            exchange,
+            requestId: () => adapter.requestId?.(request) ?? request.id,
+          })
+          request.idempotencyKey = exchange.key
+        }
+      } catch (error) {
+        handOn(reply, error, next)
+        return
+      }
       next()
-      return
     }
-    try {
-      request.idempotencyKey = parseIdempotencyKeyHeader(
-        headerValues(request.raw.rawHeaders, 'idempotency-key'),
-      )
-    } catch (error) {
-      sendError(reply, error)
-      return
-    }
-    next()
-  }
 
   const preParsing: preParsingHookHandler = (request, _reply, payload, next) => {
-    if (request.idempotencyKey === null) {
+    const state = stateOf(request)
+    if (state === undefined) {
       next(null, payload)
       return
     }
-    const chunks: Buffer[] = []
-    ;(request as AdapterState)[kBody] = chunks
-    next(null, captureBody(payload, chunks))
+    state.chunks = []
+    next(null, captureBody(payload, state.chunks))
   }
 
-  function rawBodyOf(request: FastifyRequest): Uint8Array {
-    if (readRawBody === undefined) return Buffer.concat((request as AdapterState)[kBody] ?? [])
+  function rawBodyOf(request: FastifyRequest, state: RequestState): Uint8Array {
+    if (readRawBody === undefined) return Buffer.concat(state.chunks ?? [])
     const body = readRawBody(request)
     if (body !== undefined) return body
     // A body the app's parser did not keep would drop out of the fingerprint, and another body
     // under the same key would get this one's replay: refuse rather than guess.
-    if (hasBody(request)) {
+    if (announcesBody(request.raw.headers)) {
       throw new TypeError(
         'readRawBody returned nothing for a request with a body: keep the raw body in every content-type parser',
       )
@@ -124,96 +147,77 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     return EMPTY
   }
 
-  async function claimOrAnswer(request: FastifyRequest, reply: FastifyReply, key: string) {
-    let signal: AbortSignal | undefined
-    const begun = await engine
-      .begin({
-        scope: scope(request),
-        key,
-        method: request.method,
-        pathWithQuery: request.url,
-        body: rawBodyOf(request),
-        // Built only if the request has to wait: a listener per request costs every request.
-        get signal() {
-          return (signal ??= clientGone(reply))
-        },
-      })
-      .then(
-        (value) => ({ ok: true, value }) as const,
-        (error: unknown) => ({ ok: false, error }) as const,
-      )
-    if (reply.sent) {
-      // Answered meanwhile (the app's deadline): a claim won now must not run the operation.
-      if (begun.ok && begun.value.kind === 'claimed') {
-        await begun.value.claim.release().catch(() => undefined)
-      }
-      return
-    }
-    if (!begun.ok) {
-      sendError(reply, begun.error)
-      return
-    }
-    if (begun.value.kind === 'replay') {
-      sendReplay(reply, begun.value.response)
-      return
-    }
-    request.idempotencyClaim = begun.value.claim
-  }
-
   const preHandler: preHandlerHookHandler = (request, reply, next) => {
-    const key = request.idempotencyKey
-    if (key === null) {
+    const state = stateOf(request)
+    if (state === undefined) {
       next()
       return
     }
-    claimOrAnswer(request, reply, key).then(
-      () => {
-        // Answered (a replay, a conflict): the handler must not run, so no next().
-        if (request.idempotencyClaim !== null) next()
+    let signal: AbortSignal | undefined
+    let begun
+    try {
+      begun = state.exchange.begin(adapter.scope(request), rawBodyOf(request, state), () => {
+        // Built only if the request has to wait: a listener per request costs every request.
+        return (signal ??= clientGone(reply.raw))
+      })
+    } catch (error) {
+      handOn(reply, error, next)
+      return
+    }
+    begun.then(
+      (outcome) => {
+        if (reply.sent) {
+          // Answered meanwhile (the app's deadline): a claim won now must not run the operation.
+          void state.exchange.giveUp('unfinished')
+        } else if (outcome.kind === 'replay') {
+          // Answered: the handler must not run, so no next().
+          sendReplay(reply, outcome.replay)
+        } else {
+          request.idempotencyClaim = outcome.claim
+          next()
+        }
       },
       (error: unknown) => {
-        next(error as Error)
+        if (!reply.sent) handOn(reply, error, next)
       },
     )
   }
 
-  async function finish(
-    request: FastifyRequest,
-    reply: FastifyReply,
-    claim: ActiveClaim<StoreTransaction>,
-    payload: unknown,
-  ): Promise<unknown> {
-    const body = toBytes(payload)
-    try {
-      if (body === undefined) {
-        // A streamed body cannot be stored for replay: give the key back instead.
-        await claim.release()
-        return payload
-      }
-      await claim.finish(capture(reply, body, request.id))
-      // The bytes stored are the bytes sent: no second encoding of the same string.
-      return body
-    } catch (error) {
-      const mapped = isIdempotencyError(error) ? toIdempotencyErrorResponse(error) : undefined
-      if (mapped === undefined) throw error
-      reply.code(mapped.status).headers(mapped.headers).header('content-type', JSON_TYPE)
-      reply.removeHeader('location')
-      return renderErrorEnvelope(mapped.code, mapped.message)
-    }
-  }
-
   const onSend: onSendHookHandler = (request, reply, payload, next) => {
-    const claim = request.idempotencyClaim
-    // A lost claim goes on to finish(), which refuses it: its answer is not the key's answer.
-    if (claim === null || (claim.settled && claim.state !== 'lost')) {
+    const state = stateOf(request)
+    if (state === undefined || !state.exchange.pending) {
+      state?.exchange.sent(reply.statusCode)
       next(null, payload)
       return
     }
-    finish(request, reply, claim, payload).then(
-      (sent) => {
-        next(null, sent)
+    const body = toBytes(payload)
+    if (body === undefined) {
+      // A streamed body cannot be stored for replay: give the key back instead.
+      void state.exchange.giveUp('streamed', reply.statusCode).then(() => {
+        next(null, payload)
+      })
+      return
+    }
+    const response = state.exchange.capture(
+      reply.statusCode,
+      (name) => reply.getHeader(name),
+      body,
+      state.requestId(),
+    )
+    state.exchange.finish(response).then(
+      // The bytes stored are the bytes sent: no second encoding of the same string.
+      () => {
+        next(null, body)
       },
       (error: unknown) => {
+        // The operation's answer is not the key's answer: its Location must not go out.
+        reply.removeHeader('location')
+        if (isIdempotencyHttpError(error) && !appHandlesErrors(reply)) {
+          const { response } = error
+          reply.code(response.status).headers(response.headers)
+          next(null, response.body)
+          return
+        }
         next(error as Error)
       },
     )
@@ -221,8 +225,8 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
 
   // A response that never reached onSend (the socket died mid-way) must not leave the key held.
   const onResponse: onResponseHookHandler = (request, _reply, next) => {
-    const claim = request.idempotencyClaim
-    if (claim !== null && !claim.settled) void claim.release().catch(() => undefined)
+    const state = stateOf(request)
+    if (state !== undefined) void state.exchange.giveUp('unfinished')
     next()
   }
 
@@ -231,8 +235,12 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   fastify.addHook('onRoute', (route: RouteOptions) => {
     const methods = [route.method].flat()
     if (!methods.some((method) => KEYED_METHODS.has(method))) return
-    if (route.config?.idempotency === false) return
-    route.onRequest = [...asArray(route.onRequest), onRequest]
+    const settings = resolveRouteSettings(
+      route.config?.idempotency,
+      `${methods.join(',')} ${route.url}`,
+    )
+    if (settings.enabled === false) return
+    route.onRequest = [...asArray(route.onRequest), onRequestFor(settings)]
     if (readRawBody === undefined) route.preParsing = [...asArray(route.preParsing), preParsing]
     route.preHandler = [...asArray(route.preHandler), preHandler]
     route.onSend = [...asArray(route.onSend), onSend]
@@ -248,6 +256,32 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   done()
 }
 
+/**
+ * Fastify's own error handler, which renders errors in Fastify's format: an app that set none
+ * gets the adapter's rendering (the envelope by default) instead.
+ */
+let fastifyDefaultErrorHandler: FastifyInstance['errorHandler'] | undefined
+
+/** Whether the route's error handler is the app's own. */
+function appHandlesErrors(reply: FastifyReply): boolean {
+  // One throwaway instance, never listening, the first time an error needs the answer.
+  fastifyDefaultErrorHandler ??= Fastify().errorHandler
+  return reply.server.errorHandler !== fastifyDefaultErrorHandler
+}
+
+/**
+ * Hands an error on to the app's error handler, as any plugin's; an idempotency error on a
+ * route whose app set no error handler is answered with the adapter's rendering instead.
+ */
+function handOn(reply: FastifyReply, error: unknown, next: (error?: Error) => void): void {
+  if (isIdempotencyHttpError(error) && !appHandlesErrors(reply)) {
+    const { response } = error
+    void reply.code(response.status).headers(response.headers).send(response.body)
+    return
+  }
+  next(error as Error)
+}
+
 const EMPTY = new Uint8Array(0)
 
 function asArray<T>(value: T | T[] | undefined): T[] {
@@ -255,71 +289,19 @@ function asArray<T>(value: T | T[] | undefined): T[] {
   return Array.isArray(value) ? value : [value]
 }
 
-function hasBody(request: FastifyRequest): boolean {
-  const headers = request.raw.headers
-  const length = headers['content-length']
-  return (length !== undefined && length !== '0') || headers['transfer-encoding'] !== undefined
-}
-
-const JSON_TYPE = 'application/json; charset=utf-8'
-
-function sendError(reply: FastifyReply, error: unknown): FastifyReply {
-  if (!isIdempotencyError(error)) return reply.send(error)
-  const mapped = toIdempotencyErrorResponse(error)
+function sendReplay(reply: FastifyReply, replay: PreparedReplay): FastifyReply {
+  const { body } = replay
   return reply
-    .code(mapped.status)
-    .headers(mapped.headers)
-    .header('content-type', JSON_TYPE)
-    .send(renderErrorEnvelope(mapped.code, mapped.message))
-}
-
-/**
- * A replay's headers and body, built once per stored response: stores hand out the same
- * object for every replay of a cached record.
- */
-const prepared = new WeakMap<StoredResponse, { headers: Record<string, string>; body: Buffer }>()
-
-function sendReplay(reply: FastifyReply, response: StoredResponse): FastifyReply {
-  let replay = prepared.get(response)
-  if (replay === undefined) {
-    replay = {
-      headers: {
-        ...response.headers,
-        'idempotent-replayed': 'true',
-        'original-request': response.requestId,
-      },
-      body: Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength),
-    }
-    prepared.set(response, replay)
-  }
-  return reply.code(response.status).headers(replay.headers).send(replay.body)
-}
-
-function capture(reply: FastifyReply, body: Uint8Array, requestId: string): StoredResponse {
-  const headers: Record<string, string> = {}
-  for (const name of STORED_HEADER_NAMES) {
-    const value = reply.getHeader(name)
-    if (value !== undefined) headers[name] = String(value)
-  }
-  return { status: reply.statusCode, headers, body, requestId }
+    .code(replay.status)
+    .headers(replay.headers)
+    .send(Buffer.from(body.buffer, body.byteOffset, body.byteLength))
 }
 
 function toBytes(payload: unknown): Uint8Array | undefined {
-  if (payload === null || payload === undefined) return new Uint8Array(0)
+  if (payload === null || payload === undefined) return EMPTY
   if (typeof payload === 'string') return Buffer.from(payload)
   if (payload instanceof Uint8Array) return payload
   return undefined
-}
-
-/** Aborts when the client's connection closes before the response has been sent. */
-function clientGone(reply: FastifyReply): AbortSignal {
-  const controller = new AbortController()
-  const res = reply.raw
-  const onClose = () => {
-    if (!res.writableFinished) controller.abort()
-  }
-  res.once('close', onClose)
-  return controller.signal
 }
 
 /** Passes the body through unchanged while keeping its bytes for the fingerprint. */
@@ -345,3 +327,11 @@ function captureBody(
 /** The Fastify plugin; see {@link FastifyIdempotencyOptions}. */
 export const fastifyIdempotency = fp(plugin, { fastify: '5.x', name: '@ticksupply/idempotency' })
 export default fastifyIdempotency
+
+export type { FastifyIdempotencyTransaction, FastifyIdempotencyTypes } from './fastify-reply.js'
+export { completeReply } from './fastify-reply.js'
+export type {
+  IdempotencyOutcome,
+  IdempotencyRouteSettings,
+  NotStoredReason,
+} from './idempotency-adapter.js'

@@ -1,13 +1,20 @@
-import type { AnyIdempotencyError } from './errors.js'
+import type { AnyIdempotencyError, IdempotencyErrorCode } from './errors.js'
 
-/** How an engine error is answered over HTTP: the one table every adapter uses. */
+/** How an engine error is answered over HTTP: the one table every adapter and app uses. */
 export interface IdempotencyErrorResponse {
   readonly status: number
   /** The `error.code` of the envelope. */
   readonly code: 'invalid_argument' | 'already_exists' | 'unavailable'
   readonly message: string
+  /** Headers the status needs (`Retry-After`), never a content type. */
   readonly headers: Readonly<Record<string, string>>
 }
+
+/**
+ * The `reason` of an `IdempotencyKeyInvalidError` raised for a route that requires a key when
+ * the request carries none: a 400 like any other key error, with its own message.
+ */
+export const KEY_MISSING_REASON = 'missing'
 
 const inProgress: IdempotencyErrorResponse = {
   status: 409,
@@ -29,7 +36,10 @@ export function toIdempotencyErrorResponse(error: AnyIdempotencyError): Idempote
       return {
         status: 400,
         code: 'invalid_argument',
-        message: 'Invalid idempotency key format',
+        message:
+          error.reason === KEY_MISSING_REASON
+            ? 'Idempotency-Key header is required'
+            : 'Invalid idempotency key format',
         headers: {},
       }
     case 'fingerprint_mismatch':
@@ -56,4 +66,88 @@ export function toIdempotencyErrorResponse(error: AnyIdempotencyError): Idempote
 /** The JSON error envelope of the contract, as bytes ready to send. */
 export function renderErrorEnvelope(code: string, message: string): string {
   return JSON.stringify({ error: { code, message } })
+}
+
+/** An error answer ready to send: its headers include the body's `content-type`. */
+export interface RenderedError {
+  readonly status: number
+  readonly headers: Readonly<Record<string, string>>
+  readonly body: string
+}
+
+/** Turns the table's answer for an engine error into a response. */
+export type IdempotencyErrorRenderer = (
+  answer: IdempotencyErrorResponse,
+  error: AnyIdempotencyError,
+) => RenderedError
+
+/** `{"error":{"code","message"}}` as `application/json`: the contract's envelope. */
+export const renderEnvelopeError: IdempotencyErrorRenderer = (answer) => ({
+  status: answer.status,
+  headers: { ...answer.headers, 'content-type': 'application/json; charset=utf-8' },
+  body: renderErrorEnvelope(answer.code, answer.message),
+})
+
+const STATUS_TITLES: Readonly<Record<number, string>> = {
+  400: 'Bad Request',
+  409: 'Conflict',
+  503: 'Service Unavailable',
+}
+
+/**
+ * RFC 9457 problem details as `application/problem+json`: `type` is `about:blank`, so `title`
+ * is the status's phrase; `detail` is the table's message and the extension member `code` its
+ * envelope code, which clients match on.
+ */
+export const renderProblemDetails: IdempotencyErrorRenderer = (answer) => ({
+  status: answer.status,
+  headers: { ...answer.headers, 'content-type': 'application/problem+json; charset=utf-8' },
+  body: JSON.stringify({
+    type: 'about:blank',
+    title: STATUS_TITLES[answer.status] ?? 'Error',
+    status: answer.status,
+    detail: answer.message,
+    code: answer.code,
+  }),
+})
+
+const httpErrorBrand = Symbol.for('@ticksupply/idempotency.http-error')
+
+/**
+ * An engine error on its way to the app's error handler, the way `@fastify/rate-limit` and
+ * `http-errors` hand theirs on: `statusCode`/`status` and `headers` for any framework's
+ * default handler, `cause` for an app that maps engine errors itself (through
+ * {@link toIdempotencyErrorResponse}), and `response`, the adapter's rendering of it (the
+ * envelope unless the adapter was given another renderer), for an app that sends it as is.
+ */
+export class IdempotencyHttpError extends Error {
+  override readonly name = 'IdempotencyHttpError'
+  readonly statusCode: number
+  readonly status: number
+  /** The engine's code, e.g. `fingerprint_mismatch`. */
+  readonly code: IdempotencyErrorCode
+  /** Headers the status needs (`Retry-After`); a framework's default error handler sets them. */
+  readonly headers: Readonly<Record<string, string>>
+  /** The answer rendered by the adapter's `renderError`. */
+  readonly response: RenderedError
+  /** A client error, safe to show (the `http-errors` convention). */
+  readonly expose = true
+  override readonly cause: AnyIdempotencyError
+  readonly [httpErrorBrand] = true
+
+  constructor(error: AnyIdempotencyError, render: IdempotencyErrorRenderer = renderEnvelopeError) {
+    const answer = toIdempotencyErrorResponse(error)
+    super(answer.message, { cause: error })
+    this.cause = error
+    this.code = error.code
+    this.statusCode = answer.status
+    this.status = answer.status
+    this.headers = answer.headers
+    this.response = render(answer, error)
+  }
+}
+
+/** Works across duplicate installs, like {@link isIdempotencyError}. */
+export function isIdempotencyHttpError(value: unknown): value is IdempotencyHttpError {
+  return typeof value === 'object' && value !== null && httpErrorBrand in value
 }

@@ -1,8 +1,9 @@
 /**
  * A response as the store keeps it, and as a replay sends it again.
  *
- * Only the headers a replay needs are kept (`content-type`, `location`): never `set-cookie`,
- * framing headers (`content-length`, `transfer-encoding`) or anything that could carry a secret.
+ * Only the headers a replay needs are kept (`content-type`, `location`, and those an adapter is
+ * told to keep): never `set-cookie`, framing headers (`content-length`, `transfer-encoding`) or
+ * anything that could carry a secret (see {@link NEVER_STORED_HEADER_NAMES}).
  */
 export interface StoredResponse {
   readonly status: number
@@ -13,8 +14,37 @@ export interface StoredResponse {
   readonly requestId: string
 }
 
-/** The headers a stored response keeps; everything else the original sent is dropped. */
+/**
+ * The headers a stored response always keeps; an adapter's `storedHeaders` option adds to them.
+ * Everything else the original sent is dropped.
+ */
 export const STORED_HEADER_NAMES = ['content-type', 'location'] as const
+
+/**
+ * Headers no stored response may keep, whatever an adapter is told: credentials and cookies
+ * (one user's session replayed to a retry), framing and connection headers (the replay frames
+ * its own body), and the headers each answer has of its own (`date`, `x-request-id`, the replay
+ * markers).
+ */
+export const NEVER_STORED_HEADER_NAMES: ReadonlySet<string> = new Set([
+  'set-cookie',
+  'authorization',
+  'proxy-authorization',
+  'www-authenticate',
+  'proxy-authenticate',
+  'content-length',
+  'transfer-encoding',
+  'content-encoding',
+  'connection',
+  'keep-alive',
+  'upgrade',
+  'trailer',
+  'te',
+  'date',
+  'x-request-id',
+  'idempotent-replayed',
+  'original-request',
+])
 
 /**
  * A record's life:

@@ -67,3 +67,33 @@ export function sendAndAbandon(
 }
 
 export const newKey = (): string => randomUUID()
+
+/**
+ * Sends a POST whose headers are given line by line (name, value, name, value, ...), so that a
+ * header can be repeated on two lines, which fetch would merge into one.
+ */
+export function sendHeaderLines(
+  url: string,
+  lines: readonly string[],
+  body = '',
+): Promise<{ status: number; text: string }> {
+  return new Promise((resolve, reject) => {
+    const target = new URL(url)
+    const request = httpRequest({
+      host: target.hostname,
+      port: target.port,
+      path: target.pathname + target.search,
+      method: 'POST',
+      headers: [...lines, 'content-length', String(Buffer.byteLength(body))],
+    })
+    request.on('error', reject)
+    request.on('response', (response) => {
+      const chunks: Buffer[] = []
+      response.on('data', (chunk: Buffer) => chunks.push(chunk))
+      response.on('end', () => {
+        resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString() })
+      })
+    })
+    request.end(body)
+  })
+}

@@ -1,5 +1,9 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { isIdempotencyError, toIdempotencyErrorResponse } from '@ticksupply/idempotency'
+import {
+  isIdempotencyError,
+  isIdempotencyHttpError,
+  toIdempotencyErrorResponse,
+} from '@ticksupply/idempotency'
 import { isApiError } from '../domain/api-error.js'
 import { JSON_TYPE, renderError } from './envelope.js'
 import { ALWAYS_HEADERS } from './response-headers.js'
@@ -28,6 +32,8 @@ function classify(error: unknown): Rendered {
       message: error.message,
       details: error.details,
     }
+  // The adapter hands its errors on with their status; the table is the same either way.
+  if (isIdempotencyHttpError(error)) return toIdempotencyErrorResponse(error.cause)
   if (isIdempotencyError(error)) return toIdempotencyErrorResponse(error)
   const fastifyError = error as Partial<FastifyError> & { validation?: unknown }
   const code = typeof fastifyError.code === 'string' ? fastifyError.code : ''

@@ -1,6 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { LeaseLostError } from '@ticksupply/idempotency'
+import { completeReply } from '@ticksupply/idempotency/fastify'
 import type { Database, Transaction } from '../db/database.js'
 import { deadlineSignal } from './deadline.js'
 import { JSON_TYPE } from './envelope.js'
@@ -23,8 +24,8 @@ export interface MutationOptions {
 /**
  * Runs a write operation in one transaction together with its idempotency completion: the
  * resource changes and the stored response commit together or not at all, so a crash between
- * them is impossible to observe. The response is serialised here, once, so that the bytes
- * stored for replay are the bytes sent.
+ * them is impossible to observe. The response is serialised here, once, and stored by the
+ * adapter's `completeReply`, so that the bytes stored for replay are the bytes sent.
  *
  * The transaction does not commit if the request's deadline has passed or its claim's lease was
  * lost; an error thrown by `operation` rolls everything back and is answered (and, below 500,
@@ -50,17 +51,10 @@ export async function runMutation(
       const result = await operation(tx, Date.now())
       const payload =
         result.bodyText ?? (result.body === undefined ? '' : JSON.stringify(result.body))
-      const hasBody = result.bodyText !== undefined || result.body !== undefined
-      const headers: Record<string, string> = hasBody ? { 'content-type': JSON_TYPE } : {}
-      if (claim !== null) {
-        await claim.complete(
-          { status: result.status, headers, body: Buffer.from(payload), requestId: request.id },
-          tx.store,
-        )
-      }
       reply.code(result.status)
-      if (hasBody) reply.type(JSON_TYPE)
-      return payload
+      if (result.bodyText !== undefined || result.body !== undefined) reply.type(JSON_TYPE)
+      // Stores the response (status, headers, these bytes) with the claim, in this transaction.
+      return completeReply(reply, payload, tx.store)
     },
     { signal },
   )

@@ -1,0 +1,366 @@
+import { randomUUID } from 'node:crypto'
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { ActiveClaim } from '../core/engine.js'
+import { isIdempotencyHttpError } from '../core/error-response.js'
+import { headerValues } from '../core/key.js'
+import type { StoreTransaction } from '../core/store.js'
+import type {
+  HeaderValue,
+  IdempotencyAdapterOptions,
+  IdempotencyRouteSettings,
+  KeyedExchange,
+  PreparedReplay,
+} from './idempotency-adapter.js'
+import {
+  announcesBody,
+  clientGone,
+  createIdempotencyAdapter,
+  resolveRouteSettings,
+} from './idempotency-adapter.js'
+
+/**
+ * Express middleware (Express 5; it uses only Node's request and response, so Express 4 and
+ * connect-style routers take it too).
+ *
+ * The claim is made where the middleware runs: mount it after authentication, rate limiting,
+ * body parsing (with {@link keepRawBody}) and request validation, e.g. on the route:
+ * `app.post('/orders', validateOrder, idempotency, createOrder)`. The response is held back
+ * until it is stored (or its key given back), then sent as stored: the bytes stored are the
+ * bytes sent, whichever of `res.send`, `res.json`, `res.write`/`res.end` or a piped stream the
+ * handler (or Express's own error handler) used.
+ */
+export interface ExpressIdempotencyOptions<
+  Tx extends StoreTransaction,
+  Req extends IncomingMessage = IncomingMessage,
+> extends IdempotencyAdapterOptions<Tx, Req> {
+  /**
+   * The request's raw body bytes.
+   * @default the bytes {@link keepRawBody} kept, else `req.rawBody`, else `req.body` when it
+   *   is a Buffer (`express.raw()`)
+   */
+  readonly readRawBody?: (request: Req) => Uint8Array | undefined
+}
+
+type Next = (error?: unknown) => void
+
+export type ExpressMiddleware<Req extends IncomingMessage> = (
+  req: Req,
+  res: ServerResponse,
+  next: Next,
+) => void
+
+/** The middleware, with per-route variants and the completion helper. */
+export interface ExpressIdempotency<
+  Tx extends StoreTransaction,
+  Req extends IncomingMessage,
+> extends ExpressMiddleware<Req> {
+  /** The same middleware with route settings: `idempotency.route({ required: true })`. */
+  route(settings: IdempotencyRouteSettings): ExpressMiddleware<Req>
+  /** The claim a request holds while its handler runs; `null` when it holds none. */
+  claimOf(req: IncomingMessage): ActiveClaim<Tx> | null
+  /**
+   * Serialises `payload` as `res.send` would (JSON for objects), stores it as the key's
+   * response inside the caller's transaction, and resolves the bytes to send with `res.send`
+   * or `res.end`: the bytes stored are the bytes sent. Set the status and headers first.
+   *
+   * @throws {LeaseLostError} the key is no longer this request's: roll the transaction back.
+   * @throws {StoreUnavailableError}
+   */
+  complete(res: ServerResponse, payload: unknown, tx: Tx): Promise<Buffer>
+}
+
+interface ExchangeState {
+  readonly exchange: KeyedExchange<StoreTransaction>
+  readonly requestId: () => string
+}
+
+/** Shared by every instance, so that any instance's `complete` finds a request's claim. */
+const states = new WeakMap<object, ExchangeState>()
+const rawBodies = new WeakMap<IncomingMessage, Uint8Array>()
+
+/**
+ * The `verify` option of Express's body parsers: keeps the raw bytes for the fingerprint.
+ * `app.use(express.json({ verify: keepRawBody }))`.
+ */
+export function keepRawBody(req: IncomingMessage, _res: ServerResponse, buffer: Buffer): void {
+  rawBodies.set(req, buffer)
+}
+
+export function expressIdempotency<
+  Tx extends StoreTransaction,
+  Req extends IncomingMessage = IncomingMessage,
+>(options: ExpressIdempotencyOptions<Tx, Req>): ExpressIdempotency<Tx, Req> {
+  const adapter = createIdempotencyAdapter(options)
+  const readRawBody = options.readRawBody ?? defaultRawBody
+  if (typeof readRawBody !== 'function') {
+    throw new TypeError('Expected `readRawBody` to be a function.')
+  }
+
+  function rawBodyOf(req: Req): Uint8Array {
+    const body = readRawBody(req)
+    if (body !== undefined) return body
+    // A body left out of the fingerprint would let another body under the same key get this
+    // one's replay: refuse rather than guess.
+    if (announcesBody(req.headers)) {
+      throw new TypeError(
+        'the idempotency middleware found no raw body: mount express.json({ verify: keepRawBody }) (or another parser with it) before it, or pass readRawBody',
+      )
+    }
+    return EMPTY
+  }
+
+  const middlewareFor =
+    (settings: IdempotencyRouteSettings | undefined): ExpressMiddleware<Req> =>
+    (req, res, next) => {
+      let exchange
+      let begun
+      try {
+        exchange = adapter.open(
+          req,
+          req.method ?? '',
+          (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/',
+          headerValues(req.rawHeaders, 'idempotency-key'),
+          settings,
+        )
+        if (exchange === null) {
+          next()
+          return
+        }
+        let signal: AbortSignal | undefined
+        begun = exchange.begin(adapter.scope(req), rawBodyOf(req), () => {
+          // Built only if the request has to wait.
+          return (signal ??= clientGone(res))
+        })
+      } catch (error) {
+        next(error)
+        return
+      }
+      const keyed = exchange
+      begun.then(
+        (outcome) => {
+          if (outcome.kind === 'replay') {
+            // Answered: the handler must not run, so no next().
+            sendReplay(res, outcome.replay)
+            return
+          }
+          const requestId = () =>
+            adapter.requestId?.(req) ??
+            firstValue(res.getHeader('x-request-id')) ??
+            firstValue(req.headers['x-request-id']) ??
+            randomUUID()
+          const state: ExchangeState = { exchange: keyed, requestId }
+          states.set(req, state)
+          states.set(res, state)
+          holdResponse(res, state)
+          next()
+        },
+        (error: unknown) => {
+          next(error)
+        },
+      )
+    }
+
+  const middleware = middlewareFor(undefined) as ExpressIdempotency<Tx, Req>
+  middleware.route = (settings) => middlewareFor(resolveRouteSettings(settings, 'a route'))
+  middleware.claimOf = (req) => (states.get(req)?.exchange.claim as ActiveClaim<Tx> | null) ?? null
+  middleware.complete = async (res, payload, tx) => {
+    const bytes = serializeForSend(res, payload)
+    const state = states.get(res)
+    if (state?.exchange.claim != null) {
+      const response = state.exchange.capture(
+        res.statusCode,
+        (name) => res.getHeader(name),
+        bytes,
+        state.requestId(),
+      )
+      await state.exchange.completeWithin(response, tx)
+    }
+    return bytes
+  }
+  return middleware
+}
+
+const EMPTY = new Uint8Array(0)
+
+function defaultRawBody(req: IncomingMessage): Uint8Array | undefined {
+  const kept = rawBodies.get(req)
+  if (kept !== undefined) return kept
+  const { rawBody, body } = req as { rawBody?: unknown; body?: unknown }
+  if (rawBody instanceof Uint8Array) return rawBody
+  if (body instanceof Uint8Array) return body
+  return undefined
+}
+
+function firstValue(value: HeaderValue): string | undefined {
+  if (value === undefined || value === null) return undefined
+  return typeof value === 'object' ? value[0] : String(value)
+}
+
+/** As Express's `res.send` and `res.json` would, with the content type set before capture. */
+function serializeForSend(res: ServerResponse, payload: unknown): Buffer {
+  const type = res.getHeader('content-type')
+  if (payload instanceof Uint8Array) {
+    if (type === undefined) res.setHeader('content-type', 'application/octet-stream')
+    return Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength)
+  }
+  if (typeof payload === 'string') {
+    if (type === undefined) res.setHeader('content-type', 'text/html; charset=utf-8')
+    return Buffer.from(payload)
+  }
+  if (type === undefined) res.setHeader('content-type', 'application/json; charset=utf-8')
+  // JSON.stringify answers undefined for undefined (and functions): an empty body.
+  const text = JSON.stringify(payload) as string | undefined
+  return Buffer.from(text ?? '')
+}
+
+function sendReplay(res: ServerResponse, replay: PreparedReplay): void {
+  res.writeHead(replay.status, replay.headers)
+  res.end(replay.body)
+}
+
+type WriteCallback = (error?: Error | null) => void
+
+/**
+ * Holds the response back until its claim is settled: `writeHead` only records status and
+ * headers, `write` and `end` collect the bytes. At `end` (or once the body outgrows what may
+ * be stored) the response is stored or its key given back, and only then does anything go out:
+ * the bytes captured are the bytes written. If the claim cannot be settled (lost, store down),
+ * the error is sent instead of the operation's answer.
+ */
+function holdResponse(res: ServerResponse, state: ExchangeState): void {
+  const { exchange } = state
+  // The functions in place now (Node's, or those of a middleware mounted earlier, such as
+  // compression), called with the arguments Node accepts.
+  const original = {
+    writeHead: res.writeHead.bind(res),
+    write: res.write.bind(res) as (chunk: Uint8Array) => boolean,
+    end: res.end.bind(res) as (chunk: Uint8Array | string, callback?: () => void) => void,
+    flushHeaders: res.flushHeaders.bind(res),
+  }
+  const chunks: Buffer[] = []
+  let size = 0
+  let settling: Promise<void> | undefined
+  let ended: { callback: (() => void) | undefined } | undefined
+
+  const restore = () => {
+    res.writeHead = original.writeHead
+    res.write = original.write as ServerResponse['write']
+    res.end = original.end as ServerResponse['end']
+    res.flushHeaders = original.flushHeaders
+  }
+
+  const flush = () => {
+    restore()
+    const body = Buffer.concat(chunks)
+    chunks.length = 0
+    if (ended !== undefined) original.end(body, ended.callback)
+    // The body outgrew what may be stored: what came so far goes out, the rest passes through.
+    else if (body.byteLength > 0) original.write(body)
+  }
+
+  const fail = (error: unknown) => {
+    if (!isIdempotencyHttpError(error)) {
+      // Not the store's refusal (e.g. a storeResponse that threw): the answer goes out as it is,
+      // its key given back.
+      void exchange.giveUp('threw', res.statusCode)
+      flush()
+      return
+    }
+    restore()
+    // The operation's answer is not the key's answer: none of its headers about the body or
+    // the resource may go out with the error.
+    for (const name of ['content-type', 'content-length', 'location', 'etag', 'last-modified']) {
+      res.removeHeader(name)
+    }
+    const { response } = error
+    res.statusCode = response.status
+    for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value)
+    original.end(response.body, ended?.callback)
+  }
+
+  const settle = () =>
+    (settling ??= exchange
+      .finish(
+        exchange.capture(
+          res.statusCode,
+          (name) => res.getHeader(name),
+          Buffer.concat(chunks),
+          state.requestId(),
+        ),
+      )
+      .then(flush, fail))
+
+  res.writeHead = function heldWriteHead(
+    this: ServerResponse,
+    status: number,
+    reason?: string | OutgoingHttpHeaders | readonly unknown[],
+    headers?: OutgoingHttpHeaders | readonly unknown[],
+  ) {
+    res.statusCode = status
+    if (typeof reason === 'string') res.statusMessage = reason
+    else headers = reason
+    if (Array.isArray(headers)) {
+      // Node's raw form: name, value, name, value.
+      for (let i = 0; i + 1 < headers.length; i += 2) {
+        res.appendHeader(String(headers[i]), String(headers[i + 1]))
+      }
+    } else if (headers !== undefined) {
+      for (const [name, value] of Object.entries(headers)) {
+        if (value !== undefined) res.setHeader(name, value as string | number | readonly string[])
+      }
+    }
+    return res
+  }
+
+  res.write = function heldWrite(
+    this: ServerResponse,
+    chunk: unknown,
+    encoding?: BufferEncoding | WriteCallback,
+    callback?: WriteCallback,
+  ): boolean {
+    if (typeof encoding === 'function') callback = encoding
+    const buffer = toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined)
+    chunks.push(buffer)
+    size += buffer.byteLength
+    if (callback !== undefined) process.nextTick(callback)
+    if (size > exchange.maxStoredBodyBytes) void settle()
+    return true
+  } as ServerResponse['write']
+
+  res.end = function heldEnd(
+    this: ServerResponse,
+    chunk?: unknown,
+    encoding?: BufferEncoding | (() => void),
+    callback?: () => void,
+  ): ServerResponse {
+    if (ended !== undefined) return res
+    if (typeof chunk === 'function') {
+      callback = chunk as () => void
+      chunk = undefined
+    } else if (typeof encoding === 'function') {
+      callback = encoding
+    }
+    if (chunk !== undefined && chunk !== null) {
+      chunks.push(toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined))
+    }
+    ended = { callback }
+    void settle()
+    return res
+  } as ServerResponse['end']
+
+  // Headers go out with the body, once it is settled.
+  res.flushHeaders = () => undefined
+}
+
+function toBuffer(chunk: unknown, encoding: BufferEncoding | undefined): Buffer {
+  if (typeof chunk === 'string') return Buffer.from(chunk, encoding ?? 'utf8')
+  if (chunk instanceof Uint8Array)
+    return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength)
+  throw new TypeError('The response body chunk must be a string, Buffer or Uint8Array.')
+}
+
+export type {
+  IdempotencyOutcome,
+  IdempotencyRouteSettings,
+  NotStoredReason,
+} from './idempotency-adapter.js'

@@ -1,0 +1,168 @@
+/** What only the Express adapter has; the contract itself is adapter-contract.test.ts. */
+import { IncomingMessage, ServerResponse } from 'node:http'
+import type { Server } from 'node:http'
+import type { AddressInfo } from 'node:net'
+import { Socket } from 'node:net'
+import { Readable } from 'node:stream'
+import express from 'express'
+import type { Express } from 'express'
+import { afterEach, describe, expect, it } from 'vitest'
+import { createIdempotencyEngine } from '@ticksupply/idempotency'
+import type { PostgresTransaction } from '@ticksupply/idempotency/stores/postgres'
+import { expressIdempotency, keepRawBody } from '@ticksupply/idempotency/express'
+import { newKey, send } from '../support/http.js'
+import { openTemporarySqlite } from '../support/sqlite.js'
+
+let cleanup: (() => Promise<void>) | undefined
+
+/** Holds code that only the compiler checks (its @ts-expect-error lines); never runs it. */
+function compileOnly(code: (...args: never[]) => unknown): void {
+  expect(code).toBeTypeOf('function')
+}
+
+afterEach(async () => {
+  await cleanup?.()
+  cleanup = undefined
+})
+
+/** An Express app behind the adapter, without an error handler of its own. */
+async function start(
+  routes: (app: Express, idempotency: ReturnType<typeof expressIdempotency>) => void,
+  options: { maxStoredBodyBytes?: number; parse?: boolean } = {},
+): Promise<string> {
+  const sqlite = openTemporarySqlite()
+  const app = express()
+  if (options.parse !== false) app.use(express.json({ verify: keepRawBody }))
+  const idempotency = expressIdempotency({
+    engine: createIdempotencyEngine({ store: sqlite.store }),
+    scope: () => 'tenant',
+    ...(options.maxStoredBodyBytes === undefined
+      ? {}
+      : { maxStoredBodyBytes: options.maxStoredBodyBytes }),
+  })
+  routes(app, idempotency)
+  const server: Server = app.listen(0, '127.0.0.1')
+  await new Promise<void>((resolve) => server.once('listening', resolve))
+  cleanup = async () => {
+    await new Promise<void>((resolve) => {
+      server.close(() => {
+        resolve()
+      })
+      server.closeAllConnections()
+    })
+    await sqlite.close()
+  }
+  return `http://127.0.0.1:${String((server.address() as AddressInfo).port)}`
+}
+
+describe('the Express adapter', () => {
+  it('stores a piped stream and chunked writes whole, and replays the same bytes', async () => {
+    const runs = { stream: 0, chunks: 0 }
+    const url = await start((app, idempotency) => {
+      app.use(idempotency)
+      app.post('/stream', (_req, res) => {
+        runs.stream++
+        res.status(201).type('text/plain')
+        Readable.from(['one ', 'two ', 'three']).pipe(res)
+      })
+      app.post('/chunks', (_req, res) => {
+        runs.chunks++
+        res.writeHead(202, { 'content-type': 'text/plain', location: '/jobs/1' })
+        res.write('héllo ', 'utf8')
+        res.write(Buffer.from('wörld'))
+        res.end()
+      })
+    })
+    for (const path of ['/stream', '/chunks']) {
+      const key = newKey()
+      const original = await send(`${url}${path}`, { key })
+      const replay = await send(`${url}${path}`, { key })
+      expect(replay.status).toBe(original.status)
+      expect(replay.body.equals(original.body)).toBe(true)
+      expect(replay.headers.get('content-type')).toBe(original.headers.get('content-type'))
+      expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    }
+    expect(runs).toEqual({ stream: 1, chunks: 1 })
+    const replayed = await send(`${url}/chunks`, { key: newKey() })
+    expect(replayed.text).toBe('héllo wörld')
+    expect(replayed.headers.get('location')).toBe('/jobs/1')
+  })
+
+  it('sends a body larger than maxStoredBodyBytes whole, without storing it', async () => {
+    let runs = 0
+    const url = await start(
+      (app, idempotency) => {
+        app.post('/big', idempotency, (_req, res) => {
+          runs++
+          res.type('text/plain')
+          for (let i = 0; i < 10; i++) res.write('0123456789')
+          res.end('!')
+        })
+      },
+      { maxStoredBodyBytes: 25 },
+    )
+    const key = newKey()
+    for (let i = 0; i < 2; i++) {
+      const answer = await send(`${url}/big`, { key })
+      expect(answer.text).toBe(`${'0123456789'.repeat(10)}!`)
+      expect(answer.headers.get('idempotent-replayed')).toBeNull()
+    }
+    expect(runs).toBe(2)
+  })
+
+  it("releases the key when Express's own final handler answers the error", async () => {
+    let runs = 0
+    const url = await start((app, idempotency) => {
+      app.post('/fail', idempotency, () => {
+        runs++
+        throw new Error('broke')
+      })
+    })
+    const key = newKey()
+    expect((await send(`${url}/fail`, { key })).status).toBe(500)
+    expect((await send(`${url}/fail`, { key })).status).toBe(500)
+    expect(runs).toBe(2)
+    // And errors of the adapter reach it with their status and headers.
+    expect((await send(`${url}/fail`, { key: 'nope' })).status).toBe(400)
+    expect(runs).toBe(2)
+  })
+
+  it('refuses a body no parser kept rather than fingerprint without it', async () => {
+    let runs = 0
+    const url = await start(
+      (app, idempotency) => {
+        app.post('/orders', idempotency, (_req, res) => {
+          runs++
+          res.status(201).end()
+        })
+      },
+      { parse: false },
+    )
+    expect((await send(`${url}/orders`, { key: newKey(), body: '{}' })).status).toBe(500)
+    expect(runs).toBe(0)
+    expect((await send(`${url}/orders`, { key: newKey() })).status).toBe(201)
+    expect(runs).toBe(1)
+  })
+
+  it('serialises in complete() as res.json would, and takes only its store’s transaction', async () => {
+    const sqlite = openTemporarySqlite()
+    const idempotency = expressIdempotency({
+      engine: createIdempotencyEngine({ store: sqlite.store }),
+      scope: () => 'tenant',
+    })
+    const res = new ServerResponse(new IncomingMessage(new Socket()))
+    // An unkeyed request: complete() only serialises, as res.json would.
+    const bytes = await sqlite.connection.transaction((tx) =>
+      idempotency.complete(res, { id: 1 }, tx),
+    )
+    expect(bytes.toString()).toBe('{"id":1}')
+    expect(res.getHeader('content-type')).toBe('application/json; charset=utf-8')
+    const postgresTx = { afterCommit: () => undefined } as unknown as PostgresTransaction
+    // Checked by the compiler (tsc -p tsconfig.test.json), never called.
+    compileOnly(() =>
+      // @ts-expect-error a PostgreSQL transaction is not the SQLite store's
+      idempotency.complete(res, 'body', postgresTx),
+    )
+    await sqlite.close()
+  })
+})
