@@ -1,4 +1,6 @@
+import { startExpressExample } from './express/express-example.js'
 import { startFastifyExample } from './fastify/fastify-example.js'
+import { startFetchExample } from './fetch/fetch-example.js'
 
 /**
  * How an example app is built: correct, or with one deliberate defect that the conformance
@@ -22,6 +24,8 @@ export interface RunningExample {
 /** One framework's example app: the Ticksupply subset mounted behind that framework's adapter. */
 export interface ExampleAdapter {
   readonly name: string
+  /** The variants it can be built as: `correct`, and the defects the suite is shown on. */
+  readonly variants: readonly ExampleVariant[]
   start(options: ExampleStartOptions): Promise<RunningExample>
 }
 
@@ -32,7 +36,15 @@ export interface ExampleAdapter {
  * and `compares-raw-keys` defects for every framework), with its own `stores-after-sending`.
  */
 export const EXAMPLE_ADAPTERS: readonly ExampleAdapter[] = [
-  { name: 'fastify', start: startFastifyExample },
+  {
+    name: 'fastify',
+    variants: ['correct', 'stores-after-sending', 'compares-raw-keys', 'answers-409-at-once'],
+    start: startFastifyExample,
+  },
+  // The defects live in the engine and the scope for every framework, and are shown on the
+  // Fastify app; the Express and fetch apps are checked as built correctly.
+  { name: 'express', variants: ['correct'], start: startExpressExample },
+  { name: 'fetch', variants: ['correct'], start: startFetchExample },
 ]
 
 /** What each broken variant does wrong, and exactly which checks must fail because of it. */

@@ -55,7 +55,14 @@ export interface ExpressIdempotency<
   Req extends IncomingMessage,
 > extends ExpressMiddleware<Req> {
   /** The same middleware with route settings: `idempotency.route({ required: true })`. */
-  route(settings: IdempotencyRouteSettings): ExpressMiddleware<Req>
+  route(settings: IdempotencyRouteSettings): ExpressMiddleware<Req> & KeyCheck<Req>
+  /**
+   * Checks only the key's format (and whether one is required), answering a bad one with 400
+   * through `next(err)`. Mount it on the route before the body parser and your validation, so
+   * that a bad key is answered before a bad body, as the contract's order of checks says; the
+   * claim is still made where the middleware itself runs.
+   */
+  readonly checkKey: ExpressMiddleware<Req>
   /** The claim a request holds while its handler runs; `null` when it holds none. */
   claimOf(req: IncomingMessage): ActiveClaim<Tx> | null
   /**
@@ -67,6 +74,11 @@ export interface ExpressIdempotency<
    * @throws {StoreUnavailableError}
    */
   complete(res: ServerResponse, payload: unknown, tx: Tx): Promise<Buffer>
+}
+
+/** The key check that goes with a middleware of the same route settings. */
+export interface KeyCheck<Req extends IncomingMessage> {
+  readonly checkKey: ExpressMiddleware<Req>
 }
 
 interface ExchangeState {
@@ -108,6 +120,24 @@ export function expressIdempotency<
     }
     return EMPTY
   }
+
+  const checkKeyFor =
+    (settings: IdempotencyRouteSettings | undefined): ExpressMiddleware<Req> =>
+    (req, _res, next) => {
+      try {
+        adapter.open(
+          req,
+          req.method ?? '',
+          (req as { originalUrl?: string }).originalUrl ?? req.url ?? '/',
+          headerValues(req.rawHeaders, 'idempotency-key'),
+          settings,
+        )
+      } catch (error) {
+        next(error)
+        return
+      }
+      next()
+    }
 
   const middlewareFor =
     (settings: IdempotencyRouteSettings | undefined): ExpressMiddleware<Req> =>
@@ -161,7 +191,11 @@ export function expressIdempotency<
     }
 
   const middleware = middlewareFor(undefined) as ExpressIdempotency<Tx, Req>
-  middleware.route = (settings) => middlewareFor(resolveRouteSettings(settings, 'a route'))
+  middleware.route = (settings) => {
+    const resolved = resolveRouteSettings(settings, 'a route')
+    return Object.assign(middlewareFor(resolved), { checkKey: checkKeyFor(resolved) })
+  }
+  ;(middleware as { checkKey: ExpressMiddleware<Req> }).checkKey = checkKeyFor(undefined)
   middleware.claimOf = (req) => (states.get(req)?.exchange.claim as ActiveClaim<Tx> | null) ?? null
   middleware.complete = async (res, payload, tx) => {
     const bytes = serializeForSend(res, payload)

@@ -53,6 +53,16 @@ export interface FetchIdempotencyOptions<
 export interface FetchIdempotency<Tx extends StoreTransaction, A extends unknown[] = []> {
   /** `handler`, honouring `Idempotency-Key` on POST and DELETE. */
   wrap(handler: FetchHandler<A>, route?: IdempotencyRouteSettings): IdempotentFetchHandler<A>
+  /**
+   * Checks only the key's format (and whether one is required): the error response for a bad
+   * one, `undefined` otherwise. Call it before your validation, so that a bad key is answered
+   * before a bad body, as the contract's order of checks says.
+   */
+  readonly checkKey: (request: Request, ...args: A) => Response | undefined
+  /** {@link FetchIdempotency.checkKey} with route settings (`{ required: true }`). */
+  readonly checkKeyOf: (
+    route: IdempotencyRouteSettings,
+  ) => (request: Request, ...args: A) => Response | undefined
   /** The claim a request holds while its handler runs; `null` when it holds none. */
   claimOf(request: Request): ActiveClaim<Tx> | null
   /**
@@ -93,6 +103,24 @@ export function createFetchIdempotency<Tx extends StoreTransaction, A extends un
     ...(skip === undefined ? {} : { skip: lift(skip) }),
     ...(requestId === undefined ? {} : { requestId: lift(requestId) }),
   })
+
+  const checkKeyOf =
+    (route: IdempotencyRouteSettings | undefined) =>
+    (request: Request, ...args: A): Response | undefined => {
+      try {
+        adapter.open(
+          { request, args },
+          request.method,
+          pathWithQueryOf(request.url),
+          keyHeaderValues(request.headers),
+          route,
+        )
+        return undefined
+      } catch (error) {
+        if (isIdempotencyHttpError(error)) return errorResponse(error.response)
+        throw error
+      }
+    }
 
   function wrap(
     handler: FetchHandler<A>,
@@ -145,6 +173,8 @@ export function createFetchIdempotency<Tx extends StoreTransaction, A extends un
 
   return {
     wrap,
+    checkKey: checkKeyOf(undefined),
+    checkKeyOf: (route) => checkKeyOf(resolveRouteSettings(route, 'a key check')),
     claimOf: (request) =>
       (states.get(request)?.exchange.claim as ActiveClaim<Tx> | null | undefined) ?? null,
     async complete(request, response, tx) {

@@ -101,10 +101,16 @@ const rows: Row[] = [
     },
   },
   {
-    name: 'answers a bad key with 400 even when the body is invalid too, and nothing runs',
+    name: 'answers a bad key with its own 400 even when the body is invalid too, and nothing runs',
     async check(app) {
-      const answer = await send(`${app.url}/orders`, { key: 'nope', body: '{"wrong":1}' })
-      expect(answer.status).toBe(400)
+      // The key's format is checked before the body (the contract's order of checks).
+      for (const body of ['{"wrong":1}', '{not json']) {
+        const answer = await send(`${app.url}/orders`, { key: 'nope', body })
+        expect(answer.status).toBe(400)
+        expect(JSON.parse(answer.text)).toEqual({
+          error: { code: 'invalid_argument', message: 'Invalid idempotency key format' },
+        })
+      }
       expect(app.runs['POST /orders']).toBeUndefined()
     },
   },

@@ -248,41 +248,38 @@ export async function startToyApp(options: ToyAppOptions = {}): Promise<ToyApp> 
       res.setHeader('x-request-id', nextRequestId())
       next()
     })
-    app.use(express.json({ verify: keepRawBody }))
     const idempotency = expressIdempotency({
       ...common,
       scope: (req) => String(req.headers['x-tenant'] ?? 'default'),
       ...(skipMarked ? { skip: (req) => req.headers['x-skip-idempotency'] === '1' } : {}),
     })
+    // The key's format, then the body's, then the claim: the contract's order of checks.
+    const json = express.json({ verify: keepRawBody })
+    const required = idempotency.route({ required: true })
     const validate = (req: ExpressRequest, res: ExpressResponse, next: NextFunction) => {
       if (validOrder(req.body)) next()
       else sendExpress(res, invalid)
     }
-    app.post('/orders', validate, idempotency, async (req, res) => {
+    app.post('/orders', idempotency.checkKey, json, validate, idempotency, async (req, res) => {
       sendExpress(res, await operations.order('POST /orders', req.body))
     })
-    app.post(
-      '/orders-required',
-      validate,
-      idempotency.route({ required: true }),
-      async (req, res) => {
-        sendExpress(res, await operations.order('POST /orders-required', req.body))
-      },
-    )
-    app.post('/unkeyed', (_req, res) => {
+    app.post('/orders-required', required.checkKey, json, validate, required, async (req, res) => {
+      sendExpress(res, await operations.order('POST /orders-required', req.body))
+    })
+    app.post('/unkeyed', json, (_req, res) => {
       sendExpress(res, operations.unkeyed())
     })
-    app.post('/fail', idempotency, () => operations.fail())
-    app.post('/timeout', idempotency, (_req, res) => {
+    app.post('/fail', json, idempotency, () => operations.fail())
+    app.post('/timeout', json, idempotency, (_req, res) => {
       sendExpress(res, operations.timeout())
     })
-    app.post('/missing', idempotency, (_req, res) => {
+    app.post('/missing', json, idempotency, (_req, res) => {
       sendExpress(res, operations.missing())
     })
-    app.post('/big', idempotency, (req, res) => {
+    app.post('/big', json, idempotency, (req, res) => {
       sendExpress(res, operations.big(Number(req.query['bytes'])))
     })
-    app.post('/tx-orders', validate, idempotency, async (req, res) => {
+    app.post('/tx-orders', idempotency.checkKey, json, validate, idempotency, async (req, res) => {
       let sent: Buffer = Buffer.alloc(0)
       await operations.txOrder(req.body, req.query['fail'] === '1', async (tx, answer) => {
         res.status(answer.status)
@@ -290,10 +287,10 @@ export async function startToyApp(options: ToyAppOptions = {}): Promise<ToyApp> 
       })
       res.send(sent)
     })
-    app.delete('/orders/:id', idempotency, (_req, res) => {
+    app.delete('/orders/:id', json, idempotency, (_req, res) => {
       sendExpress(res, operations.remove())
     })
-    app.put('/orders/:id', idempotency, (_req, res) => {
+    app.put('/orders/:id', json, idempotency, (_req, res) => {
       sendExpress(res, operations.replace())
     })
     app.get('/orders', idempotency, (_req, res) => {
@@ -367,7 +364,13 @@ export async function startToyApp(options: ToyAppOptions = {}): Promise<ToyApp> 
         name === 'POST /orders-required' ||
         name === 'POST /tx-orders'
       ) {
-        // Validation before the claim, on a copy of the body, as the README recommends.
+        // The key's format, then validation before the claim, on a copy of the body, as the
+        // README recommends (the order of checks).
+        const badKey =
+          name === 'POST /orders-required'
+            ? idempotency.checkKeyOf({ required: true })(request, context)
+            : idempotency.checkKey(request, context)
+        if (badKey !== undefined) return badKey
         const body: unknown = await request
           .clone()
           .json()
