@@ -3,31 +3,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { describe, expect, it } from 'vitest'
 import { createIdempotencyEngine } from '@ticksupply/idempotency'
 import type { PostgresTransaction } from '@ticksupply/idempotency/stores/postgres'
-import { request, response, runStoreContract } from '../store-contract.js'
-import { killClaimHolders, openTemporaryPostgres } from '../support/postgres.js'
-
-runStoreContract('PostgreSQL', async (clock) => {
-  const holder = await openTemporaryPostgres({ clock })
-  const peers: Awaited<ReturnType<typeof openTemporaryPostgres>>[] = []
-  return {
-    store: holder.store,
-    clock,
-    async killHolder() {
-      const peer = await openTemporaryPostgres({
-        clock,
-        table: holder.table,
-        channel: holder.channel,
-      })
-      peers.push(peer)
-      expect(await killClaimHolders(peer.pool, holder.table)).toBe(1)
-      return peer.store
-    },
-    async close() {
-      for (const peer of peers) await peer.close()
-      await holder.close()
-    },
-  }
-})
+import { request, response } from '../store-contract.js'
+import { openTemporaryPostgres } from '../support/postgres.js'
 
 const stored = response('{"id":1}')
 const claimRequest = () => request({ scope: 'acct' })

@@ -9,12 +9,7 @@ import { startTestRedisServer } from '../../../../test-support/redis-server.js'
 import { CLAIM_DECISION_TABLE, describeCase } from '../support/claim-decision-table.js'
 import type { TestRedisClient } from '../support/redis.js'
 import { connectRedis, openTemporaryRedis } from '../support/redis.js'
-import { outcomeOf, request, response, runStoreContract } from '../store-contract.js'
-
-runStoreContract('Redis', async (clock) => {
-  const opened = await openTemporaryRedis({ clock })
-  return { store: opened.store, clock, close: opened.close }
-})
+import { outcomeOf, request, response } from '../store-contract.js'
 
 const FINGERPRINT = 'f'.repeat(64)
 

@@ -11,7 +11,7 @@ import {
   createSqliteStore,
   openSqliteConnection,
 } from '@ticksupply/idempotency/stores/sqlite'
-import { outcomeOf, request, response, runStoreContract } from '../store-contract.js'
+import { outcomeOf, request, response } from '../store-contract.js'
 import { openTemporarySqlite } from '../support/sqlite.js'
 
 const HOLD_CLAIM = fileURLToPath(new URL('../fixtures/hold-claim.mjs', import.meta.url))
@@ -20,8 +20,6 @@ function temporaryFile(): { dir: string; filename: string } {
   const dir = mkdtempSync(join(tmpdir(), 'idempotency-sqlite-'))
   return { dir, filename: join(dir, 'records.db') }
 }
-
-runStoreContract('SQLite', (clock) => Promise.resolve({ ...openTemporarySqlite(clock), clock }))
 
 const stored = response('{"id":1}')
 const claimRequest = () => request({ scope: 'acct' })
