@@ -12,7 +12,15 @@ import { REPO_ROOT } from './support/server.js'
 let eslint: ESLint
 
 beforeAll(() => {
-  eslint = new ESLint({ cwd: REPO_ROOT })
+  // Only the import rule, and without type information: typed linting infers a "single run"
+  // under CI=true and then parses the file from disk, not the text given here.
+  eslint = new ESLint({
+    cwd: REPO_ROOT,
+    ruleFilter: ({ ruleId }) => ruleId === 'no-restricted-imports',
+    overrideConfig: {
+      languageOptions: { parserOptions: { project: false, projectService: false } },
+    },
+  })
 })
 
 /** The restricted-import messages of `file` with `line` added at its end. */
@@ -21,7 +29,10 @@ async function violations(file: string, line: string): Promise<string[]> {
   const [result] = await eslint.lintText(`${readFileSync(path, 'utf8')}${line}\n`, {
     filePath: path,
   })
-  return (result?.messages ?? [])
+  const messages = result?.messages ?? []
+  // A file ESLint ignored or could not parse would show no violation either: refuse it.
+  expect(messages.filter((message) => message.ruleId === null)).toEqual([])
+  return messages
     .filter((message) => message.ruleId === 'no-restricted-imports')
     .map((message) => message.message)
 }
