@@ -31,6 +31,7 @@ export function createIdempotencyMetrics(): IdempotencyMetrics {
         case 'released':
         case 'lease_lost':
         case 'store_error':
+        case 'in_progress':
           bump(event.type)
           return
       }
