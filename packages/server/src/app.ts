@@ -19,8 +19,8 @@ import { answerClientError, registerHostCheck } from './http/client-errors.js'
 import { answerFrameworkError, registerErrorHandling } from './http/error-handler.js'
 import { readRawBody, registerJsonBody } from './http/json-body.js'
 import { loggerOptions } from './http/log-redaction.js'
-import type { IdempotencyMetrics } from './http/metrics.js'
-import { createIdempotencyMetrics, registerMetricsRoute } from './http/metrics.js'
+import type { ServerMetrics } from './http/metrics.js'
+import { createServerMetrics, registerMetrics } from './http/metrics.js'
 import { registerOpenApi } from './http/openapi.js'
 import { registerRateLimit } from './http/rate-limit.js'
 import { generateRequestId } from './http/request-id.js'
@@ -36,7 +36,7 @@ export interface App {
   readonly db: Database
   /** Where the data lives, for people (no password). */
   readonly databaseDescription: string
-  readonly metrics: IdempotencyMetrics
+  readonly metrics: ServerMetrics
   /** Every route the server serves, in the order registered (Fastify's own HEAD routes too). */
   readonly routes: readonly RegisteredRoute[]
   /** Listens and resolves the base URL, e.g. `http://127.0.0.1:8080`. */
@@ -78,8 +78,16 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     await addApiKey(db, created.id, apiKey, now)
   }
 
-  const metrics = createIdempotencyMetrics()
   const { store } = idempotencyStore
+  const metrics = createServerMetrics({
+    store,
+    // Read at each scrape, once the engine exists.
+    engine: {
+      get pendingRetries() {
+        return engine.pendingRetries
+      },
+    },
+  })
   const engine = createIdempotencyEngine({
     store,
     initialPollMs: config.idempotencyPollMs,
@@ -154,7 +162,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     rateLimitPerHour: config.rateLimitPerHour,
     publicBaseUrl: config.exports.publicBaseUrl,
   })
-  registerMetricsRoute(server, metrics)
+  registerMetrics(server, metrics)
   registerCatalogRoutes(server, db)
   registerSubscriptionRoutes(server, db, {
     delayMs: config.testHandlerDelayMs,
@@ -174,8 +182,13 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
       const address = await server.listen({ host: config.host, port: config.port })
       exportWorker.start()
       purger = startPurger(store, {
+        intervalMs: config.idempotencyPurgeIntervalMs,
         onError: (error) => {
+          metrics.recordPurgeFailure()
           server.log.error({ err: error }, 'idempotency purge failed')
+        },
+        onRun: (deleted) => {
+          metrics.recordPurgeRun(deleted)
         },
       })
       return address
