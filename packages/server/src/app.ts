@@ -18,6 +18,7 @@ import { registerDeadline } from './http/deadline.js'
 import { answerClientError, registerHostCheck } from './http/client-errors.js'
 import { answerFrameworkError, registerErrorHandling } from './http/error-handler.js'
 import { readRawBody, registerJsonBody } from './http/json-body.js'
+import { registerHealth } from './http/health.js'
 import { loggerOptions } from './http/log-redaction.js'
 import type { ServerMetrics } from './http/metrics.js'
 import { createServerMetrics, registerMetrics } from './http/metrics.js'
@@ -123,6 +124,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     },
   })
   let purger: Purger | undefined
+  let draining = false
   const routes: RegisteredRoute[] = []
   server.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) {
@@ -162,6 +164,13 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     rateLimitPerHour: config.rateLimitPerHour,
     publicBaseUrl: config.exports.publicBaseUrl,
   })
+  registerHealth(server, {
+    db,
+    store,
+    leaseMs: config.idempotencyLeaseMs,
+    ttlMs: config.idempotencyTtlMs,
+    draining: () => draining,
+  })
   registerMetrics(server, metrics)
   registerCatalogRoutes(server, db)
   registerSubscriptionRoutes(server, db, {
@@ -194,6 +203,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
       return address
     },
     async close() {
+      draining = true
       await exportWorker.stop()
       await purger?.stop()
       await server.close()
