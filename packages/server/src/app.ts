@@ -1,4 +1,4 @@
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import type { FastifyInstance, HTTPMethods } from 'fastify'
 import { createIdempotencyEngine, startPurger } from '@ticksupply/idempotency'
 import type { Clock, Purger } from '@ticksupply/idempotency'
@@ -20,6 +20,8 @@ import { answerFrameworkError, registerErrorHandling } from './http/error-handle
 import { readRawBody, registerJsonBody } from './http/json-body.js'
 import { registerHealth } from './http/health.js'
 import { loggerOptions } from './http/log-redaction.js'
+import type { RequestLog } from './http/request-log.js'
+import { registerRequestLog, registerRequestLogRoutes } from './http/request-log.js'
 import type { ServerMetrics } from './http/metrics.js'
 import { createServerMetrics, registerMetrics } from './http/metrics.js'
 import { registerOpenApi } from './http/openapi.js'
@@ -97,11 +99,15 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     waitMs: config.idempotencyWaitMs,
     onEvent: (event) => {
       metrics.record(event)
+      requestLog?.record(event)
     },
   })
+  let requestLog: RequestLog | undefined
 
   const server = Fastify({
     logger: config.logLevel === 'silent' ? false : loggerOptions(config.logLevel),
+    // One line per request, written by registerRequestLog, instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: generateRequestId,
     requestIdHeader: false,
     bodyLimit: BODY_LIMIT_BYTES,
@@ -131,6 +137,8 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
       routes.push({ method, url: route.url, hidden: route.schema?.hide === true })
     }
   })
+  // First: the request's log state must be in place before any other hook runs.
+  if (config.logLevel !== 'silent') requestLog = registerRequestLog(server)
   registerResponseHeaders(server)
   registerHostCheck(server)
   registerDeadline(server, config.requestDeadlineMs)
@@ -155,6 +163,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     scope: (request) => accountOf(request).id,
     readRawBody,
   })
+  if (requestLog !== undefined) registerRequestLogRoutes(server)
   await registerOpenApi(server, {
     idempotencyTtlMs: config.idempotencyTtlMs,
     idempotencyWaitMs: config.idempotencyWaitMs,
