@@ -26,6 +26,7 @@ import type { ServerMetrics } from './http/metrics.js'
 import { createServerMetrics, registerMetrics } from './http/metrics.js'
 import { registerOpenApi } from './http/openapi.js'
 import { registerRateLimit } from './http/rate-limit.js'
+import { createShutdownCoordinator } from './http/shutdown.js'
 import { generateRequestId } from './http/request-id.js'
 import { registerResponseHeaders } from './http/response-headers.js'
 import { registerAvailabilityRoutes } from './routes/availability.js'
@@ -44,7 +45,21 @@ export interface App {
   readonly routes: readonly RegisteredRoute[]
   /** Listens and resolves the base URL, e.g. `http://127.0.0.1:8080`. */
   listen(): Promise<string>
-  close(): Promise<void>
+  /**
+   * Shuts down gracefully: stops accepting, refuses new requests on open connections (503),
+   * lets the requests in flight finish within `graceMs` (default `SHUTDOWN_GRACE_MS`), aborts
+   * the operations of those that do not (they roll back, their keys are released), stops the
+   * export worker at a safe point (its job goes back to the queue) and the purger, then closes
+   * the idempotency store and the database. Calling it again returns the same promise.
+   */
+  close(options?: { readonly graceMs?: number }): Promise<ShutdownReport>
+}
+
+export interface ShutdownReport {
+  /** Requests still running when the grace period ended; their operations were aborted. */
+  readonly aborted: number
+  /** Of those, the ones that had not answered when their connections were cut. */
+  readonly cut: number
 }
 
 export interface RegisteredRoute {
@@ -117,6 +132,9 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     clientErrorHandler: answerClientError,
     // Node's own Host check answers an empty 400; registerHostCheck answers in the envelope.
     http: { requireHostHeader: false },
+    // While closing, Fastify would answer new requests with a 503 of its own shape; the
+    // shutdown coordinator answers them in the envelope instead.
+    return503OnClosing: false,
     // Unknown fields are refused, not silently dropped; types are never coerced.
     ajv: {
       // The draft body schema has `properties` without `type: 'object'` on purpose (no body at
@@ -130,7 +148,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     },
   })
   let purger: Purger | undefined
-  let draining = false
+  const shutdown = createShutdownCoordinator()
   const routes: RegisteredRoute[] = []
   server.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) {
@@ -141,6 +159,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
   if (config.logLevel !== 'silent') requestLog = registerRequestLog(server)
   registerResponseHeaders(server)
   registerHostCheck(server)
+  shutdown.registerRefusal(server)
   registerDeadline(server, config.requestDeadlineMs)
   registerErrorHandling(server)
   registerJsonBody(server, BODY_LIMIT_BYTES)
@@ -164,6 +183,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     readRawBody,
   })
   if (requestLog !== undefined) registerRequestLogRoutes(server)
+  shutdown.registerTracking(server)
   await registerOpenApi(server, {
     idempotencyTtlMs: config.idempotencyTtlMs,
     idempotencyWaitMs: config.idempotencyWaitMs,
@@ -178,7 +198,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     store,
     leaseMs: config.idempotencyLeaseMs,
     ttlMs: config.idempotencyTtlMs,
-    draining: () => draining,
+    draining: () => shutdown.draining,
   })
   registerMetrics(server, metrics)
   registerCatalogRoutes(server, db)
@@ -189,6 +209,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
   registerAvailabilityRoutes(server, db)
   registerBillingRoutes(server, db)
   const exportWorker = await setUpExports(server, db, config, BODY_LIMIT_BYTES)
+  let closing: Promise<ShutdownReport> | undefined
 
   return {
     server,
@@ -211,13 +232,31 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
       })
       return address
     },
-    async close() {
-      draining = true
-      await exportWorker.stop()
-      await purger?.stop()
-      await server.close()
-      await idempotencyStore.close()
-      await db.close()
+    close(options) {
+      closing ??= closeGracefully(options?.graceMs ?? config.shutdownGraceMs)
+      return closing
     },
+  }
+
+  async function closeGracefully(graceMs: number): Promise<ShutdownReport> {
+    shutdown.beginDraining()
+    // Stops listening now; resolves once every connection has ended (answers written while
+    // closing carry `Connection: close`, idle connections are closed at once).
+    const serverClosed = server.close()
+    const backgroundStopped = Promise.all([exportWorker.stop(), purger?.stop()])
+    const report = await shutdown.drain(graceMs)
+    if (report.aborted > 0) {
+      server.log.warn(
+        report,
+        'shutdown: requests still running after the grace period were aborted',
+      )
+    }
+    // Connections of requests that did not answer even after their abort.
+    if (report.cut > 0) server.server.closeAllConnections()
+    await serverClosed
+    await backgroundStopped
+    await idempotencyStore.close()
+    await db.close()
+    return report
   }
 }

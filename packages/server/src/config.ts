@@ -18,6 +18,11 @@ export interface ServerConfig {
   readonly idempotencyPollMs: number
   /** Time between runs of the purger of expired idempotency records. */
   readonly idempotencyPurgeIntervalMs: number
+  /**
+   * On SIGTERM or SIGINT, how long requests in flight may take to finish before their
+   * operations are aborted (rolled back, their keys released) and the process exits.
+   */
+  readonly shutdownGraceMs: number
   /** The server's deadline per request. */
   readonly requestDeadlineMs: number
   /** Token-bucket size and refill per minute, per account (`RATE_LIMIT_PER_MINUTE`). */
@@ -78,6 +83,7 @@ export function loadConfig(env: Env): ServerConfig {
       100,
       86_400_000,
     ),
+    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     requestDeadlineMs,
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 200, 1, 1_000_000),
     rateLimitPerHour: integer(env, 'RATE_LIMIT_PER_HOUR', 10_000, 1, 100_000_000),
