@@ -18,6 +18,7 @@ import { registerDeadline } from './http/deadline.js'
 import { answerClientError, registerHostCheck } from './http/client-errors.js'
 import { answerFrameworkError, registerErrorHandling } from './http/error-handler.js'
 import { readRawBody, registerJsonBody } from './http/json-body.js'
+import { registerTextValueCheck } from './http/text-values.js'
 import { registerHealth } from './http/health.js'
 import { loggerOptions } from './http/log-redaction.js'
 import type { RequestLog } from './http/request-log.js'
@@ -163,6 +164,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
   registerDeadline(server, config.requestDeadlineMs)
   registerErrorHandling(server)
   registerJsonBody(server, BODY_LIMIT_BYTES)
+  registerTextValueCheck(server)
   registerAuth(server, db)
   const rateLimitWindows = [
     { name: 'minute', limit: config.rateLimitPerMinute, windowMs: 60_000 },
