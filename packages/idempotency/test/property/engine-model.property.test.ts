@@ -18,6 +18,7 @@ import type {
 } from '@ticksupply/idempotency'
 import {
   FingerprintMismatchError,
+  LeaseLostError,
   RequestInProgressError,
   StoreUnavailableError,
   createIdempotencyEngine,
@@ -25,7 +26,7 @@ import {
   isStorableStatus,
 } from '@ticksupply/idempotency'
 import type { ModelSubject } from './model-stores.js'
-import { MODEL_STORES } from './model-stores.js'
+import { MODEL_LEASE_MS, MODEL_STORES } from './model-stores.js'
 
 const TTL_MS = 600_000
 const SCOPES = ['acct_a', 'acct_b'] as const
@@ -95,13 +96,19 @@ const step: fc.Arbitrary<Step> = fc.oneof(
   { weight: 1, arbitrary: fc.constant({ kind: 'holder_dies' as const }) },
 )
 
-/** A record as the contract sees it. `generation`: the holder's life (see holder_dies). */
+/**
+ * A record as the contract sees it. `generation`: the holder's life (see holder_dies);
+ * `holder`: the claim that holds it; `leaseEndsAt`: where claims are leases, when it lapses
+ * (nothing renews it while the test's clock jumps).
+ */
 type ModelRecord =
   | {
       readonly state: 'held'
       readonly body: number
       readonly expiresAt: number
       readonly generation: number
+      readonly holder: number
+      readonly leaseEndsAt: number
     }
   | {
       readonly state: 'completed'
@@ -114,8 +121,14 @@ type ModelRecord =
 type Expected = 'claimed' | 'took_over' | 'replay' | 'mismatch' | 'in_progress' | 'unavailable'
 
 interface Held {
+  readonly id: number
   readonly record: number
   readonly claim: ActiveClaim<StoreTransaction>
+}
+
+/** Whether the record's holder still lives: its process (generation) and, for leases, its lease. */
+function isLive(found: ModelRecord | undefined, now: number, generation: number): boolean {
+  return found?.state === 'held' && found.generation === generation && found.leaseEndsAt > now
 }
 
 /** The contract's table ("What a repeated key gets", "Expiry", "Crash safety"). */
@@ -126,7 +139,7 @@ function expectedClaim(
   generation: number,
 ): Expected {
   if (found === undefined) return 'claimed'
-  const live = found.state === 'held' && found.generation === generation
+  const live = isLive(found, now, generation)
   if (found.expiresAt <= now && !live) return 'claimed'
   if (found.body !== bodyIndex) return 'mismatch'
   if (found.state === 'completed') return 'replay'
@@ -139,6 +152,7 @@ class Machine {
   generation = 0
   now: number
   completions = 0
+  claims = 0
   engine: IdempotencyEngine<StoreTransaction>
   readonly log: string[] = []
 
@@ -153,7 +167,13 @@ class Machine {
   }
 
   engineOn(store: Store<StoreTransaction>): IdempotencyEngine<StoreTransaction> {
-    return createIdempotencyEngine({ store, clock: this.clock, ttlMs: TTL_MS, waitMs: 0 })
+    return createIdempotencyEngine({
+      store,
+      clock: this.clock,
+      ttlMs: TTL_MS,
+      leaseMs: MODEL_LEASE_MS,
+      waitMs: 0,
+    })
   }
 
   request(index: number, bodyIndex: number) {
@@ -194,13 +214,22 @@ class Machine {
     const found = this.records.get(index)
     const expiresAt =
       expected === 'took_over' && found !== undefined ? found.expiresAt : this.now + TTL_MS
+    const id = ++this.claims
     this.records.set(index, {
       state: 'held',
       body: bodyIndex,
       expiresAt,
       generation: this.generation,
+      holder: id,
+      leaseEndsAt: this.now + (this.subject.claimsLapseAfterMs ?? Infinity),
     })
-    this.held.push({ record: index, claim })
+    this.held.push({ id, record: index, claim })
+  }
+
+  /** Whether `held` still holds its record (not released, completed or taken over). */
+  owns(held: Held): boolean {
+    const found = this.records.get(held.record)
+    return found?.state === 'held' && found.holder === held.id
   }
 
   async run(s: Step): Promise<void> {
@@ -255,12 +284,26 @@ class Machine {
         const held = this.held[s.claim % Math.max(1, this.held.length)]
         if (held === undefined) return
         this.held = this.held.filter((one) => one !== held)
-        const stored = s.kind === 'finish' && isStorableStatus(s.status)
+        const storing = s.kind === 'finish' && isStorableStatus(s.status)
         const text = `{"completion":${String(++this.completions)}}`
-        if (s.kind === 'finish') await held.claim.finish(this.response(s.status, text))
-        else await held.claim.release()
         const found = this.records.get(held.record)
-        if (stored && found !== undefined) {
+        const owns = this.owns(held)
+        // A completion is a compare-and-set on the claim's token; a lapsed lease still
+        // completes while nobody took the key over and the record has not expired.
+        const completes =
+          owns &&
+          found !== undefined &&
+          (found.expiresAt > this.now || isLive(found, this.now, this.generation))
+        const settled =
+          s.kind === 'finish'
+            ? held.claim.finish(this.response(s.status, text))
+            : held.claim.release()
+        const outcome = await settled.then(
+          () => 'done',
+          (reason: unknown) => (reason instanceof LeaseLostError ? 'lease_lost' : reason),
+        )
+        expect(outcome, this.trace()).toBe(storing && !completes ? 'lease_lost' : 'done')
+        if (storing && completes && found.state === 'held') {
           this.records.set(held.record, {
             state: 'completed',
             body: found.body,
@@ -268,7 +311,8 @@ class Machine {
             status: s.status,
             text,
           })
-        } else {
+        } else if (!storing && owns) {
+          // A release by token gives the key back (a dead record is deleted all the same).
           this.records.delete(held.record)
         }
         return
@@ -282,7 +326,8 @@ class Machine {
         return
       case 'holder_dies': {
         if (this.held.length === 0) return
-        const store = await this.subject.holderDies.run()
+        const { store, advancedMs } = await this.subject.holderDies.run()
+        this.now += advancedMs
         this.generation++
         this.held = []
         if (this.subject.holderDies.after === 'free') {
@@ -328,6 +373,7 @@ class Machine {
     const held = this.held[s.claim % Math.max(1, this.held.length)]
     if (held === undefined) return
     this.held = this.held.filter((one) => one !== held)
+    const owns = this.owns(held)
     const fails = isStorableStatus(s.status) ? breaks.complete : breaks.release
     const heal = await this.subject.fault.inject()
     let failed: boolean
@@ -343,10 +389,10 @@ class Machine {
       await heal()
     }
     expect(failed, this.trace()).toBe(fails)
-    // Stored or not, the key is given back: at once, or by the engine in the background once the
-    // store is back. Nothing was stored.
+    // Nothing was stored, and the key is given back if the claim still held it: at once, or by
+    // the engine in the background once the store is back.
     await this.backgroundSettled()
-    this.records.delete(held.record)
+    if (owns) this.records.delete(held.record)
   }
 
   response(statusCode: number, text: string) {
@@ -364,11 +410,14 @@ class Machine {
     expect(this.engine.pendingRetries, this.trace()).toBe(0)
   }
 
-  /** The store's own count of claims in progress, where it keeps one, matches the model's. */
+  /**
+   * The store's own count of claims in progress, where it keeps one, matches the model's: the
+   * records held by a claim of this holder (one per record, even after a takeover).
+   */
   checkInProgress(): void {
     const count = (this.subject.store as { inProgress?: unknown }).inProgress
     if (typeof count !== 'number') return
-    expect(count, this.trace()).toBe(this.held.length)
+    expect(count, this.trace()).toBe(this.held.filter((held) => this.owns(held)).length)
   }
 
   trace(): string {

@@ -1,19 +1,27 @@
 /**
  * The stores the engine's model-based test runs on, one row each: how to open one on a fresh
  * table or file, how to make it fail for real, and how its claims end when their holder dies.
- * A new store (Redis) is one more row.
+ * A new store is one more row.
  */
+import { randomUUID } from 'node:crypto'
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
+import { inject } from 'vitest'
 import type { ManualClock, Store, StoreTransaction } from '@ticksupply/idempotency'
 import type { SqliteConnection } from '@ticksupply/idempotency/stores/sqlite'
 import { createSqliteStore, openSqliteConnection } from '@ticksupply/idempotency/stores/sqlite'
 import { killClaimHolders, openTemporaryPostgres } from '../support/postgres.js'
+import { connectRedis, openTemporaryRedis } from '../support/redis.js'
 
 export interface ModelSubject {
   readonly store: Store<StoreTransaction>
+  /**
+   * For stores whose claims are leases: how long a claim holds unless renewed. The engine
+   * renews every third of it in real time; while the test's clock jumps, nothing does.
+   */
+  readonly claimsLapseAfterMs?: number
   /**
    * Makes the store fail for real until the returned function heals it, and says which of its
    * writes fail meanwhile.
@@ -28,12 +36,13 @@ export interface ModelSubject {
   }
   /**
    * The holder of every claim made so far dies (as its process would); resolves the store of a
-   * new holder on the same records. `free`: the claims end with it (the key is simply free);
-   * `takeover`: they stay until a claimant takes them over.
+   * new holder on the same records, and how far the clock was moved for it (a lease store's
+   * claims end when their lease lapses). `free`: the claims end with it (the key is simply
+   * free); `takeover`: they stay until a claimant takes them over.
    */
   readonly holderDies: {
     readonly after: 'free' | 'takeover'
-    run(): Promise<Store<StoreTransaction>>
+    run(): Promise<{ readonly store: Store<StoreTransaction>; readonly advancedMs: number }>
   }
   close(): Promise<void>
 }
@@ -77,7 +86,7 @@ function openSqliteSubject(clock: ManualClock): Promise<ModelSubject> {
         const connection = openSqliteConnection(filename, { busyTimeoutMs: 30 })
         connections.push(connection)
         store = createSqliteStore({ connection, clock })
-        return Promise.resolve(store)
+        return Promise.resolve({ store, advancedMs: 0 })
       },
     },
     close() {
@@ -120,7 +129,7 @@ async function openPostgresSubject(clock: ManualClock): Promise<ModelSubject> {
         // Ends the database session of the instance holding the claims, as its crash would.
         await killClaimHolders(peer.pool, holder.table)
         store = peer.store
-        return store
+        return { store, advancedMs: 0 }
       },
     },
     async close() {
@@ -130,7 +139,60 @@ async function openPostgresSubject(clock: ManualClock): Promise<ModelSubject> {
   }
 }
 
+/** The engine's lease for stores whose claims are leases (Redis); renewals every third. */
+export const MODEL_LEASE_MS = 30_000
+
+async function openRedisSubject(clock: ManualClock): Promise<ModelSubject> {
+  // The store's client logs in as a user of its own, whose rights the fault takes away.
+  const admin = await connectRedis()
+  const user = `model_${randomUUID().slice(0, 8)}`
+  await admin.sendCommand(['ACL', 'SETUSER', user, 'on', '>secret', '~*', '&*', '+@all'])
+  const url = new URL(inject('redisUrl'))
+  url.username = user
+  url.password = 'secret'
+  const first = await openTemporaryRedis({ url: url.toString(), clock, commandTimeoutMs: 500 })
+  const holders = [first]
+  let store: Store<StoreTransaction> = first.store
+  return {
+    get store() {
+      return store
+    },
+    claimsLapseAfterMs: MODEL_LEASE_MS,
+    fault: {
+      breaks: { claim: true, complete: true, release: true },
+      async inject() {
+        await admin.sendCommand(['ACL', 'SETUSER', user, '-@all'])
+        return async () => {
+          await admin.sendCommand(['ACL', 'SETUSER', user, '+@all'])
+        }
+      },
+    },
+    holderDies: {
+      after: 'takeover',
+      async run() {
+        // A new process on the same records; the dead one renews nothing, so its leases lapse.
+        const next = await openTemporaryRedis({
+          url: url.toString(),
+          clock,
+          commandTimeoutMs: 500,
+          prefix: first.prefix,
+        })
+        holders.push(next)
+        clock.advance(MODEL_LEASE_MS + 1)
+        store = next.store
+        return { store, advancedMs: MODEL_LEASE_MS + 1 }
+      },
+    },
+    async close() {
+      for (const opened of holders.reverse()) await opened.close()
+      await admin.sendCommand(['ACL', 'DELUSER', user])
+      admin.destroy()
+    },
+  }
+}
+
 export const MODEL_STORES: readonly ModelStoreRow[] = [
   { name: 'SQLite', runs: 40, open: openSqliteSubject },
   { name: 'PostgreSQL', runs: 20, open: openPostgresSubject },
+  { name: 'Redis', runs: 20, open: openRedisSubject },
 ]
