@@ -1,4 +1,4 @@
-import Fastify from 'fastify'
+import Fastify, { LogController } from 'fastify'
 import type { FastifyInstance, HTTPMethods } from 'fastify'
 import { createIdempotencyEngine, startPurger } from '@ticksupply/idempotency'
 import type { Clock, Purger } from '@ticksupply/idempotency'
@@ -18,11 +18,16 @@ import { registerDeadline } from './http/deadline.js'
 import { answerClientError, registerHostCheck } from './http/client-errors.js'
 import { answerFrameworkError, registerErrorHandling } from './http/error-handler.js'
 import { readRawBody, registerJsonBody } from './http/json-body.js'
+import { registerTextValueCheck } from './http/text-values.js'
+import { registerHealth } from './http/health.js'
 import { loggerOptions } from './http/log-redaction.js'
-import type { IdempotencyMetrics } from './http/metrics.js'
-import { createIdempotencyMetrics, registerMetricsRoute } from './http/metrics.js'
+import type { RequestLog } from './http/request-log.js'
+import { registerRequestLog, registerRequestLogRoutes } from './http/request-log.js'
+import type { ServerMetrics } from './http/metrics.js'
+import { createServerMetrics, registerMetrics } from './http/metrics.js'
 import { registerOpenApi } from './http/openapi.js'
 import { registerRateLimit } from './http/rate-limit.js'
+import { createShutdownCoordinator } from './http/shutdown.js'
 import { generateRequestId } from './http/request-id.js'
 import { registerResponseHeaders } from './http/response-headers.js'
 import { registerAvailabilityRoutes } from './routes/availability.js'
@@ -36,12 +41,26 @@ export interface App {
   readonly db: Database
   /** Where the data lives, for people (no password). */
   readonly databaseDescription: string
-  readonly metrics: IdempotencyMetrics
+  readonly metrics: ServerMetrics
   /** Every route the server serves, in the order registered (Fastify's own HEAD routes too). */
   readonly routes: readonly RegisteredRoute[]
   /** Listens and resolves the base URL, e.g. `http://127.0.0.1:8080`. */
   listen(): Promise<string>
-  close(): Promise<void>
+  /**
+   * Shuts down gracefully: stops accepting, refuses new requests on open connections (503),
+   * lets the requests in flight finish within `graceMs` (default `SHUTDOWN_GRACE_MS`), aborts
+   * the operations of those that do not (they roll back, their keys are released), stops the
+   * export worker at a safe point (its job goes back to the queue) and the purger, then closes
+   * the idempotency store and the database. Calling it again returns the same promise.
+   */
+  close(options?: { readonly graceMs?: number }): Promise<ShutdownReport>
+}
+
+export interface ShutdownReport {
+  /** Requests still running when the grace period ended; their operations were aborted. */
+  readonly aborted: number
+  /** Of those, the ones that had not answered when their connections were cut. */
+  readonly cut: number
 }
 
 export interface RegisteredRoute {
@@ -78,8 +97,16 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     await addApiKey(db, created.id, apiKey, now)
   }
 
-  const metrics = createIdempotencyMetrics()
   const { store } = idempotencyStore
+  const metrics = createServerMetrics({
+    store,
+    // Read at each scrape, once the engine exists.
+    engine: {
+      get pendingRetries() {
+        return engine.pendingRetries
+      },
+    },
+  })
   const engine = createIdempotencyEngine({
     store,
     initialPollMs: config.idempotencyPollMs,
@@ -88,11 +115,15 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     waitMs: config.idempotencyWaitMs,
     onEvent: (event) => {
       metrics.record(event)
+      requestLog?.record(event)
     },
   })
+  let requestLog: RequestLog | undefined
 
   const server = Fastify({
     logger: config.logLevel === 'silent' ? false : loggerOptions(config.logLevel),
+    // One line per request, written by registerRequestLog, instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true }),
     genReqId: generateRequestId,
     requestIdHeader: false,
     bodyLimit: BODY_LIMIT_BYTES,
@@ -102,6 +133,9 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     clientErrorHandler: answerClientError,
     // Node's own Host check answers an empty 400; registerHostCheck answers in the envelope.
     http: { requireHostHeader: false },
+    // While closing, Fastify would answer new requests with a 503 of its own shape; the
+    // shutdown coordinator answers them in the envelope instead.
+    return503OnClosing: false,
     // Unknown fields are refused, not silently dropped; types are never coerced.
     ajv: {
       // The draft body schema has `properties` without `type: 'object'` on purpose (no body at
@@ -115,17 +149,22 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     },
   })
   let purger: Purger | undefined
+  const shutdown = createShutdownCoordinator()
   const routes: RegisteredRoute[] = []
   server.addHook('onRoute', (route) => {
     for (const method of [route.method].flat()) {
       routes.push({ method, url: route.url, hidden: route.schema?.hide === true })
     }
   })
+  // First: the request's log state must be in place before any other hook runs.
+  if (config.logLevel !== 'silent') requestLog = registerRequestLog(server)
   registerResponseHeaders(server)
   registerHostCheck(server)
+  shutdown.registerRefusal(server)
   registerDeadline(server, config.requestDeadlineMs)
   registerErrorHandling(server)
   registerJsonBody(server, BODY_LIMIT_BYTES)
+  registerTextValueCheck(server)
   registerAuth(server, db)
   const rateLimitWindows = [
     { name: 'minute', limit: config.rateLimitPerMinute, windowMs: 60_000 },
@@ -145,6 +184,8 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     scope: (request) => accountOf(request).id,
     readRawBody,
   })
+  if (requestLog !== undefined) registerRequestLogRoutes(server)
+  shutdown.registerTracking(server)
   await registerOpenApi(server, {
     idempotencyTtlMs: config.idempotencyTtlMs,
     idempotencyWaitMs: config.idempotencyWaitMs,
@@ -154,7 +195,14 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     rateLimitPerHour: config.rateLimitPerHour,
     publicBaseUrl: config.exports.publicBaseUrl,
   })
-  registerMetricsRoute(server, metrics)
+  registerHealth(server, {
+    db,
+    store,
+    leaseMs: config.idempotencyLeaseMs,
+    ttlMs: config.idempotencyTtlMs,
+    draining: () => shutdown.draining,
+  })
+  registerMetrics(server, metrics)
   registerCatalogRoutes(server, db)
   registerSubscriptionRoutes(server, db, {
     delayMs: config.testHandlerDelayMs,
@@ -163,6 +211,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
   registerAvailabilityRoutes(server, db)
   registerBillingRoutes(server, db)
   const exportWorker = await setUpExports(server, db, config, BODY_LIMIT_BYTES)
+  let closing: Promise<ShutdownReport> | undefined
 
   return {
     server,
@@ -174,18 +223,42 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
       const address = await server.listen({ host: config.host, port: config.port })
       exportWorker.start()
       purger = startPurger(store, {
+        intervalMs: config.idempotencyPurgeIntervalMs,
         onError: (error) => {
+          metrics.recordPurgeFailure()
           server.log.error({ err: error }, 'idempotency purge failed')
+        },
+        onRun: (deleted) => {
+          metrics.recordPurgeRun(deleted)
         },
       })
       return address
     },
-    async close() {
-      await exportWorker.stop()
-      await purger?.stop()
-      await server.close()
-      await idempotencyStore.close()
-      await db.close()
+    close(options) {
+      closing ??= closeGracefully(options?.graceMs ?? config.shutdownGraceMs)
+      return closing
     },
+  }
+
+  async function closeGracefully(graceMs: number): Promise<ShutdownReport> {
+    shutdown.beginDraining()
+    // Stops listening now; resolves once every connection has ended (answers written while
+    // closing carry `Connection: close`, idle connections are closed at once).
+    const serverClosed = server.close()
+    const backgroundStopped = Promise.all([exportWorker.stop(), purger?.stop()])
+    const report = await shutdown.drain(graceMs)
+    if (report.aborted > 0) {
+      server.log.warn(
+        report,
+        'shutdown: requests still running after the grace period were aborted',
+      )
+    }
+    // Connections of requests that did not answer even after their abort.
+    if (report.cut > 0) server.server.closeAllConnections()
+    await serverClosed
+    await backgroundStopped
+    await idempotencyStore.close()
+    await db.close()
+    return report
   }
 }

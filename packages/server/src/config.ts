@@ -16,6 +16,13 @@ export interface ServerConfig {
   readonly idempotencyLeaseMs: number
   /** First poll delay of a waiting duplicate (it doubles each time; a completion wakes it). */
   readonly idempotencyPollMs: number
+  /** Time between runs of the purger of expired idempotency records. */
+  readonly idempotencyPurgeIntervalMs: number
+  /**
+   * On SIGTERM or SIGINT, how long requests in flight may take to finish before their
+   * operations are aborted (rolled back, their keys released) and the process exits.
+   */
+  readonly shutdownGraceMs: number
   /** The server's deadline per request. */
   readonly requestDeadlineMs: number
   /** Token-bucket size and refill per minute, per account (`RATE_LIMIT_PER_MINUTE`). */
@@ -69,6 +76,14 @@ export function loadConfig(env: Env): ServerConfig {
     idempotencyWaitMs: integer(env, 'IDEMPOTENCY_WAIT_MS', 3_000, 0, 60_000),
     idempotencyLeaseMs,
     idempotencyPollMs: integer(env, 'IDEMPOTENCY_POLL_MS', 50, 1, 60_000),
+    idempotencyPurgeIntervalMs: integer(
+      env,
+      'IDEMPOTENCY_PURGE_INTERVAL_MS',
+      60_000,
+      100,
+      86_400_000,
+    ),
+    shutdownGraceMs: integer(env, 'SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
     requestDeadlineMs,
     rateLimitPerMinute: integer(env, 'RATE_LIMIT_PER_MINUTE', 200, 1, 1_000_000),
     rateLimitPerHour: integer(env, 'RATE_LIMIT_PER_HOUR', 10_000, 1, 100_000_000),

@@ -1,6 +1,9 @@
 import { buildApp } from './app.js'
 import { ConfigError, loadConfig } from './config.js'
 
+/** After the grace period and the aborted operations' settling, the stores get this long to close. */
+const HARD_STOP_AFTER_GRACE_MS = 5_000
+
 async function main(): Promise<void> {
   let config
   try {
@@ -37,11 +40,32 @@ async function main(): Promise<void> {
       '',
     ].join('\n'),
   )
+  let stopping = false
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
-    process.once(signal, () => {
+    process.on(signal, () => {
+      if (stopping) {
+        // A second signal: the operator does not want to wait for the grace period.
+        app.server.log.warn(`${signal} again: exiting now`)
+        process.exit(1)
+      }
+      stopping = true
+      app.server.log.info(
+        `${signal}: shutting down (grace period ${String(config.shutdownGraceMs)} ms)`,
+      )
+      // Whatever hangs (a database that does not answer), the process ends.
+      setTimeout(() => {
+        process.stderr.write('ticksupply: shutdown did not finish in time; exiting\n')
+        process.exit(1)
+      }, config.shutdownGraceMs + HARD_STOP_AFTER_GRACE_MS).unref()
       app.close().then(
-        () => process.exit(0),
-        () => process.exit(1),
+        (report) => {
+          app.server.log.info(report, 'shutdown complete')
+          process.exit(0)
+        },
+        (error: unknown) => {
+          app.server.log.error({ err: error }, 'shutdown failed')
+          process.exit(1)
+        },
       )
     })
   }

@@ -685,12 +685,14 @@ describe('waiting for an original that is still running', () => {
     const datastream = nextDatastream()
     const key = newKey()
     const claimsBefore = server.claims()
-    const abortedBefore = server.counter('waits_aborted')
+    const abortedBefore = server.counter('waits', { outcome: 'aborted' })
     const { original: pending } = await startOriginal(key, datastream)
     await sendAndAbandon(server.url, { key, body: { datastream_id: datastream }, afterMs: 100 })
     const original = await pending
     expect(original.status).toBe(201)
-    expect(await eventually(() => server.counter('waits_aborted') > abortedBefore)).toBe(true)
+    expect(
+      await eventually(() => server.counter('waits', { outcome: 'aborted' }) > abortedBefore),
+    ).toBe(true)
     expect(server.claims() - claimsBefore).toBe(1)
     expectReplayOf(await create(server.url, key, datastream), original)
     expect(server.claims() - claimsBefore).toBe(1)

@@ -55,7 +55,7 @@ describe('the request log', () => {
 
     const lines = await linesAbout(link.pathname, 2)
     expect(lines.length).toBeGreaterThanOrEqual(2)
-    expect(lines.some((line) => line.includes('"incoming request"'))).toBe(true)
+    expect(lines.some((line) => line.includes('"msg":"request completed"'))).toBe(true)
     const expires = link.searchParams.get('expires') ?? ''
     expect(lines.some((line) => line.includes(`expires=${expires}`))).toBe(true)
     expect(server.stdout()).not.toContain(sig)
@@ -83,7 +83,7 @@ describe('the request log', () => {
     // A parameter name spelled with percent-encoding is the same parameter to the server.
     await sendTarget(server.url, 'GET', `${path}?%73ig=SECRETsig0011&visible=kept`)
     await sendTarget(server.url, 'GET', `http://someone:SECRETpw00012@x${path}?visible=kept`)
-    // One "incoming request" line each.
+    // One line each.
     const lines = await linesAbout(path, 3)
     expect(lines.filter((line) => line.includes('visible=kept')).length).toBe(3)
     for (const value of [...Object.values(secrets), 'SECRETsig0011', 'SECRETpw00012'])

@@ -86,7 +86,7 @@ describe('idempotency keys across accounts', () => {
       accounts.map((account, index) => subscribe(account.apiKey, key, 100 + index)),
     )
     for (const answer of answers) expect(answer.status, answer.text).toBe(201)
-    expect(server.counter('mismatch')).toBe(0)
+    expect(server.counter('conflicts', { reason: 'mismatch' })).toBe(0)
     for (const [index, account] of accounts.entries()) {
       const mine = await listSubscriptions(server.url, account.apiKey)
       expect(
@@ -96,7 +96,7 @@ describe('idempotency keys across accounts', () => {
     // Within one account the key is taken: another body is the mismatch.
     const reused = await subscribe(accounts[0]?.apiKey ?? '', key, 300)
     expect(reused.status).toBe(409)
-    expect(server.counter('mismatch')).toBe(1)
+    expect(server.counter('conflicts', { reason: 'mismatch' })).toBe(1)
   })
 
   it('keeps every account’s records apart in the store: one row per account for the shared key', async () => {

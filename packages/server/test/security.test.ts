@@ -13,6 +13,8 @@ import { expectRawEnvelope, sendTarget } from './support/raw-http.js'
 /** The routes anyone may call; every other route needs an API key. */
 const PUBLIC = (url: string) =>
   url === '/openapi.json' ||
+  url === '/healthz' ||
+  url === '/readyz' ||
   url === '/metrics' ||
   url === '/downloads/:artifactId' ||
   url === '/docs' ||
@@ -139,6 +141,8 @@ describe('authentication by route', () => {
   it('serves the public routes without an API key', async () => {
     expect((await sendTarget(server.url, 'GET', '/openapi.json')).status).toBe(200)
     expect((await sendTarget(server.url, 'GET', '/metrics')).status).toBe(200)
+    expect((await sendTarget(server.url, 'GET', '/healthz')).status).toBe(200)
+    expect((await sendTarget(server.url, 'GET', '/readyz')).status).toBe(200)
     expect((await sendTarget(server.url, 'GET', '/docs/static/index.css')).status).toBe(200)
     const download = await sendTarget(server.url, 'GET', '/downloads/art_x?expires=1&sig=x')
     expectRawEnvelope(download, 403, 'permission_denied')

@@ -165,19 +165,19 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
     request: IdempotentRequest,
     outcome: ClaimOutcome,
     token: string,
-    waited: boolean,
+    waitStartedAt?: number,
   ): BeginOutcome<Tx> | undefined {
     switch (outcome.kind) {
       case 'claimed':
         emit(outcome.takeover ? TAKEN_OVER : CLAIMED)
-        if (waited) emit({ type: 'waited', outcome: 'claimed' })
+        if (waitStartedAt !== undefined) emitWaited('claimed', waitStartedAt)
         return {
           kind: 'claimed',
           claim: new Claim(context, request.scope, request.key, token, outcome.lost),
         }
       case 'replay':
         emit(REPLAYED)
-        if (waited) emit({ type: 'waited', outcome: 'replayed' })
+        if (waitStartedAt !== undefined) emitWaited('replayed', waitStartedAt)
         return { kind: 'replay', response: outcome.response }
       case 'mismatch':
         emit({ type: 'mismatch' })
@@ -187,13 +187,23 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
     }
   }
 
+  function emitWaited(
+    outcome: 'replayed' | 'claimed' | 'timed_out' | 'aborted',
+    startedAt: number,
+  ): void {
+    emit({ type: 'waited', outcome, waitedMs: performance.now() - startedAt })
+  }
+
   async function begin(request: IdempotentRequest): Promise<BeginOutcome<Tx>> {
     const fingerprint = fingerprintRequest(request.method, request.pathWithQuery, request.body)
     const token = randomUUID()
     // The common case, one claim and nothing else: no timer, no listener, no signal.
-    const first = settleFirst(request, await claimOnce(request, fingerprint, token), token, false)
+    const first = settleFirst(request, await claimOnce(request, fingerprint, token), token)
     if (first !== undefined) return first
-    if (waitMs === 0) throw new RequestInProgressError()
+    if (waitMs === 0) {
+      emit({ type: 'in_progress' })
+      throw new RequestInProgressError()
+    }
     return waitForOriginal(request, fingerprint)
   }
 
@@ -205,7 +215,8 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
     request: IdempotentRequest,
     fingerprint: string,
   ): Promise<BeginOutcome<Tx>> {
-    const deadline = performance.now() + waitMs
+    const startedAt = performance.now()
+    const deadline = startedAt + waitMs
     const signal = request.signal
     // Set by the settle listener; an object, since the closure assigns it between the awaits.
     const settled = { count: 0, wake: undefined as (() => void) | undefined }
@@ -227,15 +238,16 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
           // The client left while the claim was in flight: nobody would read the answer, and
           // a retry must find the key free, so the claim goes back unused.
           await giveBackUnused(context, request, token)
-          emit({ type: 'waited', outcome: 'aborted' })
+          emitWaited('aborted', startedAt)
           throw new WaitAbortedError()
         }
-        const done = settleFirst(request, outcome, token, true)
+        const done = settleFirst(request, outcome, token, startedAt)
         if (done !== undefined) return done
         if (settled.count !== settledBeforeClaim) continue
         const remainingMs = deadline - performance.now()
         if (remainingMs <= 0) {
-          emit({ type: 'waited', outcome: 'timed_out' })
+          emitWaited('timed_out', startedAt)
+          emit({ type: 'in_progress' })
           throw new RequestInProgressError()
         }
         const result = await waitForWake(
@@ -249,7 +261,7 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
           },
         )
         if (result === 'aborted') {
-          emit({ type: 'waited', outcome: 'aborted' })
+          emitWaited('aborted', startedAt)
           throw new WaitAbortedError()
         }
       }

@@ -7,7 +7,14 @@ export type IdempotencyEvent =
   | { readonly type: 'claimed'; readonly takeover: boolean }
   | { readonly type: 'replayed' }
   | { readonly type: 'mismatch' }
-  | { readonly type: 'waited'; readonly outcome: 'replayed' | 'claimed' | 'timed_out' | 'aborted' }
+  | {
+      readonly type: 'waited'
+      readonly outcome: 'replayed' | 'claimed' | 'timed_out' | 'aborted'
+      /** How long the duplicate waited for the original, in milliseconds. */
+      readonly waitedMs: number
+    }
+  /** A duplicate was answered "still in progress" (409), after its wait or without one. */
+  | { readonly type: 'in_progress' }
   /** A waiting duplicate was woken by the store's completion signal, not by its poll timer. */
   | { readonly type: 'woken' }
   | { readonly type: 'completed' }

@@ -14,10 +14,13 @@ declare module 'fastify' {
 
 /**
  * The routes anyone may call, by the URL they were declared with: the API description and its
- * UI, the counters, and the signed download links (the link is the credential).
+ * UI, the health checks and metrics, and the signed download links (the link is the
+ * credential).
  */
 const PUBLIC_ROUTES: ReadonlySet<string> = new Set([
   '/openapi.json',
+  '/healthz',
+  '/readyz',
   '/metrics',
   '/downloads/:artifactId',
 ])

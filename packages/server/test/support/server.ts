@@ -74,7 +74,11 @@ export interface TestServer {
   readonly artifactsDir: string
   /** How many times a keyed operation actually ran: `claims + claims_takeover`. */
   claims(): number
-  counter(name: string): number
+  /**
+   * The idempotency counter `ticksupply_idempotency_<name>_total`, with `labels` for a labelled
+   * series, e.g. `counter('conflicts', { reason: 'mismatch' })`.
+   */
+  counter(name: string, labels?: Readonly<Record<string, string>>): number
   /** Reads the server's database directly (`?` placeholders), whichever kind it is. */
   query<Row>(sql: string, params?: readonly unknown[]): Promise<Row[]>
   close(): Promise<void>
@@ -155,7 +159,8 @@ export async function startServer(
     options,
   )
   const url = await app.listen()
-  const counter = (name: string) => app.metrics.counts[name] ?? 0
+  const counter = (name: string, labels?: Readonly<Record<string, string>>) =>
+    app.metrics.counts[seriesName(name, labels)] ?? 0
   return {
     url,
     app,
@@ -172,6 +177,34 @@ export async function startServer(
         rmSync(scratch, { recursive: true, force: true })
     },
   }
+}
+
+/** A series as Prometheus writes it: `name` or `name{label="value",...}`, labels in order given. */
+export function seriesName(name: string, labels?: Readonly<Record<string, string>>): string {
+  if (labels === undefined) return name
+  const pairs = Object.entries(labels).map(([label, value]) => `${label}="${value}"`)
+  return `${name}{${pairs.join(',')}}`
+}
+
+/**
+ * The value of one sample in a Prometheus text exposition (`name` or `name{...}` as written by
+ * {@link seriesName}); 0 when the series is absent.
+ */
+export function sampleValue(exposition: string, series: string): number {
+  for (const line of exposition.split('\n')) {
+    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1))
+  }
+  return 0
+}
+
+/** An idempotency counter of a server reached over HTTP (a spawned process). */
+export async function scrapeCounter(
+  url: string,
+  name: string,
+  labels?: Readonly<Record<string, string>>,
+): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text()
+  return sampleValue(text, seriesName(`ticksupply_idempotency_${name}_total`, labels))
 }
 
 export interface SpawnedServer {

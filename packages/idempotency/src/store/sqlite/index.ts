@@ -3,7 +3,11 @@ export type {
   SqliteConnectionOptions,
   SqliteTransaction,
 } from './sqlite-connection.js'
-export { openSqliteConnection, wrapSqliteDatabase } from './sqlite-connection.js'
+export {
+  SqliteFileMovedError,
+  openSqliteConnection,
+  wrapSqliteDatabase,
+} from './sqlite-connection.js'
 export { SqliteStoreOwnedError } from './sqlite-ownership.js'
 export type { SqliteStore, SqliteStoreOptions } from './sqlite-store.js'
 export { createSqliteStore } from './sqlite-store.js'

@@ -1,5 +1,22 @@
+import { statSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import type { StoreTransaction } from '../../core/store.js'
+
+/**
+ * The file at the database's path is no longer the file this connection opened: it was deleted,
+ * or another file was moved over it (a restore, a careless `rm`). Writes would still succeed, into
+ * a file no one can open again, and be gone after a restart; so nothing more is acknowledged.
+ */
+export class SqliteFileMovedError extends Error {
+  override readonly name = 'SqliteFileMovedError'
+  /** SQLite's own extended code for a database file that moved since it was opened. */
+  readonly code = 'SQLITE_READONLY_DBMOVED'
+  constructor(filename: string) {
+    super(
+      `The SQLite database file ${filename} was deleted or replaced while open: restart the server on the file you mean to use`,
+    )
+  }
+}
 
 export interface SqliteConnectionOptions {
   /**
@@ -37,6 +54,11 @@ export interface SqliteTransaction extends StoreTransaction {
  * SQLite's own busy handler sleeps inside the statement, which would freeze the event loop
  * while another process holds a lock; it is off (`busy_timeout = 0`), and a statement that
  * finds the database locked is tried again on a timer with backoff, up to `busyTimeoutMs`.
+ *
+ * In WAL mode SQLite does not notice that its file was deleted or replaced under it. Every
+ * commit (a transaction, a group commit, an autocommit statement) first checks that the path
+ * still names the opened file (device and inode), and reads check at most once a second; once
+ * the file has moved, everything rejects with {@link SqliteFileMovedError}.
  */
 export interface SqliteConnection {
   /** The write connection. Use it directly only inside {@link transaction} or {@link write}. */
@@ -100,6 +122,7 @@ export function wrapSqliteDatabase(
   }
   database.pragma('busy_timeout = 0')
   const reader = openReader(database)
+  const identity = watchFileIdentity(database)
 
   let locked = false
   const waiting: (() => void)[] = []
@@ -148,6 +171,11 @@ export function wrapSqliteDatabase(
   }
 
   function exclusive<T>(fn: (database: Database.Database) => T): Promise<T> {
+    try {
+      identity.check()
+    } catch (error) {
+      return Promise.reject(toError(error))
+    }
     if (!locked) {
       // Synchronous statements cannot interleave with anything: run them now.
       try {
@@ -196,6 +224,7 @@ export function wrapSqliteDatabase(
         // before it too: fail them all.
         if (!database.inTransaction) throw new Error('SQLite rolled back the group commit')
       }
+      identity.check()
       database.exec('COMMIT')
       for (const item of items) item.settle()
     } catch (error) {
@@ -209,6 +238,11 @@ export function wrapSqliteDatabase(
   return {
     database,
     read<T>(fn: (database: Database.Database) => T): Promise<T> {
+      try {
+        identity.checkOccasionally()
+      } catch (error) {
+        return Promise.reject(toError(error))
+      }
       // With no transaction open, the write connection sees exactly the committed state, and
       // its page cache is warm (a second connection's is dropped after every write).
       if (!locked) {
@@ -271,6 +305,7 @@ export function wrapSqliteDatabase(
         try {
           result = await fn(tx)
           options.signal?.throwIfAborted()
+          identity.check()
           database.exec('COMMIT')
         } catch (error) {
           if (database.inTransaction) database.exec('ROLLBACK')
@@ -298,6 +333,42 @@ function openReader(database: Database.Database): Database.Database | undefined 
   const reader = new Database(database.name, { readonly: true, fileMustExist: true })
   reader.pragma('busy_timeout = 0')
   return reader
+}
+
+/** How often reads look at the file again; commits look every time. */
+const READ_CHECK_INTERVAL_MS = 1_000
+
+/**
+ * Whether the database's path still names the file that was opened, by device and inode. A
+ * `stat` costs a microsecond or two, once per commit (a group commit counts once). Once moved,
+ * always moved: the process must not drift onto whatever file appears at the path later.
+ */
+function watchFileIdentity(database: Database.Database): {
+  check(): void
+  checkOccasionally(): void
+} {
+  if (database.memory || database.name === '') {
+    return { check: () => undefined, checkOccasionally: () => undefined }
+  }
+  const filename = database.name
+  const opened = statSync(filename, { bigint: true })
+  let moved: SqliteFileMovedError | undefined
+  let checkedAt = Date.now()
+  const check = () => {
+    if (moved !== undefined) throw moved
+    checkedAt = Date.now()
+    const now = statSync(filename, { bigint: true, throwIfNoEntry: false })
+    if (now?.dev === opened.dev && now.ino === opened.ino) return
+    moved = new SqliteFileMovedError(filename)
+    throw moved
+  }
+  return {
+    check,
+    checkOccasionally() {
+      if (moved !== undefined) throw moved
+      if (Date.now() - checkedAt >= READ_CHECK_INTERVAL_MS) check()
+    },
+  }
 }
 
 function isBusy(error: unknown): boolean {

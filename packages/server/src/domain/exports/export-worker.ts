@@ -174,6 +174,9 @@ export function createExportWorker(options: ExportWorkerOptions): ExportWorker {
   async function run(job: ClaimedJob): Promise<void> {
     const controller = new AbortController()
     current = controller
+    // Claimed while stop() was already waiting: give it back at once instead of running it to
+    // the end (stop() aborted whichever job was current then, and this one was not yet).
+    if (isStopped()) controller.abort(new Stopping('server stopping'))
     const ownFolder = `${exportPrefix(job.id)}${job.token}/`
     const renew = setInterval(
       () => {
