@@ -103,7 +103,10 @@ async function claimCount(server: SpawnedServer): Promise<number> {
   return sampleValue(text, 'ticksupply_idempotency_claims_total')
 }
 
-/** Waits until the server has claimed `count` keys in all (the original is running). */
+/**
+ * Waits until the server has claimed `count` keys in all: the original is running. Callers
+ * count from the claims made before it, since earlier tests claimed on the same server.
+ */
 async function claimed(server: SpawnedServer, count: number): Promise<void> {
   expect(await eventually(async () => (await claimCount(server)) >= count)).toBe(true)
 }
@@ -220,8 +223,9 @@ describe('the request log', () => {
   it('logs a duplicate that waited for its original as replayed, with the time it waited', async () => {
     const key = newKey()
     keysUsed.push(key)
+    const before = await claimCount(waiting)
     const original = create(waiting.url, key, 5)
-    await claimed(waiting, 1)
+    await claimed(waiting, before + 1)
     const duplicate = await create(waiting.url, key, 5)
     expect(duplicate.headers.get('idempotent-replayed')).toBe('true')
     await original
@@ -233,8 +237,9 @@ describe('the request log', () => {
   it('logs a duplicate answered "still in progress" as an in-progress conflict', async () => {
     const key = newKey()
     keysUsed.push(key)
+    const before = await claimCount(impatient)
     const original = create(impatient.url, key, 6)
-    await claimed(impatient, 1)
+    await claimed(impatient, before + 1)
     const duplicate = await create(impatient.url, key, 6)
     expect(duplicate.status).toBe(409)
     await original

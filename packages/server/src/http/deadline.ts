@@ -9,6 +9,12 @@ declare module 'fastify' {
 }
 
 const kTimer = Symbol('deadline.timer')
+const kController = Symbol('deadline.controller')
+
+type WithDeadline = FastifyRequest & {
+  [kTimer]?: NodeJS.Timeout
+  [kController]?: AbortController
+}
 
 /**
  * The server's deadline per request: past it, the answer is `408 request_timeout` and the
@@ -24,6 +30,7 @@ export function registerDeadline(app: FastifyInstance, deadlineMs: number): void
   app.addHook('onRequest', async (request, reply) => {
     const controller = new AbortController()
     request.deadline = controller.signal
+    ;(request as WithDeadline)[kController] = controller
     const timer = setTimeout(() => {
       if (reply.sent) return
       const error = new ApiError('request_timeout', 'Request timed out')
@@ -31,12 +38,24 @@ export function registerDeadline(app: FastifyInstance, deadlineMs: number): void
       reply.send(error)
     }, deadlineMs)
     timer.unref()
-    ;(request as FastifyRequest & { [kTimer]?: NodeJS.Timeout })[kTimer] = timer
+    ;(request as WithDeadline)[kTimer] = timer
   })
   app.addHook('onResponse', (request, _reply, done) => {
-    clearTimeout((request as FastifyRequest & { [kTimer]?: NodeJS.Timeout })[kTimer])
+    clearTimeout((request as WithDeadline)[kTimer])
     done()
   })
+}
+
+/**
+ * Aborts the request's deadline signal ahead of its time (a shutdown whose grace period has
+ * passed): its transaction then refuses to commit, as past the deadline. False when the
+ * deadline hook did not see the request.
+ */
+export function abortDeadline(request: FastifyRequest, reason: unknown): boolean {
+  const controller = (request as WithDeadline)[kController]
+  if (controller === undefined) return false
+  controller.abort(reason)
+  return true
 }
 
 /** The request's deadline signal (never aborted for a request the hook did not see). */

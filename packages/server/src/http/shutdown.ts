@@ -1,5 +1,6 @@
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import { ApiError } from '../domain/api-error.js'
+import { abortDeadline } from './deadline.js'
 import { JSON_TYPE, renderError } from './envelope.js'
 
 /**
@@ -47,21 +48,16 @@ export interface ShutdownCoordinator {
   drain(graceMs: number): Promise<DrainResult>
 }
 
-interface InFlight {
-  readonly controller: AbortController
-}
-
-const kInFlight = Symbol('shutdown.in-flight')
-type Tracked = FastifyRequest & { [kInFlight]?: InFlight }
+const kTracked = Symbol('shutdown.tracked')
+type Tracked = FastifyRequest & { [kTracked]?: true }
 
 export function createShutdownCoordinator(): ShutdownCoordinator {
   let draining = false
-  const inFlight = new Set<InFlight>()
+  const inFlight = new Set<FastifyRequest>()
   let onIdle: (() => void) | undefined
 
   const settle = (request: FastifyRequest) => {
-    const entry = (request as Tracked)[kInFlight]
-    if (entry === undefined || !inFlight.delete(entry)) return
+    if ((request as Tracked)[kTracked] !== true || !inFlight.delete(request)) return
     if (inFlight.size === 0) onIdle?.()
   }
 
@@ -110,24 +106,11 @@ export function createShutdownCoordinator(): ShutdownCoordinator {
     },
     registerTracking(app) {
       app.addHook('onRoute', (route: RouteOptions) => {
+        // Nothing per request but a set entry and a listener: at shutdown the request's own
+        // deadline signal is aborted (deadline.ts), which its transaction already obeys.
         const track = (request: FastifyRequest, reply: { raw: NodeJS.EventEmitter }) => {
-          const controller = new AbortController()
-          const deadline = request.deadline
-          if (deadline !== null) {
-            if (deadline.aborted) controller.abort(deadline.reason)
-            else
-              deadline.addEventListener(
-                'abort',
-                () => {
-                  controller.abort(deadline.reason)
-                },
-                { once: true },
-              )
-          }
-          request.deadline = controller.signal
-          const entry: InFlight = { controller }
-          ;(request as Tracked)[kInFlight] = entry
-          inFlight.add(entry)
+          ;(request as Tracked)[kTracked] = true
+          inFlight.add(request)
           // The answer was written: whatever its hooks did is done. (A client that left is
           // followed to the end of onSend instead, below.)
           reply.raw.once('finish', () => {
@@ -158,7 +141,7 @@ export function createShutdownCoordinator(): ShutdownCoordinator {
       if (await idleWithin(graceMs)) return { aborted: 0, cut: 0 }
       const aborted = inFlight.size
       const reason = new ApiError('unavailable', 'The server is shutting down. Please retry.')
-      for (const entry of inFlight) entry.controller.abort(reason)
+      for (const request of inFlight) abortDeadline(request, reason)
       await idleWithin(ABORT_SETTLE_MS)
       return { aborted, cut: inFlight.size }
     },
