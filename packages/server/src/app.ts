@@ -27,7 +27,7 @@ import type { ServerMetrics } from './http/metrics.js'
 import { createServerMetrics, registerMetrics } from './http/metrics.js'
 import { registerOpenApi } from './http/openapi.js'
 import { registerRateLimit } from './http/rate-limit.js'
-import { createShutdownCoordinator } from './http/shutdown.js'
+import { closeConnections, createShutdownCoordinator } from './http/shutdown.js'
 import { generateRequestId } from './http/request-id.js'
 import { registerResponseHeaders } from './http/response-headers.js'
 import { registerAvailabilityRoutes } from './routes/availability.js'
@@ -241,6 +241,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
   }
 
   async function closeGracefully(graceMs: number): Promise<ShutdownReport> {
+    const startedAt = Date.now()
     shutdown.beginDraining()
     // Stops listening now; resolves once every connection has ended (answers written while
     // closing carry `Connection: close`, idle connections are closed at once).
@@ -253,9 +254,14 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
         'shutdown: requests still running after the grace period were aborted',
       )
     }
-    // Connections of requests that did not answer even after their abort.
+    // Connections of requests that did not answer even after their abort are cut now; the
+    // rest (answers still streaming, idle keep-alives) get what is left of the grace period.
     if (report.cut > 0) server.server.closeAllConnections()
-    await serverClosed
+    await closeConnections(
+      server.server,
+      serverClosed,
+      Math.max(0, startedAt + graceMs - Date.now()),
+    )
     await backgroundStopped
     await idempotencyStore.close()
     await db.close()

@@ -1,3 +1,4 @@
+import type { Server } from 'node:http'
 import type { FastifyInstance, FastifyRequest, RouteOptions } from 'fastify'
 import { ApiError } from '../domain/api-error.js'
 import { abortDeadline } from './deadline.js'
@@ -145,5 +146,38 @@ export function createShutdownCoordinator(): ShutdownCoordinator {
       await idleWithin(ABORT_SETTLE_MS)
       return { aborted, cut: inFlight.size }
     },
+  }
+}
+
+/** How often connections that went idle during a shutdown are looked for and closed. */
+const IDLE_SWEEP_MS = 50
+
+/**
+ * Resolves once `closed` (the HTTP server's close) has, closing connections as they go idle
+ * and cutting whatever is still open after `ms`. Node's `close()` closes the connections idle
+ * at that moment only: a keep-alive connection whose answer was still being written goes idle
+ * later and would hold the close open for as long as its client keeps it.
+ */
+export async function closeConnections(
+  server: Pick<Server, 'closeIdleConnections' | 'closeAllConnections'>,
+  closed: Promise<unknown>,
+  ms: number,
+): Promise<void> {
+  let done = false
+  const finished = closed.then(() => {
+    done = true
+  })
+  const sweep = setInterval(() => {
+    server.closeIdleConnections()
+  }, IDLE_SWEEP_MS)
+  const cut = setTimeout(() => {
+    if (!done) server.closeAllConnections()
+  }, ms)
+  server.closeIdleConnections()
+  try {
+    await finished
+  } finally {
+    clearInterval(sweep)
+    clearTimeout(cut)
   }
 }
