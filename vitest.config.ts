@@ -6,6 +6,10 @@ const timeouts = { testTimeout: 60_000, hookTimeout: 60_000 }
 
 export default defineConfig({
   test: {
+    // Three test files at a time on a 2-core machine (Vitest's default would be one): most of
+    // a file's time is spent waiting on the server processes, databases and sockets it drives.
+    // Every file uses its own databases, ports and Redis key prefixes.
+    maxWorkers: 3,
     // Starts PostgreSQL and Redis once for the whole run.
     globalSetup: ['./test-support/services.ts'],
     reporters: ['default', './test-support/summary-reporter.ts'],
