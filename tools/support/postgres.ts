@@ -1,19 +1,8 @@
-import { execFileSync } from 'node:child_process'
-import { chownSync, mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import pg from 'pg'
-import { freePort } from './server-process.js'
-
-const isRoot = process.getuid?.() === 0
-
-/** Runs a PostgreSQL binary, as the postgres user when we are root (initdb refuses root). */
-function run(binary: string, args: string[]): void {
-  const [command, fullArgs] = isRoot
-    ? ['runuser', ['-u', 'postgres', '--', binary, ...args]]
-    : [binary, args]
-  execFileSync(command, fullArgs, { stdio: ['ignore', 'ignore', 'pipe'] })
-}
+import { startPostgres } from '../../test-support/service-processes.js'
 
 export interface TemporaryPostgres {
   /** The server's URL (database `postgres`). */
@@ -30,38 +19,9 @@ export interface TemporaryPostgres {
  */
 export async function startTemporaryPostgres(): Promise<TemporaryPostgres> {
   const dir = mkdtempSync(join(tmpdir(), 'ticksupply-tool-pg-'))
-  if (isRoot) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString().trim())
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString().trim())
-    chownSync(dir, uid, gid)
-  }
-  const data = join(dir, 'pgdata')
-  run('initdb', [
-    '-D',
-    data,
-    '-U',
-    'postgres',
-    '--auth=trust',
-    '--no-sync',
-    '-E',
-    'UTF8',
-    '--locale=C',
-  ])
-  const port = await freePort()
-  run('pg_ctl', [
-    '-D',
-    data,
-    '-l',
-    join(dir, 'postgres.log'),
-    '-w',
-    '-t',
-    '60',
-    'start',
-    '-o',
-    // A throwaway server: what it writes need not survive a crash of the machine.
-    `-h 127.0.0.1 -p ${String(port)} -k ${dir} -c max_connections=200 -c fsync=off -c full_page_writes=off`,
-  ])
-  const url = `postgres://postgres@127.0.0.1:${String(port)}/postgres`
+  // A throwaway server: what it writes need not survive a crash of the machine.
+  const server = await startPostgres(dir, { durable: false, maxConnections: 200 })
+  const url = server.url
   let databases = 0
   return {
     url,
@@ -80,7 +40,7 @@ export async function startTemporaryPostgres(): Promise<TemporaryPostgres> {
     },
     stop() {
       try {
-        run('pg_ctl', ['-D', data, '-m', 'fast', '-w', 'stop'])
+        server.stop()
       } finally {
         rmSync(dir, { recursive: true, force: true })
       }

@@ -1,8 +1,10 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
-import { createServer } from 'node:net'
 import { join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
+import { freePort } from '../../test-support/free-port.js'
+
+export { freePort }
 
 /** The repository root, where `packages/server/dist` lives. */
 export const REPO_ROOT = resolve(fileURLToPath(import.meta.url), '../../..')
@@ -17,22 +19,6 @@ export interface ServerProcess {
   /** Sends `signal` (SIGKILL by default) if the process still runs. */
   kill(signal?: NodeJS.Signals): void
   readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>
-}
-
-/** A TCP port on 127.0.0.1 that nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((done, fail) => {
-    const server = createServer()
-    server.unref()
-    server.on('error', fail)
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address()
-      const port = typeof address === 'object' && address !== null ? address.port : 0
-      server.close(() => {
-        done(port)
-      })
-    })
-  })
 }
 
 /**
