@@ -3,10 +3,11 @@ import pg from 'pg'
 
 /**
  * A fresh, empty database on the test run's PostgreSQL server, so that each test file (or each
- * server under test) starts from nothing. Resolves its URL.
+ * server under test) starts from nothing; the benchmarks and tools use it too, with their own
+ * name prefix. Resolves its URL.
  */
-export async function createTestDatabase(serverUrl: string): Promise<string> {
-  const name = `test_${randomBytes(6).toString('hex')}`
+export async function createTestDatabase(serverUrl: string, prefix = 'test'): Promise<string> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`
   const admin = new pg.Client({ connectionString: serverUrl })
   await admin.connect()
   try {

@@ -6,10 +6,10 @@
 import { spawn } from 'node:child_process'
 import type { ChildProcess } from 'node:child_process'
 import { mkdtempSync, rmSync } from 'node:fs'
-import { connect } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { freePort } from './free-port.js'
+import { waitForPort } from './service-processes.js'
 
 export interface TestRedisServer {
   readonly url: string
@@ -62,26 +62,6 @@ export async function startTestRedisServer(args: readonly string[] = []): Promis
       await kill()
       rmSync(dir, { recursive: true, force: true })
     },
-  }
-}
-
-async function waitForPort(port: number, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      const socket = connect(port, '127.0.0.1')
-      socket.once('connect', () => {
-        socket.destroy()
-        resolve(true)
-      })
-      socket.once('error', () => {
-        resolve(false)
-      })
-    })
-    if (ok) return
-    if (Date.now() > deadline)
-      throw new Error(`nothing listened on 127.0.0.1:${String(port)} in time`)
-    await new Promise((resolve) => setTimeout(resolve, 25))
   }
 }
 

@@ -6,10 +6,9 @@
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { randomBytes } from 'node:crypto'
-import pg from 'pg'
 import type { ServiceProcess } from '../../test-support/service-processes.js'
 import { startPostgres, startRedis } from '../../test-support/service-processes.js'
+import { createTestDatabase } from '../../test-support/postgres-database.js'
 import { onCleanup } from './processes.js'
 
 export interface Services {
@@ -54,18 +53,7 @@ export function createServices(runDir: string): Services {
       return (await redis).url
     },
     async freshPostgresDatabase() {
-      const serverUrl = await postgresUrl()
-      const name = `bench_${randomBytes(6).toString('hex')}`
-      const admin = new pg.Client({ connectionString: serverUrl })
-      await admin.connect()
-      try {
-        await admin.query(`CREATE DATABASE ${name}`)
-      } finally {
-        await admin.end()
-      }
-      const url = new URL(serverUrl)
-      url.pathname = `/${name}`
-      return url.toString()
+      return createTestDatabase(await postgresUrl(), 'bench')
     },
   }
 }

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import pg from 'pg'
+import { createTestDatabase } from '../../test-support/postgres-database.js'
 import { startPostgres } from '../../test-support/service-processes.js'
 
 export interface TemporaryPostgres {
@@ -22,22 +22,9 @@ export async function startTemporaryPostgres(): Promise<TemporaryPostgres> {
   // A throwaway server: what it writes need not survive a crash of the machine.
   const server = await startPostgres(dir, { durable: false, maxConnections: 200 })
   const url = server.url
-  let databases = 0
   return {
     url,
-    async createDatabase() {
-      const name = `tool_${String(process.pid)}_${String(++databases)}`
-      const admin = new pg.Client({ connectionString: url })
-      await admin.connect()
-      try {
-        await admin.query(`CREATE DATABASE ${name}`)
-      } finally {
-        await admin.end()
-      }
-      const database = new URL(url)
-      database.pathname = `/${name}`
-      return database.toString()
-    },
+    createDatabase: () => createTestDatabase(url, 'tool'),
     stop() {
       try {
         server.stop()
