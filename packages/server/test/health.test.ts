@@ -7,7 +7,6 @@
 import { copyFileSync, renameSync, unlinkSync } from 'node:fs'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
-import pg from 'pg'
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest'
 import type { Answer, SpawnedServer, TestServer } from './support/server.js'
 import {
@@ -18,6 +17,7 @@ import {
   startServer,
   subscriptionsTo,
   tempDatabase,
+  executeSql,
 } from './support/server.js'
 
 function create(url: string, key: string | undefined, datastreamId: number): Promise<Answer> {
@@ -28,26 +28,6 @@ function create(url: string, key: string | undefined, datastreamId: number): Pro
 }
 
 const ready = (url: string) => send(`${url}/readyz`, { apiKey: null })
-
-/** Runs SQL on the server's database from another connection, SQLite or PostgreSQL. */
-async function execute(server: TestServer, sql: string): Promise<void> {
-  if (server.filename !== '') {
-    const db = new Database(server.filename)
-    try {
-      db.exec(sql)
-    } finally {
-      db.close()
-    }
-    return
-  }
-  const client = new pg.Client({ connectionString: server.databaseUrl })
-  await client.connect()
-  try {
-    await client.query(sql)
-  } finally {
-    await client.end()
-  }
-}
 
 describe('/healthz and /readyz', () => {
   let server: TestServer
@@ -86,12 +66,12 @@ describe('/healthz and /readyz', () => {
   })
 
   it('answers 503 in the envelope, naming the store, while the idempotency records are gone', async () => {
-    await execute(server, 'ALTER TABLE idempotency_records RENAME TO idempotency_records_away')
+    await executeSql(server, 'ALTER TABLE idempotency_records RENAME TO idempotency_records_away')
     let answer: Answer
     try {
       answer = await ready(server.url)
     } finally {
-      await execute(server, 'ALTER TABLE idempotency_records_away RENAME TO idempotency_records')
+      await executeSql(server, 'ALTER TABLE idempotency_records_away RENAME TO idempotency_records')
     }
     expect(answer.status).toBe(503)
     expect(errorOf(answer)).toMatchObject({
@@ -111,13 +91,13 @@ describe('/healthz and /readyz', () => {
       'SELECT id, name, applied_at FROM schema_migrations WHERE id = ?',
       [latest?.id],
     )
-    await execute(server, `DELETE FROM schema_migrations WHERE id = ${String(latest?.id)}`)
+    await executeSql(server, `DELETE FROM schema_migrations WHERE id = ${String(latest?.id)}`)
     let answer: Answer
     try {
       answer = await ready(server.url)
     } finally {
       const { id, name, applied_at } = row[0] ?? { id: 0, name: '', applied_at: 0 }
-      await execute(
+      await executeSql(
         server,
         `INSERT INTO schema_migrations (id, name, applied_at) VALUES (${String(id)}, '${name}', ${String(applied_at)})`,
       )

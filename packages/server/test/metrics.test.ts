@@ -5,8 +5,6 @@
  * raw key, API key or resource id ever appears in it.
  */
 import { setTimeout as sleep } from 'node:timers/promises'
-import Database from 'better-sqlite3'
-import pg from 'pg'
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest'
 import { createTestDatabase } from '../../../test-support/postgres-database.js'
 import type { Answer, TestServer } from './support/server.js'
@@ -24,6 +22,7 @@ import {
   seriesName,
   spawnServer,
   startServer,
+  executeSql,
 } from './support/server.js'
 
 const nextDatastream = datastreamIds(1)
@@ -212,25 +211,8 @@ describe('/metrics when the idempotency store fails', () => {
   it('counts store errors while the records table is gone, and the keyed request answers 503', async () => {
     const server = await startServer()
     try {
-      const rename = async (from: string, to: string) => {
-        const sql = `ALTER TABLE ${from} RENAME TO ${to}`
-        if (server.filename !== '') {
-          const db = new Database(server.filename)
-          try {
-            db.exec(sql)
-          } finally {
-            db.close()
-          }
-          return
-        }
-        const client = new pg.Client({ connectionString: server.databaseUrl })
-        await client.connect()
-        try {
-          await client.query(sql)
-        } finally {
-          await client.end()
-        }
-      }
+      const rename = (from: string, to: string) =>
+        executeSql(server, `ALTER TABLE ${from} RENAME TO ${to}`)
       const before = server.counter('store_errors')
       await rename('idempotency_records', 'idempotency_records_away')
       let answer: Answer

@@ -571,6 +571,26 @@ export const SUBSCRIPTION_ID = /^sub_[0-9a-f]{32}$/
 export const SPAN_ID = /^spn_[0-9a-f]{32}$/
 export const RFC3339_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/
 
+/** Runs SQL on the server's database from a connection of its own, SQLite or PostgreSQL. */
+export async function executeSql(server: TestServer, sql: string): Promise<void> {
+  if (server.filename !== '') {
+    const db = new Database(server.filename)
+    try {
+      db.exec(sql)
+    } finally {
+      db.close()
+    }
+    return
+  }
+  const client = new pg.Client({ connectionString: server.databaseUrl })
+  await client.connect()
+  try {
+    await client.query(sql)
+  } finally {
+    await client.end()
+  }
+}
+
 /**
  * Makes the server's idempotency store fail for real until the returned function is called:
  * on SQLite another connection holds the write lock (claims time out busy); on PostgreSQL the
