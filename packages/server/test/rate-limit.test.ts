@@ -4,7 +4,7 @@
  */
 import { afterAll, afterEach, beforeAll, describe, expect, inject, it } from 'vitest'
 import { ConfigError, loadConfig, parseDatabaseUrl } from '../src/config.js'
-import type { Database } from '../src/db/database.js'
+import type { Database, SqlValue } from '../src/db/database.js'
 import { migrate } from '../src/db/migrations.js'
 import { openDatabase } from '../src/db/open-database.js'
 import type { RateLimitDecision, RateLimitWindow } from '../src/domain/rate-limit-store.js'
@@ -211,8 +211,119 @@ describe.each<Backend>(['memory', 'sqlite', 'postgres'])(
         .sort()
       expect(remaining).toEqual([0, 1, 2, 3, 4])
     })
+
+    it.skipIf(backend === 'memory')(
+      'takes in two statements of one transaction, one when refused',
+      async () => {
+        const { db, counts } = counting(dbs[0]!)
+        const store = createDatabaseRateLimitStore(db, [MINUTE, HOUR])
+        const id = account()
+        for (let i = 0; i < 5; i++) await store.take(id, T0)
+        expect(counts).toEqual({ transactions: 5, statements: 10 })
+        expect((await store.take(id, T0)).allowed).toBe(false)
+        expect(counts).toEqual({ transactions: 6, statements: 11 })
+      },
+    )
+
+    it.skipIf(backend === 'memory')(
+      "takes for an account's concurrent requests together, not in a transaction each",
+      async () => {
+        // Each transaction would hold a pooled connection while it waits for the account's
+        // row lock: a busy account would take the whole pool.
+        const { db, counts } = counting(dbs[0]!)
+        const store = createDatabaseRateLimitStore(db, [MINUTE, HOUR])
+        const [busy, other] = [account(), account()]
+        const decisions = await Promise.all([
+          ...Array.from({ length: 40 }, (_, i) => store.take(busy, T0 + i)),
+          store.take(other, T0),
+        ])
+        // The first take of each account runs alone; the 39 that came meanwhile, in one more.
+        expect(counts.transactions).toBe(3)
+        const allowed = decisions.slice(0, 40).filter((decision) => decision.allowed)
+        expect(allowed.map((decision) => windowOf(decision, 'minute').remaining)).toEqual([
+          4, 3, 2, 1, 0,
+        ])
+        expect(decisions.slice(0, 5).every((decision) => decision.allowed)).toBe(true)
+        expect(windowOf(decisions[40]!, 'minute').remaining).toBe(4)
+        expect((await store.take(busy, T0 + 40)).allowed).toBe(false)
+      },
+    )
+
+    it.skipIf(backend === 'memory')(
+      'starts over when a bucket changed since it was read, and keeps no half-written take',
+      async () => {
+        const id = account()
+        // The first read reports a minute bucket one unit fuller than stored, as if another take
+        // had written it meanwhile: the write of that row finds nothing, the hour's row would.
+        let tampered = false
+        const db: Database = {
+          ...dbs[0]!,
+          transaction: (fn, options) =>
+            dbs[0]!.transaction(
+              (tx) =>
+                fn({
+                  ...tx,
+                  store: tx.store,
+                  all: async <Row>(sql: string, params?: readonly SqlValue[]) => {
+                    const rows = await tx.all<Row>(sql, params)
+                    if (tampered) return rows
+                    tampered = true
+                    return rows.map((row) => {
+                      const r = row as { window_ms: number | string; level: number | string }
+                      return Number(r.window_ms) === MINUTE.windowMs
+                        ? ({ ...r, level: Number(r.level) + 1 } as Row)
+                        : row
+                    })
+                  },
+                }),
+              options,
+            ),
+        }
+        const store = createDatabaseRateLimitStore(db, [MINUTE, HOUR])
+        const first = await store.take(id, T0)
+        expect(tampered).toBe(true)
+        expect(first.allowed).toBe(true)
+        expect(windowOf(first, 'minute').remaining).toBe(4)
+        expect(windowOf(first, 'hour').remaining).toBe(7)
+        // Had the hour's row kept the write of the attempt that started over, 6 would be 5.
+        const second = await store.take(id, T0)
+        expect(windowOf(second, 'minute').remaining).toBe(3)
+        expect(windowOf(second, 'hour').remaining).toBe(6)
+      },
+    )
   },
 )
+
+/** `db`, counting the transactions it runs and the statements run in them. */
+function counting(inner: Database): {
+  db: Database
+  counts: { transactions: number; statements: number }
+} {
+  const counts = { transactions: 0, statements: 0 }
+  const db: Database = {
+    ...inner,
+    transaction: (fn, options) =>
+      inner.transaction((tx) => {
+        counts.transactions++
+        return fn({
+          store: tx.store,
+          all: (sql, params) => {
+            counts.statements++
+            return tx.all(sql, params)
+          },
+          get: (sql, params) => {
+            counts.statements++
+            return tx.get(sql, params)
+          },
+          run: (sql, params) => {
+            counts.statements++
+            return tx.run(sql, params)
+          },
+        })
+      }, options),
+  }
+  return { db, counts }
+}
 
 const rateHeaders = (answer: Answer) =>
   Object.fromEntries([...answer.headers].filter(([name]) => name.startsWith('x-ratelimit-')))

@@ -59,17 +59,21 @@ interface Row {
  * The buckets in the `rate_limits` table of the application's database: one row per (account,
  * window) with the level and when it was computed (see token-bucket.ts for the units).
  *
- * A take is one transaction, in portable SQL:
+ * A take is one transaction of two statements, in portable SQL:
  *
- * 1. Upsert the account's rows: a missing one is created full; an existing one gets a no-op
- *    update, which on PostgreSQL locks it until commit, so concurrent takes of one account
- *    queue here instead of racing (always in the same row order: no deadlock). On SQLite the
- *    transaction (BEGIN IMMEDIATE) already excludes every other writer, other processes on the
- *    same file included.
- * 2. Read the rows, refill and take in memory.
- * 3. Allowed: write each row back if it still holds what was read (compare-and-set; with the
- *    lock it always does, and should a database let a race through anyway, the take starts
- *    over instead of losing an update). Refused: write nothing.
+ * 1. Upsert the account's rows and read them back (`RETURNING`): a missing one is created full;
+ *    an existing one gets a no-op update, which on PostgreSQL locks it until commit, so
+ *    concurrent takes of one account queue here instead of racing (always in the same row
+ *    order: no deadlock). On SQLite the transaction (BEGIN IMMEDIATE) already excludes every
+ *    other writer, other processes on the same file included.
+ * 2. Refill and take in memory. Allowed: one update writes every row back if it still holds
+ *    what was read (compare-and-set; with the lock it always does, and should a database let a
+ *    race through anyway, the take starts over instead of losing an update). Refused: write
+ *    nothing.
+ *
+ * Every authenticated request takes, and concurrent takes of one account wait for each other's
+ * commit, so each statement counts: they are the round trips during which the account's rows
+ * stay locked.
  */
 export function createDatabaseRateLimitStore(
   db: Database,
@@ -77,66 +81,113 @@ export function createDatabaseRateLimitStore(
 ): RateLimitStore {
   const upsertSql = `INSERT INTO rate_limits (account_id, window_ms, level, updated_at)
     VALUES ${windows.map(() => '(?, ?, ?, ?)').join(', ')}
-    ON CONFLICT (account_id, window_ms) DO UPDATE SET level = rate_limits.level`
+    ON CONFLICT (account_id, window_ms) DO UPDATE SET level = rate_limits.level
+    RETURNING window_ms, level, updated_at`
+  // Every window's row in one statement, each only if it still holds what was read.
+  const cases = windows.map(() => 'WHEN ? THEN CAST(? AS BIGINT)').join(' ')
+  const updateSql = `UPDATE rate_limits
+      SET level = CASE window_ms ${cases} END, updated_at = CASE window_ms ${cases} END
+    WHERE account_id = ?
+      AND (${windows.map(() => '(window_ms = ? AND level = ? AND updated_at = ?)').join(' OR ')})`
 
   // Not durable: every authenticated request takes a token, and waiting for the disk on each
   // would make reads as slow as writes. A database crash may forget the last moment of takes
   // (the buckets come back a little fuller), never leave them inconsistent.
-  const attempt = (accountId: string, nowMs: number): Promise<RateLimitDecision> =>
+  const attempt = (accountId: string, nows: readonly number[]): Promise<RateLimitDecision[]> =>
     db.transaction(async (tx) => {
-      await tx.run(
+      const firstNow = nows[0] as number
+      const rows = await tx.all<Row>(
         upsertSql,
         windows.flatMap((window) => {
-          const full = fullBucket(window, nowMs)
+          const full = fullBucket(window, firstNow)
           return [accountId, window.windowMs, full.level, full.updatedAtMs]
         }),
-      )
-      const rows = await tx.all<Row>(
-        'SELECT window_ms, level, updated_at FROM rate_limits WHERE account_id = ?',
-        [accountId],
       )
       const stored = windows.map((window) => {
         const row = rows.find((candidate) => Number(candidate.window_ms) === window.windowMs)
         if (row === undefined) throw new Error(`rate limit row ${window.name} vanished`)
         return { level: Number(row.level), updatedAtMs: Number(row.updated_at) }
       })
-      const { decision, taken } = decideTake(windows, stored, nowMs)
-      if (taken === undefined) return decision
-      for (const [index, window] of windows.entries()) {
-        const before = stored[index] as BucketState
-        const after = taken[index] as BucketState
-        const changed = await tx.run(
-          `UPDATE rate_limits SET level = ?, updated_at = ?
-            WHERE account_id = ? AND window_ms = ? AND level = ? AND updated_at = ?`,
-          [
-            after.level,
-            after.updatedAtMs,
-            accountId,
-            window.windowMs,
-            before.level,
-            before.updatedAtMs,
-          ],
-        )
-        // Another take wrote the row since it was read: roll back and start over.
-        if (changed !== 1) throw new LostRace()
-      }
-      return decision
+      // The takes one after the other, each on the buckets the one before left.
+      let current: BucketState[] = stored
+      const decisions = nows.map((nowMs) => {
+        const { decision, taken } = decideTake(windows, current, nowMs)
+        if (taken !== undefined) current = taken
+        return decision
+      })
+      if (current === stored) return decisions
+      const after = (index: number) => current[index] as BucketState
+      const before = (index: number) => stored[index] as BucketState
+      const changed = await tx.run(updateSql, [
+        ...windows.flatMap((window, index) => [window.windowMs, after(index).level]),
+        ...windows.flatMap((window, index) => [window.windowMs, after(index).updatedAtMs]),
+        accountId,
+        ...windows.flatMap((window, index) => [
+          window.windowMs,
+          before(index).level,
+          before(index).updatedAtMs,
+        ]),
+      ])
+      // Another take wrote a row since it was read: roll back and start over.
+      if (changed !== windows.length) throw new LostRace()
+      return decisions
     }, NOT_DURABLE)
 
-  return {
-    async take(accountId, nowMs) {
-      for (let tries = 1; ; tries++) {
-        try {
-          return await attempt(accountId, nowMs)
-        } catch (error) {
-          if (!(error instanceof LostRace)) throw error
-          if (tries >= MAX_ATTEMPTS) {
-            throw new ApiError('unavailable', 'The rate limiter is overloaded. Please retry later.')
-          }
+  const takeAll = async (accountId: string, nows: readonly number[]) => {
+    for (let tries = 1; ; tries++) {
+      try {
+        return await attempt(accountId, nows)
+      } catch (error) {
+        if (!(error instanceof LostRace)) throw error
+        if (tries >= MAX_ATTEMPTS) {
+          throw new ApiError('unavailable', 'The rate limiter is overloaded. Please retry later.')
         }
       }
+    }
+  }
+
+  // Takes of an account that arrive while one of its transactions runs wait here, and the next
+  // transaction takes for all of them: each would otherwise hold a pooled connection while it
+  // waits for the account's row lock, and a busy account would starve every other query.
+  const waiting = new Map<string, PendingTake[]>()
+  const drain = async (accountId: string, queue: PendingTake[]) => {
+    while (queue.length > 0) {
+      const batch = queue.splice(0, queue.length)
+      try {
+        const decisions = await takeAll(
+          accountId,
+          batch.map((pending) => pending.nowMs),
+        )
+        for (const [index, pending] of batch.entries()) {
+          pending.resolve(decisions[index] as RateLimitDecision)
+        }
+      } catch (error) {
+        for (const pending of batch) pending.reject(error)
+      }
+    }
+    waiting.delete(accountId)
+  }
+
+  return {
+    take(accountId, nowMs) {
+      return new Promise<RateLimitDecision>((resolve, reject) => {
+        const queue = waiting.get(accountId)
+        if (queue !== undefined) {
+          queue.push({ nowMs, resolve, reject })
+          return
+        }
+        const fresh = [{ nowMs, resolve, reject }]
+        waiting.set(accountId, fresh)
+        void drain(accountId, fresh)
+      })
     },
   }
+}
+
+interface PendingTake {
+  readonly nowMs: number
+  resolve(decision: RateLimitDecision): void
+  reject(error: unknown): void
 }
 
 function status(
