@@ -33,7 +33,7 @@ export {
   WaitAbortedError,
   isIdempotencyError,
 } from './core/errors.js'
-export { fingerprintRequest } from './core/fingerprint.js'
+export { BodyFingerprint, fingerprintRequest } from './core/fingerprint.js'
 export {
   MAX_KEY_LENGTH,
   headerValues,

@@ -13,7 +13,10 @@ import { startTestRedisServer } from '../../../test-support/redis-server.js'
 import { connectRedis, openTemporaryRedis } from './support/redis.js'
 import { outcomeOf, request as claimRequest } from './store-contract.js'
 
-function keyed(): IdempotentRequest {
+/** A request whose body is bytes (not a streamed fingerprint), to fingerprint here too. */
+type BytesRequest = IdempotentRequest & { readonly body: Uint8Array }
+
+function keyed(): BytesRequest {
   return {
     scope: 'acct_1',
     key: randomUUID(),
@@ -23,7 +26,7 @@ function keyed(): IdempotentRequest {
   }
 }
 
-const fingerprintOf = (request: IdempotentRequest) =>
+const fingerprintOf = (request: BytesRequest) =>
   fingerprintRequest(request.method, request.pathWithQuery, request.body)
 
 const answer: StoredResponse = {

@@ -1,4 +1,5 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { BodyFingerprint } from '../core/fingerprint.js'
 import type { StoreTransaction } from '../core/store.js'
 import type { KeyedExchange } from './idempotency-adapter.js'
 
@@ -36,8 +37,10 @@ export type FastifyIdempotencyTransaction = FastifyIdempotencyTypes extends {
 export interface RequestState {
   readonly exchange: KeyedExchange<FastifyIdempotencyTransaction>
   readonly requestId: () => string
-  /** The body's chunks, when the adapter tees the stream. */
-  chunks?: Buffer[]
+  /** The body's fingerprint, fed as the body streams by (without `readRawBody`). */
+  body?: BodyFingerprint
+  /** The stream the fingerprint is fed from. */
+  bodyStream?: NodeJS.ReadableStream
 }
 
 const kState = Symbol('idempotency.state')

@@ -1,5 +1,3 @@
-import { Transform } from 'node:stream'
-import type { TransformCallback } from 'node:stream'
 import type {
   FastifyInstance,
   FastifyPluginCallback,
@@ -16,6 +14,7 @@ import Fastify from 'fastify'
 import fp from 'fastify-plugin'
 import type { ActiveClaim } from '../core/engine.js'
 import { isIdempotencyHttpError } from '../core/error-response.js'
+import { BodyFingerprint } from '../core/fingerprint.js'
 import { headerValues } from '../core/key.js'
 import type { FastifyIdempotencyTransaction, RequestState } from './fastify-reply.js'
 import { attachState, stateOf } from './fastify-reply.js'
@@ -38,10 +37,10 @@ export interface FastifyIdempotencyOptions extends IdempotencyAdapterOptions<
 > {
   /**
    * The request's raw body bytes, where the app's content-type parsers keep them (read as a
-   * buffer, then parsed). Without it the adapter tees the body stream of keyed requests in
-   * `preParsing`, which costs a stream per request. Must answer for every request that has a
-   * body; `undefined` means "no body".
-   * @default undefined (tee the stream)
+   * buffer, then parsed). Without it the adapter hashes the body of keyed requests as the
+   * app's parser reads it (a listener on the stream, no copy kept of bodies above 64 KiB). Must
+   * answer for every request that has a body; `undefined` means "no body".
+   * @default undefined (hash the body as it is read)
    */
   readonly readRawBody?: (request: FastifyRequest) => Uint8Array | undefined
 }
@@ -67,7 +66,7 @@ declare module 'fastify' {
  * Makes every POST and DELETE route registered after it honour `Idempotency-Key`:
  *
  * - `onRequest`: parses the key (a bad one is a 400 before the body is read);
- * - `preParsing`: keeps the raw body bytes for the fingerprint as they stream by;
+ * - `preParsing`: feeds the raw body bytes to the fingerprint as they stream by;
  * - `preHandler`: claims, replays or waits; the handler runs only while the claim is held;
  * - `onSend`: stores the response before it is sent (or gives the key back).
  *
@@ -125,16 +124,26 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
 
   const preParsing: preParsingHookHandler = (request, _reply, payload, next) => {
     const state = stateOf(request)
-    if (state === undefined) {
-      next(null, payload)
-      return
+    if (state !== undefined) {
+      state.body = new BodyFingerprint(request.method, request.url)
+      state.bodyStream = payload
+      observeBody(payload, state.body)
     }
-    state.chunks = []
-    next(null, captureBody(payload, state.chunks))
+    next(null, payload)
   }
 
-  function rawBodyOf(request: FastifyRequest, state: RequestState): Uint8Array {
-    if (readRawBody === undefined) return Buffer.concat(state.chunks ?? [])
+  function rawBodyOf(request: FastifyRequest, state: RequestState): Uint8Array | BodyFingerprint {
+    if (readRawBody === undefined) {
+      if (state.body === undefined) return EMPTY
+      // A body the handler reads itself (a parser that hands on the stream) is not whole yet:
+      // a fingerprint of part of it would give another body under the same key this replay.
+      if (!ended(state.bodyStream) && announcesBody(request.raw.headers)) {
+        throw new TypeError(
+          'the body of a keyed request is read after its claim: parse it before the handler, or give readRawBody',
+        )
+      }
+      return state.body
+    }
     const body = readRawBody(request)
     if (body !== undefined) return body
     // A body the app's parser did not keep would drop out of the fingerprint, and another body
@@ -226,7 +235,8 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   // A response that never reached onSend (the socket died mid-way) must not leave the key held.
   const onResponse: onResponseHookHandler = (request, _reply, next) => {
     const state = stateOf(request)
-    if (state !== undefined) void state.exchange.giveUp('unfinished')
+    // Most answers settled their exchange already: no promise for nothing to do.
+    if (state !== undefined && !state.exchange.done) void state.exchange.giveUp('unfinished')
     next()
   }
 
@@ -304,24 +314,22 @@ function toBytes(payload: unknown): Uint8Array | undefined {
   return undefined
 }
 
-/** Passes the body through unchanged while keeping its bytes for the fingerprint. */
-function captureBody(
-  source: NodeJS.ReadableStream,
-  chunks: Buffer[],
-): Transform & { receivedEncodedLength: number } {
-  const tee = new Transform({
-    transform(chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback) {
-      chunks.push(chunk)
-      received.receivedEncodedLength += chunk.length
-      callback(null, chunk)
-    },
+/**
+ * Feeds the body's bytes to its fingerprint as its reader takes them, without a stream in
+ * between. The body is paused first, so that the listener does not start it flowing: it flows
+ * when its reader (the content-type parser, or a later preParsing stream) starts it, and every
+ * chunk read passes this listener too, whichever way it is read (data events, a pipe,
+ * `read()`). Chunks are never held past the fingerprint's own bound.
+ */
+function observeBody(payload: NodeJS.ReadableStream, fingerprint: BodyFingerprint): void {
+  payload.pause()
+  payload.on('data', (chunk: Buffer | string) => {
+    fingerprint.add(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
   })
-  // Fastify compares this with Content-Length to detect truncated bodies.
-  const received = tee as Transform & { receivedEncodedLength: number }
-  received.receivedEncodedLength = 0
-  source.on('error', (error: Error) => tee.destroy(error))
-  source.pipe(tee)
-  return received
+}
+
+function ended(stream: NodeJS.ReadableStream | undefined): boolean {
+  return (stream as { readonly readableEnded?: boolean } | undefined)?.readableEnded === true
 }
 
 /** The Fastify plugin; see {@link FastifyIdempotencyOptions}. */

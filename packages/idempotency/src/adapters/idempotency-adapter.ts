@@ -1,5 +1,5 @@
-import { createHash } from 'node:crypto'
-import type { ActiveClaim, IdempotencyEngine } from '../core/engine.js'
+import { hash } from 'node:crypto'
+import type { ActiveClaim, IdempotencyEngine, IdempotentRequest } from '../core/engine.js'
 import type { IdempotencyErrorRenderer } from '../core/error-response.js'
 import {
   IdempotencyHttpError,
@@ -8,6 +8,7 @@ import {
   renderProblemDetails,
 } from '../core/error-response.js'
 import type { IdempotencyErrorCode } from '../core/errors.js'
+import type { BodyFingerprint } from '../core/fingerprint.js'
 import { IdempotencyKeyInvalidError, LeaseLostError, isIdempotencyError } from '../core/errors.js'
 import { parseIdempotencyKeyHeader } from '../core/key.js'
 import type { StoredResponse } from '../core/record.js'
@@ -379,7 +380,7 @@ function outcomeReporter(
 }
 
 function hashKey(key: string): string {
-  return createHash('sha256').update(key).digest('hex').slice(0, 32)
+  return hash('sha256', key, 'hex').slice(0, 32)
 }
 
 /** Statuses whose answers carry no body (and so no content type) on the wire. */
@@ -416,20 +417,17 @@ export class KeyedExchange<Tx extends StoreTransaction> {
    * @param signal read only if the request has to wait: an adapter builds it lazily
    * @throws {IdempotencyHttpError} mismatch, still in progress, client gone, store down
    */
-  async begin(scope: string, body: Uint8Array, signal: () => AbortSignal): Promise<Begun<Tx>> {
+  async begin(
+    scope: string,
+    body: Uint8Array | BodyFingerprint,
+    signal: () => AbortSignal,
+  ): Promise<Begun<Tx>> {
     this.scope = scope
     let begun
     try {
-      begun = await this.#settings.engine.begin({
-        scope,
-        key: this.key,
-        method: this.#method,
-        pathWithQuery: this.#pathWithQuery,
-        body,
-        get signal() {
-          return signal()
-        },
-      })
+      begun = await this.#settings.engine.begin(
+        new ExchangeRequest(scope, this.key, this.#method, this.#pathWithQuery, body, signal),
+      )
     } catch (error) {
       throw this.reject(error)
     }
@@ -586,6 +584,42 @@ export class KeyedExchange<Tx extends StoreTransaction> {
       path: pathOf(this.#pathWithQuery),
       ...specific(),
     }))
+  }
+}
+
+/**
+ * The request as the engine sees it, its signal built only if it is read (when the request has
+ * to wait). A class, not an object literal with a getter: with the literal, whose getter's
+ * closure holds the framework's reply, a replay's request and reply outlived the young
+ * generation (some 4 KB per request promoted, scavenges ten times slower, measured with V8's
+ * sampling heap profiler), as if the literal's accessor lived in the old generation.
+ */
+class ExchangeRequest implements IdempotentRequest {
+  readonly scope: string
+  readonly key: string
+  readonly method: string
+  readonly pathWithQuery: string
+  readonly body: Uint8Array | BodyFingerprint
+  readonly #signal: () => AbortSignal
+
+  constructor(
+    scope: string,
+    key: string,
+    method: string,
+    pathWithQuery: string,
+    body: Uint8Array | BodyFingerprint,
+    signal: () => AbortSignal,
+  ) {
+    this.scope = scope
+    this.key = key
+    this.method = method
+    this.pathWithQuery = pathWithQuery
+    this.body = body
+    this.#signal = signal
+  }
+
+  get signal(): AbortSignal {
+    return this.#signal()
   }
 }
 

@@ -9,7 +9,7 @@ import {
   StoreUnavailableError,
   WaitAbortedError,
 } from './errors.js'
-import { fingerprintRequest } from './fingerprint.js'
+import { BodyFingerprint, fingerprintRequest } from './fingerprint.js'
 import type { IdempotencyEvent, IdempotencyOptions, ResolvedIdempotencyOptions } from './options.js'
 import { resolveIdempotencyOptions } from './options.js'
 import type { StoredResponse } from './record.js'
@@ -26,8 +26,11 @@ export interface IdempotentRequest {
   readonly method: string
   /** The request target exactly as sent: path and query string. */
   readonly pathWithQuery: string
-  /** The raw body bytes, before any parsing. */
-  readonly body: Uint8Array
+  /**
+   * The raw body bytes, before any parsing; or, from an adapter that saw them stream by, a
+   * {@link BodyFingerprint} of this method and path fed with them.
+   */
+  readonly body: Uint8Array | BodyFingerprint
   /**
    * Aborts when the client goes away: a waiting duplicate stops waiting, and a claim it wins
    * after that is given back unused. Read only when the request has to wait, so an adapter may
@@ -195,7 +198,7 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
   }
 
   async function begin(request: IdempotentRequest): Promise<BeginOutcome<Tx>> {
-    const fingerprint = fingerprintRequest(request.method, request.pathWithQuery, request.body)
+    const fingerprint = fingerprintOf(request)
     const token = randomUUID()
     // The common case, one claim and nothing else: no timer, no listener, no signal.
     const first = settleFirst(request, await claimOnce(request, fingerprint, token), token)
@@ -293,6 +296,18 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
       return retrier.pending
     },
   }
+}
+
+function fingerprintOf(request: IdempotentRequest): string {
+  const { body } = request
+  if (!(body instanceof BodyFingerprint)) {
+    return fingerprintRequest(request.method, request.pathWithQuery, body)
+  }
+  if (body.method !== request.method || body.pathWithQuery !== request.pathWithQuery) {
+    // Another request's fingerprint would let one key's replay answer a different request.
+    throw new TypeError('the body fingerprint was made for another method or path')
+  }
+  return body.digest()
 }
 
 /** Releases a claim nobody will use; a release the store refuses is retried in the background. */

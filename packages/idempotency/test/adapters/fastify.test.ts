@@ -103,6 +103,69 @@ describe('the Fastify adapter', () => {
     expect(runs).toBe(1)
   })
 
+  it('fingerprints every byte of a body read in chunks, however the parser reads it', async () => {
+    // Bodies past the 64 KiB the fingerprint keeps are hashed as they stream, and the parser
+    // reads them with data events (Fastify's own) or with an async iterator (a custom one).
+    const runs = { json: 0, text: 0 }
+    const url = await bareApp((app) => {
+      app.addContentTypeParser('text/plain', async (_request: unknown, payload: Readable) => {
+        let text = ''
+        for await (const chunk of payload) text += String(chunk)
+        return text
+      })
+      app.post('/json', { bodyLimit: 4_000_000 }, async (request, reply) => {
+        runs.json++
+        return reply.code(201).send({ length: JSON.stringify(request.body).length })
+      })
+      app.post('/text', { bodyLimit: 4_000_000 }, async (request, reply) => {
+        runs.text++
+        return reply.code(201).send({ length: (request.body as string).length })
+      })
+    })
+    for (const [path, type, size] of [
+      ['json', 'application/json', 300_000],
+      ['json', 'application/json', 30],
+      ['text', 'text/plain', 300_000],
+    ] as const) {
+      const body =
+        type === 'text/plain' ? 'x'.repeat(size) : JSON.stringify({ a: 'x'.repeat(size) })
+      // The same length, its last 'x' (near the very end) changed.
+      const at = body.lastIndexOf('x')
+      const changed = `${body.slice(0, at)}y${body.slice(at + 1)}`
+      const key = newKey()
+      const headers = { 'content-type': type }
+      const first = await send(`${url}/${path}`, { key, body, headers })
+      const again = await send(`${url}/${path}`, { key, body, headers })
+      const different = await send(`${url}/${path}`, { key, body: changed, headers })
+      expect([first.status, again.status, different.status]).toEqual([201, 201, 409])
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+      expect(again.text).toBe(first.text)
+    }
+    expect(runs).toEqual({ json: 2, text: 1 })
+  })
+
+  it('refuses a keyed body the handler would read itself rather than fingerprint part of it', async () => {
+    let runs = 0
+    const url = await bareApp((app) => {
+      // A parser that hands the stream on: the body is read after the claim, if ever.
+      app.addContentTypeParser('application/octet-stream', (_request, payload, done) => {
+        done(null, payload)
+      })
+      app.post('/upload', async (request, reply) => {
+        runs++
+        await (request.body as Readable).toArray()
+        return reply.code(201).send({ ok: true })
+      })
+    })
+    const headers = { 'content-type': 'application/octet-stream' }
+    const keyed = await send(`${url}/upload`, { key: newKey(), body: 'a'.repeat(10), headers })
+    expect(keyed.status).toBe(500)
+    expect(runs).toBe(0)
+    // Unkeyed, it is the app's route as it was.
+    expect((await send(`${url}/upload`, { body: 'a'.repeat(10), headers })).status).toBe(201)
+    expect(runs).toBe(1)
+  })
+
   it('gives the key back for a streamed reply, whose bytes it cannot store', async () => {
     let runs = 0
     const url = await bareApp((app) => {

@@ -6,7 +6,7 @@
  */
 import fc from 'fast-check'
 import { describe, expect, it } from 'vitest'
-import { fingerprintRequest } from '@ticksupply/idempotency'
+import { BodyFingerprint, fingerprintRequest } from '@ticksupply/idempotency'
 
 const RUNS = 2_000
 
@@ -121,6 +121,36 @@ describe('fingerprintRequest', () => {
         },
       ),
       { numRuns: RUNS / 4 },
+    )
+  })
+})
+
+describe('BodyFingerprint', () => {
+  it('gives the fingerprint of the whole body, however it is cut into chunks', () => {
+    // Up to 200 KiB: past the 64 KiB kept whole, the rest is hashed as it streams.
+    const chunked = fc.record({
+      method,
+      target,
+      size: fc.oneof(fc.nat({ max: 100 }), fc.integer({ min: 60_000, max: 200_000 })),
+      seed: fc.integer({ min: 0, max: 255 }),
+      cuts: fc.array(fc.nat(), { maxLength: 12 }),
+    })
+    fc.assert(
+      fc.property(chunked, ({ method: m, target: t, size, seed, cuts }) => {
+        const whole = Buffer.alloc(size, seed)
+        if (size > 0) whole[size - 1] = (seed + 1) % 256
+        const at = [...new Set(cuts.map((cut) => (size === 0 ? 0 : cut % size)))].sort(
+          (a, b) => a - b,
+        )
+        const streamed = new BodyFingerprint(m, t)
+        let from = 0
+        for (const to of [...at, size]) {
+          streamed.add(whole.subarray(from, to))
+          from = to
+        }
+        expect(streamed.digest()).toBe(fingerprintRequest(m, t, whole))
+      }),
+      { numRuns: RUNS / 10 },
     )
   })
 })
