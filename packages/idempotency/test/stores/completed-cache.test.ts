@@ -62,4 +62,35 @@ describe('the completed-record cache', () => {
     expect(entries).toBeGreaterThan(200)
     expect(entries).toBeLessThan(1_000)
   })
+
+  it('evicts what was not hit first, and keeps within its bytes however it is hit', () => {
+    const body = Buffer.allocUnsafeSlow(100)
+    const probe = createCompletedCache()
+    probe.set('probe', recordWith(body))
+    const entryBytes = probe.stats().bytes
+    // Room for ten entries.
+    const cache = createCompletedCache({ maxBytes: entryBytes * 10 + entryBytes / 2 })
+    const id = (n: number) => `k${String(n).padStart(4, '0')}`
+    for (let n = 0; n < 10; n++) cache.set(id(n), recordWith(body))
+    // The oldest three are hit: eviction passes over them.
+    for (const n of [0, 1, 2]) expect(cache.get(id(n), 0)).toBeDefined()
+    for (let n = 10; n < 15; n++) cache.set(id(n), recordWith(body))
+    const kept = (from: number, to: number) =>
+      Array.from({ length: to - from }, (_, i) => from + i).filter(
+        (n) => cache.get(id(n), 0) !== undefined,
+      )
+    expect(kept(0, 3)).toEqual([0, 1, 2])
+    expect(kept(3, 8)).toEqual([])
+    expect(kept(8, 15)).toEqual([8, 9, 10, 11, 12, 13, 14])
+    expect(cache.stats().entries).toBe(10)
+    // Every entry hit, then many more set: the bound still holds, one set at a time.
+    for (let round = 0; round < 3; round++) {
+      for (let n = 0; n < 40; n++) cache.get(id(n), 0)
+      for (let n = 0; n < 40; n++) {
+        cache.set(id(100 + round * 40 + n), recordWith(body))
+        expect(cache.stats().bytes).toBeLessThanOrEqual(entryBytes * 10 + entryBytes / 2)
+        expect(cache.stats().entries).toBe(10)
+      }
+    }
+  })
 })
