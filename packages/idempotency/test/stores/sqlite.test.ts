@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -277,6 +277,57 @@ describe('SQLite records written by the first version', () => {
     }
   })
 })
+
+describe('SQLite checkpoints', () => {
+  it('checkpoints the WAL from a worker thread, so that no commit on the event loop does', async () => {
+    const { dir, filename } = temporaryFile()
+    const background = openSqliteConnection(filename)
+    try {
+      // The writer's own checkpoint is only a backstop now.
+      expect(background.database.pragma('wal_autocheckpoint', { simple: true })).toBe(10_000)
+      background.database.exec('CREATE TABLE things (id INTEGER PRIMARY KEY, data BLOB)')
+      const before = statSync(filename).size
+      // About 600 pages: below SQLite's own threshold of 1,000, which would never checkpoint them.
+      await background.write((db) => {
+        const insert = db.prepare('INSERT INTO things (data) VALUES (?)')
+        for (let i = 0; i < 600; i++) insert.run(Buffer.alloc(3_000, i % 256))
+      })
+      // Committed into the WAL only: the database file has not grown.
+      expect(statSync(filename).size).toBe(before)
+      const grown = await eventually(() => statSync(filename).size > before + 1_500_000)
+      expect(grown).toBe(true)
+      expect(background.database.prepare('SELECT COUNT(*) AS n FROM things').get()).toEqual({
+        n: 600,
+      })
+    } finally {
+      background.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("leaves the checkpoint to SQLite's commits when asked to", () => {
+    const { dir, filename } = temporaryFile()
+    const inline = openSqliteConnection(filename, { checkpoint: 'commit' })
+    try {
+      expect(inline.database.pragma('wal_autocheckpoint', { simple: true })).toBe(1_000)
+    } finally {
+      inline.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+    expect(() => openSqliteConnection(filename, { checkpoint: 'never' as 'commit' })).toThrow(
+      /checkpoint/,
+    )
+  })
+})
+
+/** Polls `condition` every 20 ms for up to 10 s. */
+async function eventually(condition: () => boolean): Promise<boolean> {
+  for (const giveUpAt = Date.now() + 10_000; Date.now() < giveUpAt;) {
+    if (condition()) return true
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  return condition()
+}
 
 describe('SQLite group commit', () => {
   it('commits the writes of one turn together; one that throws fails alone', async () => {
