@@ -261,9 +261,9 @@ describe('/metrics of the purger', () => {
       const text = await scrape(server.url)
       expect(sampleValue(text, idem('purge_runs', { result: 'ok' }))).toBeGreaterThanOrEqual(1)
       expect(sampleValue(text, idem('purged_records'))).toBe(stored)
-      expect(await server.query('SELECT CAST(count(*) AS INTEGER) AS n FROM idempotency_records')).toEqual([
-        { n: 0 },
-      ])
+      expect(
+        await server.query('SELECT CAST(count(*) AS INTEGER) AS n FROM idempotency_records'),
+      ).toEqual([{ n: 0 }])
     } finally {
       await server.close()
     }
