@@ -606,11 +606,12 @@ describe('expiry', () => {
 
   beforeAll(async () => {
     // The TTL must exceed the lease and the deadline (config.ts), so both are shorter here;
-    // the lease is still long enough that a busy test machine renews it in time.
+    // the lease is still long enough that a busy test machine renews it in time (2.5 s was
+    // not: the PostgreSQL instance stopped vouching for a moment and a create answered 503).
     server = await startServer({
-      IDEMPOTENCY_TTL_SECONDS: '3',
-      IDEMPOTENCY_LEASE_MS: '2500',
-      REQUEST_DEADLINE_MS: '2500',
+      IDEMPOTENCY_TTL_SECONDS: '6',
+      IDEMPOTENCY_LEASE_MS: '5000',
+      REQUEST_DEADLINE_MS: '5000',
     })
   })
   afterAll(async () => {
@@ -625,7 +626,7 @@ describe('expiry', () => {
     const early = await create(server.url, key, second)
     expect(early.status).toBe(409)
     expect(errorOf(early)).toEqual(MISMATCH)
-    await sleep(3_300)
+    await sleep(6_300)
     const late = await create(server.url, key, second)
     expect(late.status).toBe(201)
     expectOriginal(late)
