@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { ClaimRequest, IdempotentRequest, StoredResponse } from '@ticksupply/idempotency'
 import {
+  BodyFingerprint,
   FingerprintMismatchError,
   LeaseLostError,
   RequestInProgressError,
@@ -63,6 +64,20 @@ function answer(status: number, text = '{"ok":true}'): StoredResponse {
 }
 
 describe('IdempotencyEngine', () => {
+  it('takes a streamed body fingerprint as the bytes, and refuses one made for another path', async () => {
+    const engine = createIdempotencyEngine({ store: open().store })
+    const request = keyed()
+    const first = await engine.begin(request)
+    if (first.kind !== 'claimed') throw new Error('expected a claim')
+    await first.claim.complete(answer(201))
+    const streamed = new BodyFingerprint('POST', '/v1/things')
+    for (const byte of request.body as Uint8Array) streamed.add(Uint8Array.of(byte))
+    expect((await engine.begin({ ...request, body: streamed })).kind).toBe('replay')
+    const elsewhere = new BodyFingerprint('POST', '/v1/other')
+    elsewhere.add(request.body as Uint8Array)
+    await expect(engine.begin({ ...request, body: elsewhere })).rejects.toThrow(TypeError)
+  })
+
   it('runs the operation once and replays its response afterwards', async () => {
     const engine = createIdempotencyEngine({ store: open().store })
     const request = keyed()

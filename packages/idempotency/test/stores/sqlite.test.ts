@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync, statSync } from 'node:fs'
+import { mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -301,6 +301,23 @@ describe('SQLite checkpoints', () => {
       })
     } finally {
       background.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it("gives the writer SQLite's own checkpoint back when the worker fails", async () => {
+    const { dir, filename } = temporaryFile()
+    const connection = openSqliteConnection(filename)
+    try {
+      expect(connection.database.pragma('wal_autocheckpoint', { simple: true })).toBe(10_000)
+      // Gone before the worker (tens of milliseconds to start) opens it: the worker fails.
+      unlinkSync(filename)
+      const restored = await eventually(
+        () => connection.database.pragma('wal_autocheckpoint', { simple: true }) === 1_000,
+      )
+      expect(restored).toBe(true)
+    } finally {
+      connection.close()
       rmSync(dir, { recursive: true, force: true })
     }
   })

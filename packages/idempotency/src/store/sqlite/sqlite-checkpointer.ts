@@ -21,6 +21,9 @@ export interface SqliteCheckpointer {
 /** The writer's own automatic checkpoint, in pages: a backstop only (about 40 MB of WAL). */
 export const BACKSTOP_AUTOCHECKPOINT_PAGES = 10_000
 
+/** SQLite's own threshold, given back to the writer if the worker fails. */
+export const SQLITE_AUTOCHECKPOINT_PAGES = 1_000
+
 export const DEFAULT_CHECKPOINT_INTERVAL_MS = 200
 
 const WORKER_SOURCE = `
@@ -44,8 +47,14 @@ parentPort.on('message', (message) => {
 })
 `
 
+/**
+ * @param onFailure called once if the worker fails (it could not open the file, the driver
+ *   would not load): the caller gives the writer its own checkpoint back, since a backstop of
+ *   10,000 pages alone would make every checkpoint ten times longer than SQLite's.
+ */
 export function startSqliteCheckpointer(
   filename: string,
+  onFailure: (error: Error) => void,
   intervalMs: number = DEFAULT_CHECKPOINT_INTERVAL_MS,
 ): SqliteCheckpointer {
   const driver = createRequire(import.meta.url).resolve('better-sqlite3')
@@ -53,9 +62,9 @@ export function startSqliteCheckpointer(
     eval: true,
     workerData: { driver, filename, intervalMs },
   })
-  // A checkpointer must never keep a process alive, nor take it down: the backstop remains.
+  // A checkpointer must never keep a process alive, nor take it down.
   worker.unref()
-  worker.on('error', () => undefined)
+  worker.once('error', onFailure)
   return {
     stop() {
       worker.postMessage('stop')

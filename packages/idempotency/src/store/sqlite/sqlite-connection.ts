@@ -2,7 +2,11 @@ import { statSync } from 'node:fs'
 import Database from 'better-sqlite3'
 import type { StoreTransaction } from '../../core/store.js'
 import type { SqliteCheckpointer } from './sqlite-checkpointer.js'
-import { BACKSTOP_AUTOCHECKPOINT_PAGES, startSqliteCheckpointer } from './sqlite-checkpointer.js'
+import {
+  BACKSTOP_AUTOCHECKPOINT_PAGES,
+  SQLITE_AUTOCHECKPOINT_PAGES,
+  startSqliteCheckpointer,
+} from './sqlite-checkpointer.js'
 
 /**
  * The file at the database's path is no longer the file this connection opened: it was deleted,
@@ -357,7 +361,10 @@ function checkpointInBackground(database: Database.Database): SqliteCheckpointer
   if (database.memory || database.name === '') return undefined
   if (database.pragma('journal_mode', { simple: true }) !== 'wal') return undefined
   database.pragma(`wal_autocheckpoint = ${String(BACKSTOP_AUTOCHECKPOINT_PAGES)}`)
-  return startSqliteCheckpointer(database.name)
+  return startSqliteCheckpointer(database.name, () => {
+    if (database.open)
+      database.pragma(`wal_autocheckpoint = ${String(SQLITE_AUTOCHECKPOINT_PAGES)}`)
+  })
 }
 
 /**
