@@ -1,6 +1,8 @@
 /** What the benchmark's own child servers and the benchmark say to each other over IPC. */
 
 export interface AnswerTime {
+  /** process.hrtime.bigint() when the request arrived (its first hook ran), as a decimal string. */
+  readonly arrivedNs: string
   /** process.hrtime.bigint() when the answer was sent, as a decimal string. */
   readonly atNs: string
   readonly replayed: boolean

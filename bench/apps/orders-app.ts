@@ -8,8 +8,8 @@
  * peers are mounted as their own documentation shows.
  *
  * With BENCH_HANDLER_DELAY_MS, the handler sleeps that long and counts its runs, and every
- * answer's send time is kept (process.hrtime, the machine's monotonic clock, comparable across
- * processes): the storm benchmark asks for them with `{ type: 'stats' }`.
+ * request's arrival and answer times are kept (process.hrtime, the machine's monotonic clock,
+ * comparable across processes): the storm benchmark asks for them with `{ type: 'stats' }`.
  */
 import { randomUUID } from 'node:crypto'
 import { createServer } from 'node:http'
@@ -26,7 +26,7 @@ import { createSqliteStore, openSqliteConnection } from '@ticksupply/idempotency
 import { createPostgresStore } from '@ticksupply/idempotency/stores/postgres'
 import { LAYERS, isLayer } from './layers.js'
 import type { Layer } from './layers.js'
-import type { AppMessage, ParentMessage } from './messages.js'
+import type { AnswerTime, AppMessage, ParentMessage } from './messages.js'
 
 const layerName = process.argv[2] ?? ''
 if (!isLayer(layerName)) {
@@ -39,7 +39,7 @@ const delayMs = Number(env['BENCH_HANDLER_DELAY_MS'] ?? '0')
 const SCOPE = 'bench-account'
 
 let runs = 0
-const answers: { atNs: string; replayed: boolean; status: number }[] = []
+const answers: AnswerTime[] = []
 const closers: (() => Promise<void> | void)[] = []
 
 function send(message: AppMessage): void {
@@ -55,8 +55,15 @@ async function createOrder(): Promise<{ id: string }> {
   return { id: randomUUID() }
 }
 
-function recordAnswer(replayed: boolean, status: number): void {
-  if (delayMs > 0) answers.push({ atNs: process.hrtime.bigint().toString(), replayed, status })
+function recordAnswer(arrivedNs: bigint, replayed: boolean, status: number): void {
+  if (delayMs > 0) {
+    answers.push({
+      arrivedNs: arrivedNs.toString(),
+      atNs: process.hrtime.bigint().toString(),
+      replayed,
+      status,
+    })
+  }
 }
 
 function optionalModule(specifier: string): Promise<unknown> {
@@ -121,8 +128,18 @@ function required(name: string): string {
 
 function fastifyApp(): FastifyInstance {
   const app = Fastify({ logger: false })
-  app.addHook('onResponse', (_request, reply, done) => {
-    recordAnswer(reply.getHeader('idempotent-replayed') === 'true', reply.statusCode)
+  if (delayMs === 0) return app
+  const arrivals = new WeakMap<FastifyRequest, bigint>()
+  app.addHook('onRequest', (request, _reply, done) => {
+    arrivals.set(request, process.hrtime.bigint())
+    done()
+  })
+  app.addHook('onResponse', (request, reply, done) => {
+    recordAnswer(
+      arrivals.get(request) ?? 0n,
+      reply.getHeader('idempotent-replayed') === 'true',
+      reply.statusCode,
+    )
     done()
   })
   return app
@@ -352,6 +369,7 @@ async function bridge(
   res: ServerResponse,
   serve: (request: Request) => Promise<Response>,
 ): Promise<void> {
+  const arrivedNs = process.hrtime.bigint()
   const chunks: Buffer[] = []
   for await (const chunk of req) chunks.push(chunk as Buffer)
   const headers = new Headers()
@@ -368,7 +386,7 @@ async function bridge(
   const body = Buffer.from(await response.arrayBuffer())
   res.writeHead(response.status, Object.fromEntries(response.headers))
   res.end(body)
-  recordAnswer(response.headers.get('idempotent-replayed') === 'true', response.status)
+  recordAnswer(arrivedNs, response.headers.get('idempotent-replayed') === 'true', response.status)
 }
 
 function urlOf(server: Server): string {

@@ -133,6 +133,64 @@ describe('IdempotencyEngine', () => {
     expect(counted.claims).toBe(4)
   })
 
+  it('never polls a store whose claims live in its own memory: a waiter looks only when woken', async () => {
+    const { store } = open()
+    const counted = counting(store)
+    // The default poll (50 ms, doubling) would look at 50, 150, 350 and 750 ms.
+    const engine = createIdempotencyEngine({ store: counted, waitMs: 30_000 })
+    const request = keyed()
+    const original = await engine.begin(request)
+    if (original.kind !== 'claimed') throw new Error('expected a claim')
+    const duplicate = engine.begin(request)
+    await sleep(900)
+    // The original's claim, the duplicate's first look and its look right after subscribing.
+    expect(counted.claims).toBe(3)
+    await original.claim.complete(answer(201))
+    expect((await duplicate).kind).toBe('replay')
+    expect(counted.claims).toBe(4)
+  })
+
+  it('still polls a store shared by several processes, for what it cannot announce', async () => {
+    const counted = counting(open().store)
+    // The same store, declared shared: a dead holder's claim could end unannounced.
+    const shared = { ...counted, claimLifetime: 'instance' as const }
+    const engine = createIdempotencyEngine({ store: shared, waitMs: 30_000 })
+    const request = keyed()
+    const original = await engine.begin(request)
+    if (original.kind !== 'claimed') throw new Error('expected a claim')
+    const duplicate = engine.begin(request)
+    await sleep(900)
+    // Three looks as above, and the polls at 50, 150 and 350 ms at least.
+    expect(counted.claims).toBeGreaterThanOrEqual(6)
+    await original.claim.release()
+    expect((await duplicate).kind).toBe('claimed')
+  })
+
+  it('wakes the duplicates waiting on a SQLite store that closes, which then fail at once', async () => {
+    const { store } = open()
+    const engine = createIdempotencyEngine({ store, waitMs: 30_000 })
+    const request = keyed()
+    const original = await engine.begin(request)
+    if (original.kind !== 'claimed') throw new Error('expected a claim')
+    const duplicates = [engine.begin(request), engine.begin(request)]
+    await sleep(50)
+    store.close()
+    const outcomes = await Promise.race([
+      Promise.allSettled(duplicates),
+      sleep(5_000).then(() => 'still waiting' as const),
+    ])
+    expect(outcomes).not.toBe('still waiting')
+    if (outcomes === 'still waiting') return
+    for (const outcome of outcomes) {
+      expect(outcome.status).toBe('rejected')
+      if (outcome.status === 'rejected') {
+        expect(outcome.reason).toBeInstanceOf(StoreUnavailableError)
+      }
+    }
+    // The dropped claim's completion is refused: the closed store vouches for nothing.
+    await expect(original.claim.complete(answer(201))).rejects.toBeInstanceOf(LeaseLostError)
+  })
+
   it('answers "still in progress" when the original outlasts the wait', async () => {
     const engine = createIdempotencyEngine({ store: open().store, waitMs: 150 })
     const request = keyed()

@@ -15,7 +15,7 @@ import { resolveIdempotencyOptions } from './options.js'
 import type { StoredResponse } from './record.js'
 import { isStorableStatus } from './record.js'
 import type { ClaimOutcome, ClaimRef, Store, StoreTransaction } from './store.js'
-import { nextPollDelay, waitForWake } from './wait.js'
+import { WakeUps, nextPollDelay, untilDeadline } from './wait.js'
 
 /** What an adapter hands the engine: a framework-neutral view of one keyed request. */
 export interface IdempotentRequest {
@@ -126,6 +126,8 @@ const TAKEN_OVER: IdempotencyEvent = { type: 'claimed', takeover: true }
 const REPLAYED: IdempotencyEvent = { type: 'replayed' }
 const COMPLETED: IdempotencyEvent = { type: 'completed' }
 const RELEASED: IdempotencyEvent = { type: 'released' }
+const WOKEN: IdempotencyEvent = { type: 'woken' }
+const noop = () => undefined
 
 export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
   options: IdempotencyOptions<Tx>,
@@ -210,6 +212,11 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
     return waitForOriginal(request, fingerprint)
   }
 
+  // A store whose claims live in this process's memory hears every completion and release
+  // itself: its waiters sleep until a notice (or the deadline) and never poll. A shared store
+  // is polled too, for what it cannot announce (a dead holder's claim ending).
+  const noticesAreComplete = store.claimLifetime === 'process' && store.onSettled !== undefined
+
   /**
    * The original still runs: wait for its completion (woken by the store, or by the poll) and
    * look again, until the budget runs out.
@@ -221,20 +228,21 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
     const startedAt = performance.now()
     const deadline = startedAt + waitMs
     const signal = request.signal
-    // Set by the settle listener; an object, since the closure assigns it between the awaits.
-    const settled = { count: 0, wake: undefined as (() => void) | undefined }
-    const unsubscribe =
-      store.onSettled?.(request.scope, request.key, () => {
-        settled.count++
-        emit({ type: 'woken' })
-        settled.wake?.()
-      }) ?? (() => undefined)
+    const wakeUps = new WakeUps(
+      signal,
+      store.onSettled === undefined
+        ? undefined
+        : (listener) => store.onSettled?.(request.scope, request.key, listener) ?? noop,
+      () => {
+        emit(WOKEN)
+      },
+    )
     let attempt = 0
     try {
       // Look again at once: a completion that landed between the first claim and the
       // subscription would otherwise go unnoticed until the next poll.
       for (;;) {
-        const settledBeforeClaim = settled.count
+        const noticesBeforeClaim = wakeUps.notices
         const token = randomUUID()
         const outcome = await claimOnce(request, fingerprint, token)
         if (outcome.kind === 'claimed' && signal?.aborted === true) {
@@ -246,22 +254,17 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
         }
         const done = settleFirst(request, outcome, token, startedAt)
         if (done !== undefined) return done
-        if (settled.count !== settledBeforeClaim) continue
+        if (wakeUps.notices !== noticesBeforeClaim) continue
         const remainingMs = deadline - performance.now()
         if (remainingMs <= 0) {
           emitWaited('timed_out', startedAt)
           emit({ type: 'in_progress' })
           throw new RequestInProgressError()
         }
-        const result = await waitForWake(
-          nextPollDelay(attempt++, initialPollMs, remainingMs),
-          signal,
-          (fn) => {
-            settled.wake = fn
-            return () => {
-              settled.wake = undefined
-            }
-          },
+        const result = await wakeUps.sleep(
+          noticesAreComplete
+            ? untilDeadline(attempt++, waitMs, remainingMs)
+            : nextPollDelay(attempt++, initialPollMs, remainingMs),
         )
         if (result === 'aborted') {
           emitWaited('aborted', startedAt)
@@ -269,7 +272,7 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
         }
       }
     } finally {
-      unsubscribe()
+      wakeUps.dispose()
     }
   }
 

@@ -109,6 +109,11 @@ export interface Store<Tx extends StoreTransaction = never> {
    * Registers `listener` to be called each time the record at (scope, key) is completed or
    * released by anyone the store can hear from, until unsubscribed. Returns the unsubscribe
    * function. Optional: without it, waiters fall back to polling.
+   *
+   * A store whose {@link claimLifetime} is `'process'` hears every way its claims end, and must
+   * call the listener for each (and for every key once it can no longer answer for its claims:
+   * closed, or its file owned by another): the engine does not poll it, and its waiters sleep
+   * until a notice or their deadline.
    */
   onSettled?(scope: string, key: string, listener: () => void): () => void
 

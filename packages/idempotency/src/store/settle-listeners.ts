@@ -4,6 +4,8 @@ export interface SettleListeners {
   notify(scope: string, key: string): void
   /** {@link notify} by the framed id of {@link recordId}, as another process sends it. */
   notifyId(id: string): void
+  /** Every listener of every key: the store can no longer answer for its claims. */
+  notifyAll(): void
 }
 
 export function createSettleListeners(): SettleListeners {
@@ -28,6 +30,9 @@ export function createSettleListeners(): SettleListeners {
       notifyId(recordId(scope, key))
     },
     notifyId,
+    notifyAll() {
+      for (const id of [...byRecord.keys()]) notifyId(id)
+    },
   }
 }
 

@@ -28,7 +28,11 @@ export interface SqliteStore extends Store<SqliteTransaction> {
   /** Claims held right now (in this process's memory). */
   readonly inProgress: number
   readonly cache: () => CompletedCacheStats
-  /** Gives the file back, so that another process may own it. Claims still held are dropped. */
+  /**
+   * Gives the file back, so that another process may own it. Claims still held are dropped:
+   * their completions are refused, and duplicates waiting on them look again at once (and fail,
+   * as every claim on a closed store does).
+   */
   close(): void
 }
 
@@ -66,6 +70,12 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
   ensureSqliteSchema(db, table)
   const ownership = acquireOwnership(connection, table)
+  let closed = false
+  // Waiters sleep until a notice (the engine does not poll a store whose claims are its own):
+  // once the store cannot answer for its claims, they must look again and hear why.
+  ownership.signal.addEventListener('abort', () => {
+    listeners.notifyAll()
+  })
 
   const select = db.prepare<[string, string], RecordRow>(
     `SELECT fingerprint, expires_at, status, headers, body, request_id
@@ -113,6 +123,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   /** One claim attempt, synchronous from the first look to the decision: nothing interleaves. */
   function claimNow(request: ClaimRequest, handle: typeof db): ClaimOutcome {
     if (ownership.signal.aborted) throw ownership.signal.reason
+    if (closed) throw new Error('the SQLite idempotency store was closed')
     const { scope, key, fingerprint, token } = request
     const id = recordId(scope, key)
     const held = claims.get(id)
@@ -198,7 +209,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     claim: (request) => connection.read((handle) => claimNow(request, handle)),
     async complete(ref, response, tx) {
       const held = heldBy(ref)
-      if (held === undefined || ownership.signal.aborted) return false
+      if (held === undefined || ownership.signal.aborted || closed) return false
       if (tx !== undefined) {
         // Inside the caller's transaction, which already holds the connection. The claim
         // stays held until the transaction commits: a rollback leaves it to be released.
@@ -226,7 +237,10 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     },
     cache: () => cache.stats(),
     close() {
+      if (closed) return
+      closed = true
       ownership.release()
+      listeners.notifyAll()
     },
   }
 }
