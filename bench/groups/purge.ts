@@ -112,7 +112,7 @@ async function purgeBackToBack(subject: PurgeSubject): Promise<PurgeResult> {
 
 /**
  * `startPurger(store)` with its defaults, from its start until a run finds no backlog: what an
- * application gets (runs of 20 batches, the next one a second after a full run).
+ * application gets (runs of 20 batches; after a full run, a rest as long as the run took).
  */
 async function purgeWithPurger(subject: PurgeSubject): Promise<PurgeResult> {
   await subject.fill(PURGE_EXPIRED, PURGE_LIVE)
@@ -220,7 +220,7 @@ export async function runPurgeGroup(context: BenchContext): Promise<GroupReport>
     markdown: [
       '## Purge rate',
       '',
-      `${formatNumber(PURGE_EXPIRED)} expired records followed by ${formatNumber(PURGE_LIVE)} live ones (bulk SQL, a fresh table each time), then purged in the benchmark's process (at most ${String(BUDGET_MS / 1000)} s): by \`store.purgeExpired(${String(BATCH)})\` back to back until a short batch (what the store can do), and by \`startPurger(store)\` with its defaults from its start until a run finds no backlog (what an application gets: runs of 20 batches, the next a second after a full one). The peak keyed write rate is the same store's first-request rate in this run's handler group.`,
+      `${formatNumber(PURGE_EXPIRED)} expired records followed by ${formatNumber(PURGE_LIVE)} live ones (bulk SQL, a fresh table each time), then purged in the benchmark's process (at most ${String(BUDGET_MS / 1000)} s): by \`store.purgeExpired(${String(BATCH)})\` back to back until a short batch (what the store can do), and by \`startPurger(store)\` with its defaults from its start until a run finds no backlog (what an application gets: runs of 20 batches; after a full one, a rest as long as it took). The peak keyed write rate is the same store's first-request rate in this run's handler group.`,
       '',
       table,
     ].join('\n'),
