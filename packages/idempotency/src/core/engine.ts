@@ -127,6 +127,8 @@ const REPLAYED: IdempotencyEvent = { type: 'replayed' }
 const COMPLETED: IdempotencyEvent = { type: 'completed' }
 const RELEASED: IdempotencyEvent = { type: 'released' }
 const WOKEN: IdempotencyEvent = { type: 'woken' }
+const MISMATCHED: IdempotencyEvent = { type: 'mismatch' }
+const STILL_IN_PROGRESS: IdempotencyEvent = { type: 'in_progress' }
 const noop = () => undefined
 
 export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
@@ -185,7 +187,7 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
         if (waitStartedAt !== undefined) emitWaited('replayed', waitStartedAt)
         return { kind: 'replay', response: outcome.response }
       case 'mismatch':
-        emit({ type: 'mismatch' })
+        emit(MISMATCHED)
         throw new FingerprintMismatchError()
       case 'in_progress':
         return undefined
@@ -206,7 +208,7 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
     const first = settleFirst(request, await claimOnce(request, fingerprint, token), token)
     if (first !== undefined) return first
     if (waitMs === 0) {
-      emit({ type: 'in_progress' })
+      emit(STILL_IN_PROGRESS)
       throw new RequestInProgressError()
     }
     return waitForOriginal(request, fingerprint)
@@ -258,7 +260,7 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
         const remainingMs = deadline - performance.now()
         if (remainingMs <= 0) {
           emitWaited('timed_out', startedAt)
-          emit({ type: 'in_progress' })
+          emit(STILL_IN_PROGRESS)
           throw new RequestInProgressError()
         }
         const result = await wakeUps.sleep(

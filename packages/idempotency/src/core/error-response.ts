@@ -1,4 +1,5 @@
 import type { AnyIdempotencyError, IdempotencyErrorCode } from './errors.js'
+import { resumeStackTraces, suspendStackTraces } from './errors.js'
 
 /** How an engine error is answered over HTTP: the one table every adapter and app uses. */
 export interface IdempotencyErrorResponse {
@@ -16,15 +17,41 @@ export interface IdempotencyErrorResponse {
  */
 export const KEY_MISSING_REASON = 'missing'
 
-const inProgress: IdempotencyErrorResponse = {
-  status: 409,
-  code: 'already_exists',
-  message: 'Request is still in progress. Please retry later.',
-  headers: { 'retry-after': '1' },
-}
+// One answer per code, made once and frozen: every refusal of a code is the same answer, so
+// that its rendering is made once too (see `rendered` below).
+const answer = (
+  status: number,
+  code: IdempotencyErrorResponse['code'],
+  message: string,
+  headers: Record<string, string> = {},
+): IdempotencyErrorResponse =>
+  Object.freeze({ status, code, message, headers: Object.freeze(headers) })
+
+const keyMissing = answer(400, 'invalid_argument', 'Idempotency-Key header is required')
+const keyInvalid = answer(400, 'invalid_argument', 'Invalid idempotency key format')
+const fingerprintMismatch = answer(
+  409,
+  'already_exists',
+  'Idempotency key reused with different request parameters',
+)
+const inProgress = answer(
+  409,
+  'already_exists',
+  'Request is still in progress. Please retry later.',
+  {
+    'retry-after': '1',
+  },
+)
+const storeUnavailable = answer(
+  503,
+  'unavailable',
+  'The idempotency store is unavailable. Please retry later.',
+  { 'retry-after': '1' },
+)
 
 /**
- * Maps an engine error to status, envelope code, message and headers.
+ * Maps an engine error to status, envelope code, message and headers. The same code (and, for
+ * a key error, the same reason) always gets the same frozen object.
  *
  * `lease_lost` answers like `in_progress`: another request now owns the key, so the client's
  * retry with the same key gets that request's outcome. `wait_aborted` has no reader (the
@@ -33,33 +60,15 @@ const inProgress: IdempotencyErrorResponse = {
 export function toIdempotencyErrorResponse(error: AnyIdempotencyError): IdempotencyErrorResponse {
   switch (error.code) {
     case 'key_invalid':
-      return {
-        status: 400,
-        code: 'invalid_argument',
-        message:
-          error.reason === KEY_MISSING_REASON
-            ? 'Idempotency-Key header is required'
-            : 'Invalid idempotency key format',
-        headers: {},
-      }
+      return error.reason === KEY_MISSING_REASON ? keyMissing : keyInvalid
     case 'fingerprint_mismatch':
-      return {
-        status: 409,
-        code: 'already_exists',
-        message: 'Idempotency key reused with different request parameters',
-        headers: {},
-      }
+      return fingerprintMismatch
     case 'in_progress':
     case 'wait_aborted':
     case 'lease_lost':
       return inProgress
     case 'store_unavailable':
-      return {
-        status: 503,
-        code: 'unavailable',
-        message: 'The idempotency store is unavailable. Please retry later.',
-        headers: { 'retry-after': '1' },
-      }
+      return storeUnavailable
   }
 }
 
@@ -81,12 +90,31 @@ export type IdempotencyErrorRenderer = (
   error: AnyIdempotencyError,
 ) => RenderedError
 
+/**
+ * The built-in renderers depend on the answer alone, and there is one answer per code: each
+ * rendering is made once, frozen, and handed out for every refusal.
+ */
+function renderedOnce(
+  render: (answer: IdempotencyErrorResponse) => RenderedError,
+): IdempotencyErrorRenderer {
+  const made = new WeakMap<IdempotencyErrorResponse, RenderedError>()
+  return (answer) => {
+    let rendered = made.get(answer)
+    if (rendered === undefined) {
+      const { status, headers, body } = render(answer)
+      rendered = Object.freeze({ status, headers: Object.freeze(headers), body })
+      made.set(answer, rendered)
+    }
+    return rendered
+  }
+}
+
 /** `{"error":{"code","message"}}` as `application/json`: the contract's envelope. */
-export const renderEnvelopeError: IdempotencyErrorRenderer = (answer) => ({
+export const renderEnvelopeError: IdempotencyErrorRenderer = renderedOnce((answer) => ({
   status: answer.status,
   headers: { ...answer.headers, 'content-type': 'application/json; charset=utf-8' },
   body: renderErrorEnvelope(answer.code, answer.message),
-})
+}))
 
 const STATUS_TITLES: Readonly<Record<number, string>> = {
   400: 'Bad Request',
@@ -99,7 +127,7 @@ const STATUS_TITLES: Readonly<Record<number, string>> = {
  * is the status's phrase; `detail` is the table's message and the extension member `code` its
  * envelope code, which clients match on.
  */
-export const renderProblemDetails: IdempotencyErrorRenderer = (answer) => ({
+export const renderProblemDetails: IdempotencyErrorRenderer = renderedOnce((answer) => ({
   status: answer.status,
   headers: { ...answer.headers, 'content-type': 'application/problem+json; charset=utf-8' },
   body: JSON.stringify({
@@ -109,7 +137,7 @@ export const renderProblemDetails: IdempotencyErrorRenderer = (answer) => ({
     detail: answer.message,
     code: answer.code,
   }),
-})
+}))
 
 const httpErrorBrand = Symbol.for('@ticksupply/idempotency.http-error')
 
@@ -137,7 +165,11 @@ export class IdempotencyHttpError extends Error {
 
   constructor(error: AnyIdempotencyError, render: IdempotencyErrorRenderer = renderEnvelopeError) {
     const answer = toIdempotencyErrorResponse(error)
+    // Its trace would only show where the adapter wrapped the engine's error: a fault's own
+    // trace is its cause's (and the store error's, below it).
+    const limit = suspendStackTraces()
     super(answer.message, { cause: error })
+    if (limit !== undefined) resumeStackTraces(limit)
     this.cause = error
     this.code = error.code
     this.statusCode = answer.status

@@ -16,6 +16,33 @@ const brand = Symbol.for('@ticksupply/idempotency.error')
 export abstract class IdempotencyError extends Error {
   abstract readonly code: IdempotencyErrorCode
   readonly [brand] = true
+  /**
+   * @param stack `false` for an answer to the request (a bad key, a reused key, a wait that
+   *   ran out), which is no fault of the code: its stack trace (with the async frames of every
+   *   hook it passed) cost more than the rest of a 409 (decision 0010). A fault (a lost lease,
+   *   a store down) keeps its trace.
+   */
+  constructor(message: string, options?: ErrorOptions, stack = true) {
+    const limit = stack ? undefined : suspendStackTraces()
+    super(message, options)
+    if (limit !== undefined) resumeStackTraces(limit)
+  }
+}
+
+/** Turns stack capture off for the next error made; returns the limit to restore. */
+export function suspendStackTraces(): number | undefined {
+  const limit = Error.stackTraceLimit
+  try {
+    Error.stackTraceLimit = 0
+    return limit
+  } catch {
+    // Frozen intrinsics: the error keeps its trace, as any other would.
+    return undefined
+  }
+}
+
+export function resumeStackTraces(limit: number): void {
+  Error.stackTraceLimit = limit
 }
 
 /** The `Idempotency-Key` header is repeated, empty, too long, or not a UUID. Nothing ran. */
@@ -24,7 +51,7 @@ export class IdempotencyKeyInvalidError extends IdempotencyError {
   override readonly name = 'IdempotencyKeyInvalidError'
   readonly reason: string
   constructor(reason: string) {
-    super(`Invalid idempotency key format: ${reason}`)
+    super(`Invalid idempotency key format: ${reason}`, undefined, false)
     this.reason = reason
   }
 }
@@ -34,7 +61,7 @@ export class FingerprintMismatchError extends IdempotencyError {
   readonly code = 'fingerprint_mismatch'
   override readonly name = 'FingerprintMismatchError'
   constructor() {
-    super('Idempotency key reused with different request parameters')
+    super('Idempotency key reused with different request parameters', undefined, false)
   }
 }
 
@@ -43,7 +70,7 @@ export class RequestInProgressError extends IdempotencyError {
   readonly code = 'in_progress'
   override readonly name = 'RequestInProgressError'
   constructor() {
-    super('Request is still in progress. Please retry later.')
+    super('Request is still in progress. Please retry later.', undefined, false)
   }
 }
 
@@ -52,7 +79,7 @@ export class WaitAbortedError extends IdempotencyError {
   readonly code = 'wait_aborted'
   override readonly name = 'WaitAbortedError'
   constructor() {
-    super('Stopped waiting for the original request: the client went away')
+    super('Stopped waiting for the original request: the client went away', undefined, false)
   }
 }
 
