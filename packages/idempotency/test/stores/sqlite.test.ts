@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
+import type { SqliteStore } from '@ticksupply/idempotency/stores/sqlite'
 import {
   SqliteStoreOwnedError,
   createSqliteStore,
@@ -115,6 +116,42 @@ describe('SQLite store, atomic with the operation', () => {
       await expect(transaction).rejects.toThrow('roll back')
       expect((await claimed).kind).toBe('claimed')
       expect(await store.claim({ ...other, token: randomUUID() })).toEqual({ kind: 'in_progress' })
+    } finally {
+      await close()
+    }
+  })
+})
+
+const bodyOfReplay = (outcome: Awaited<ReturnType<SqliteStore['claim']>>) =>
+  outcome.kind === 'replay' ? Buffer.from(outcome.response.body).toString() : outcome.kind
+
+describe('SQLite store, its replay cache', () => {
+  it('caches a record when it is first replayed, not when it is completed', async () => {
+    const { store, close } = openTemporarySqlite()
+    try {
+      const claims = Array.from({ length: 20 }, claimRequest)
+      for (const claim of claims) {
+        expect((await store.claim(claim)).kind).toBe('claimed')
+        expect(await store.complete(claim, stored)).toBe(true)
+      }
+      // Twenty completions: nothing held in memory for them.
+      expect(store.cache().entries).toBe(0)
+      const retried = claims[7]
+      if (retried === undefined) throw new Error('expected a claim')
+      const first = await store.claim({ ...retried, token: randomUUID() })
+      expect(bodyOfReplay(first)).toBe('{"id":1}')
+      expect(store.cache()).toMatchObject({ entries: 1, hits: 0 })
+      // The second replay of the key comes from memory.
+      const second = await store.claim({ ...retried, token: randomUUID() })
+      expect(bodyOfReplay(second)).toBe('{"id":1}')
+      expect(store.cache()).toMatchObject({ entries: 1, hits: 1 })
+      // A reused key with another request is still refused, from memory too.
+      const other = await store.claim({
+        ...retried,
+        token: randomUUID(),
+        fingerprint: 'e'.repeat(64),
+      })
+      expect(other.kind).toBe('mismatch')
     } finally {
       await close()
     }

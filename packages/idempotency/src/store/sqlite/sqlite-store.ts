@@ -189,11 +189,15 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     }
   }
 
-  /** Once the record is committed: the cache learns it, the claim ends, waiters wake. */
-  function afterCompleted(id: string, ref: ClaimRef, claim: HeldClaim, response: StoredResponse) {
-    if (!claims.delete(id, ref.token)) return
-    cache.set(id, { fingerprint: claim.fingerprint, response, expiresAt: claim.expiresAt })
-    listeners.notifyId(id)
+  /**
+   * Once the record is committed: the claim ends, waiters wake. The cache learns the record
+   * when it is first read back (a replay), not here: a read of the file costs a few
+   * microseconds, while holding every completion cost each first request its share of the
+   * collector's work (an eighth of a first request's CPU, decision 0010), and at a high write
+   * rate it held only the last second's keys, which are seldom the ones retried.
+   */
+  function afterCompleted(id: string, ref: ClaimRef) {
+    if (claims.delete(id, ref.token)) listeners.notifyId(id)
   }
 
   const heldBy = (ref: ClaimRef): { id: string; claim: HeldClaim } | undefined => {
@@ -215,12 +219,12 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
         // stays held until the transaction commits: a rollback leaves it to be released.
         if (!writeCompleted(ref, held.claim, response)) return false
         tx.afterCommit(() => {
-          afterCompleted(held.id, ref, held.claim, response)
+          afterCompleted(held.id, ref)
         })
         return true
       }
       const written = await connection.write(() => writeCompleted(ref, held.claim, response))
-      if (written) afterCompleted(held.id, ref, held.claim, response)
+      if (written) afterCompleted(held.id, ref)
       return written
     },
     release(ref) {
