@@ -12,6 +12,12 @@ export interface AnswerTime {
 export type AppMessage =
   | { readonly type: 'ready'; readonly url: string }
   | { readonly type: 'error'; readonly message: string }
-  | { readonly type: 'stats'; readonly runs: number; readonly answers: readonly AnswerTime[] }
+  | {
+      readonly type: 'stats'
+      readonly runs: number
+      readonly answers: readonly AnswerTime[]
+      /** process.hrtime.bigint() of each completion stored, as decimal strings. */
+      readonly completions: readonly string[]
+    }
 
 export type ParentMessage = { readonly type: 'stats' } | { readonly type: 'stop' }

@@ -20,7 +20,12 @@ import Fastify from 'fastify'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import pg from 'pg'
 import { createIdempotencyEngine, startPurger } from '@ticksupply/idempotency'
-import type { IdempotencyEngine, Purger, StoreTransaction } from '@ticksupply/idempotency'
+import type {
+  IdempotencyEngine,
+  IdempotencyEvent,
+  Purger,
+  StoreTransaction,
+} from '@ticksupply/idempotency'
 import { fastifyIdempotency } from '@ticksupply/idempotency/fastify'
 import { createSqliteStore, openSqliteConnection } from '@ticksupply/idempotency/stores/sqlite'
 import { createPostgresStore } from '@ticksupply/idempotency/stores/postgres'
@@ -40,6 +45,17 @@ const SCOPE = 'bench-account'
 
 let runs = 0
 const answers: AnswerTime[] = []
+/** When each completion was stored (the engine's `completed` event), storm mode only. */
+const completions: string[] = []
+// Storm mode only, so that the throughput scenarios mount the layer exactly as documented.
+const stormEvents =
+  delayMs > 0
+    ? {
+        onEvent: (event: IdempotencyEvent) => {
+          if (event.type === 'completed') completions.push(process.hrtime.bigint().toString())
+        },
+      }
+    : {}
 const closers: (() => Promise<void> | void)[] = []
 
 function send(message: AppMessage): void {
@@ -80,7 +96,7 @@ async function ourEngine(
   if (store === 'sqlite') {
     const connection = openSqliteConnection(join(dataDir, `${layer}-${randomUUID()}.db`))
     const sqlite = createSqliteStore({ connection })
-    engine = createIdempotencyEngine({ store: sqlite })
+    engine = createIdempotencyEngine({ store: sqlite, ...stormEvents })
     purger = startPurger(sqlite)
     closers.push(() => {
       sqlite.close()
@@ -89,7 +105,7 @@ async function ourEngine(
   } else if (store === 'postgres') {
     const pool = new pg.Pool({ connectionString: required('BENCH_POSTGRES_URL') })
     const postgres = await createPostgresStore({ pool })
-    engine = createIdempotencyEngine({ store: postgres })
+    engine = createIdempotencyEngine({ store: postgres, ...stormEvents })
     purger = startPurger(postgres)
     closers.push(async () => {
       await postgres.close()
@@ -110,7 +126,7 @@ async function ourEngine(
     client.on('error', () => undefined)
     await client.connect()
     const redis = await createRedisStore({ client })
-    engine = createIdempotencyEngine<StoreTransaction>({ store: redis })
+    engine = createIdempotencyEngine<StoreTransaction>({ store: redis, ...stormEvents })
     purger = startPurger(redis)
     closers.push(async () => {
       await client.quit()
@@ -414,7 +430,7 @@ async function main(): Promise<void> {
         : await fastifyServer()
   process.on('message', (message: ParentMessage) => {
     if (message.type === 'stats') {
-      send({ type: 'stats', runs, answers })
+      send({ type: 'stats', runs, answers, completions })
     } else {
       // A clean exit, so that --cpu-prof writes its profile.
       void (async () => {

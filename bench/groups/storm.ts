@@ -52,9 +52,13 @@ export interface StormResult {
   readonly arrivalSpreadMs: number
   /** Replays of requests that arrived before the original answered: they waited for it. */
   readonly waiters: number
-  /** The waiters' answers after the original's, in ms, as the servers sent them. */
+  /** The waiters' answers after the completion was stored, in ms, as the servers sent them. */
   readonly server: Spread
-  /** Replays of requests that arrived after the original had answered. */
+  /** The original's own answer after the completion, in ms. */
+  readonly originalAnsweredMs: number
+  /** The waiters' spread per instance (in the servers' order), and whether it ran the original. */
+  readonly waitersByInstance: readonly (Spread & { readonly original: boolean })[]
+  /** Replays of requests that arrived after the completion. */
   readonly late: number
   /** Their answer after their own arrival, in ms. */
   readonly lateAnswer: Spread
@@ -184,7 +188,7 @@ export async function runStorm(
     const stats = await Promise.all(servers.map((server) => server.stats()))
     const executions = stats.reduce((total, s) => total + s.runs, 0) - runsBefore
     const sent = stats
-      .flatMap((s) => s.answers)
+      .flatMap((s, instance) => s.answers.map((a) => ({ ...a, instance })))
       .map((a) => ({ ...a, arrived: BigInt(a.arrivedNs), at: BigInt(a.atNs) }))
       .filter((a) => a.arrived >= startNs)
     const statuses: Record<string, number> = {}
@@ -199,19 +203,33 @@ export async function runStorm(
     })
     const serverOriginal = sent.find((a) => !a.replayed && a.status === 201)
     const clientOriginal = answers.find((a) => !a.replayed && a.status === 201)
-    const originalAt = serverOriginal?.at ?? 0n
+    // The anchor is the completion (the engine's `completed` event on the original's instance),
+    // not the original's answer: the answer goes out in the same turn as the waiters' replays
+    // and can come after most of them, which would hide what waking them costs.
+    const completedAt = minOrUndefined(
+      stats.flatMap((s) => s.completions.map(BigInt)).filter((at) => at >= startNs),
+    )
     const replays = sent.filter((a) => a.replayed)
-    const waiters =
-      serverOriginal === undefined ? [] : replays.filter((a) => a.arrived < originalAt)
-    const late = serverOriginal === undefined ? [] : replays.filter((a) => a.arrived >= originalAt)
+    const waiters = completedAt === undefined ? [] : replays.filter((a) => a.arrived < completedAt)
+    const late = completedAt === undefined ? [] : replays.filter((a) => a.arrived >= completedAt)
     const arrivals = sent.map((a) => a.arrived)
+    const afterCompletion = (a: { at: bigint }) => ms(a.at - (completedAt ?? 0n))
     return {
       executions,
       statuses,
       replayed: answers.filter((a) => a.replayed).length,
       arrivalSpreadMs: arrivals.length === 0 ? Number.NaN : ms(maxOf(arrivals) - minOf(arrivals)),
       waiters: waiters.length,
-      server: spread(waiters.map((a) => ms(a.at - originalAt))),
+      server: spread(waiters.map(afterCompletion)),
+      originalAnsweredMs:
+        serverOriginal === undefined || completedAt === undefined
+          ? Number.NaN
+          : afterCompletion(serverOriginal),
+      // The original's instance wakes its waiters itself; the others hear of the completion.
+      waitersByInstance: servers.map((_, instance) => ({
+        original: serverOriginal?.instance === instance,
+        ...spread(waiters.filter((a) => a.instance === instance).map(afterCompletion)),
+      })),
       late: late.length,
       lateAnswer: spread(late.map((a) => ms(a.at - a.arrived))),
       client:
@@ -232,6 +250,10 @@ async function runsOf(servers: readonly OrdersServer[]): Promise<number> {
 
 function minOf(values: readonly bigint[]): bigint {
   return values.reduce((least, value) => (value < least ? value : least))
+}
+
+function minOrUndefined(values: readonly bigint[]): bigint | undefined {
+  return values.length === 0 ? undefined : minOf(values)
 }
 
 function maxOf(values: readonly bigint[]): bigint {
@@ -260,7 +282,7 @@ export async function runStormGroup(context: BenchContext): Promise<GroupReport>
         const result = await runStorm(servers, STORM_CLIENTS)
         results.push(result)
         context.log(
-          `storm ${setup.title}, round ${String(round + 1)}: ${String(result.executions)} execution(s), arrivals over ${result.arrivalSpreadMs.toFixed(1)} ms, ${String(result.waiters)} waiters p99 ${result.server.p99.toFixed(1)} ms after the original (server), ${result.client.p99.toFixed(1)} ms (client), ${String(result.late)} late`,
+          `storm ${setup.title}, round ${String(round + 1)}: ${String(result.executions)} execution(s), arrivals over ${result.arrivalSpreadMs.toFixed(1)} ms, ${String(result.waiters)} waiters p99 ${result.server.p99.toFixed(1)} ms after the completion (server${result.waitersByInstance.length > 1 ? `; by instance ${result.waitersByInstance.map((i) => `${i.p50.toFixed(1)}/${i.p99.toFixed(1)}${i.original ? ' (original)' : ''}`).join(', ')}` : ''}), ${result.client.p99.toFixed(1)} ms (client), ${String(result.late)} late, the original answered ${result.originalAnsweredMs.toFixed(1)} ms after the completion`,
         )
       } catch (caught) {
         error = caught instanceof Error ? caught.message : String(caught)
@@ -280,13 +302,14 @@ export async function runStormGroup(context: BenchContext): Promise<GroupReport>
       { title: 'replays', align: 'right' },
       { title: 'arrivals over ms', align: 'right' },
       { title: 'waiters', align: 'right' },
-      { title: 'waiters after the original, server p50 / p99 / max ms', align: 'right' },
+      { title: 'waiters after the completion, server p50 / p99 / max ms', align: 'right' },
+      { title: "the original's answer after the completion ms", align: 'right' },
       { title: 'late arrivals, answered after arrival p99 ms', align: 'right' },
       { title: 'all replays after the original, client p50 / p99 / max ms', align: 'right' },
     ],
     rows.map(({ setup, results, error }) => {
       if (results.length === 0)
-        return [setup.title, `failed: ${error ?? 'no result'}`, '', '', '', '', '', '', '']
+        return [setup.title, `failed: ${error ?? 'no result'}`, '', '', '', '', '', '', '', '']
       const pick = (fn: (r: StormResult) => number) => median(results.map(fn))
       const statuses: Record<string, number> = {}
       for (const result of results) {
@@ -303,6 +326,7 @@ export async function runStormGroup(context: BenchContext): Promise<GroupReport>
         ms(pick((r) => r.arrivalSpreadMs)),
         formatNumber(pick((r) => r.waiters)),
         `${ms(pick((r) => r.server.p50))} / ${ms(pick((r) => r.server.p99))} / ${ms(pick((r) => r.server.max))}`,
+        ms(pick((r) => r.originalAnsweredMs)),
         results.some((r) => r.late > 0)
           ? `${formatNumber(pick((r) => r.late))} late, ${ms(pick((r) => r.lateAnswer.p99))}`
           : 'none',
@@ -314,7 +338,7 @@ export async function runStormGroup(context: BenchContext): Promise<GroupReport>
     markdown: [
       '## Duplicate storms',
       '',
-      `${formatNumber(STORM_CLIENTS)} clients, each on its own keep-alive connection opened beforehand, write one key and body at once (pre-built request bytes on raw sockets); the operation takes ${String(STORM_OPERATION_MS)} ms. Purpose-built Fastify app (the quick-start mount, a handler that sleeps and counts its runs), every instance pinned to CPU 0; across three instances the clients are spread evenly. ${String(WARM_UP_STORMS)} storms on other keys warm each server up first. "Executions" is per measured storm (must be 1); answers are per round (medians of ${String(context.settings.rounds)} rounds). "Arrivals over" is from the first request's arrival at a server to the last's. Waiters are the requests that arrived before the original answered; their latency is from the original's answer to theirs, as the servers sent them (onResponse, monotonic clock). Late arrivals (after the original's answer) are replays from the start; the last column is every replay as the load generator read it.`,
+      `${formatNumber(STORM_CLIENTS)} clients, each on its own keep-alive connection opened beforehand, write one key and body at once (pre-built request bytes on raw sockets); the operation takes ${String(STORM_OPERATION_MS)} ms. Purpose-built Fastify app (the quick-start mount, a handler that sleeps and counts its runs), every instance pinned to CPU 0; across three instances the clients are spread evenly. ${String(WARM_UP_STORMS)} storms on other keys warm each server up first. "Executions" is per measured storm (must be 1); answers are per round (medians of ${String(context.settings.rounds)} rounds). "Arrivals over" is from the first request's arrival at a server to the last's. Waiters are the requests that arrived before the completion was stored (the engine's \`completed\` event on the original's instance); their latency is from the completion to their answer, as the servers sent them (onResponse, monotonic clock), and so is the original's own answer. Late arrivals (after the completion) are replays from the start; the last column is every replay after the original's answer as the load generator read it.`,
       '',
       table,
     ].join('\n'),

@@ -9,7 +9,12 @@ export interface OrdersServer {
   readonly pid: number | undefined
   readonly child: ChildProcess
   /** Handler runs and answer times (storm mode only). */
-  stats(): Promise<{ runs: number; answers: readonly AnswerTime[] }>
+  stats(): Promise<{
+    runs: number
+    answers: readonly AnswerTime[]
+    /** process.hrtime.bigint() of each completion the engine stored, as decimal strings. */
+    completions: readonly string[]
+  }>
   /** A clean exit (so that a CPU profile gets written); SIGKILL after 10 s. */
   stop(): Promise<void>
 }
@@ -76,7 +81,11 @@ export async function startOrdersServer(
           if (message.type !== 'stats') return
           clearTimeout(timer)
           child.off('message', onMessage)
-          resolve({ runs: message.runs, answers: message.answers })
+          resolve({
+            runs: message.runs,
+            answers: message.answers,
+            completions: message.completions,
+          })
         }
         child.on('message', onMessage)
         ask({ type: 'stats' })

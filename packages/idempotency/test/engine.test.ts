@@ -150,6 +150,33 @@ describe('IdempotencyEngine', () => {
     expect(counted.claims).toBe(4)
   })
 
+  it("resumes the original's request before it wakes the duplicates that waited on it", async () => {
+    const { store } = open()
+    const engine = createIdempotencyEngine({ store, waitMs: 30_000 })
+    const request = keyed()
+    const original = await engine.begin(request)
+    if (original.kind !== 'claimed') throw new Error('expected a claim')
+    // In the order the requests resume: the original once its completion is stored, each
+    // duplicate once it has its replay. What each does next (answering) follows that order.
+    const resumed: string[] = []
+    const duplicates = Array.from({ length: 200 }, () =>
+      engine.begin(request).then((outcome) => {
+        resumed.push(outcome.kind)
+      }),
+    )
+    await sleep(50)
+    // The original's answer takes a few steps after its completion (the adapter's hooks, the
+    // framework's send): here, five awaits.
+    const answered = original.claim.complete(answer(201)).then(async () => {
+      for (let step = 0; step < 5; step++) await Promise.resolve()
+      resumed.push('original answered')
+    })
+    await Promise.all([answered, ...duplicates])
+    expect(resumed).toHaveLength(201)
+    expect(resumed[0]).toBe('original answered')
+    expect(resumed.filter((kind) => kind === 'replay')).toHaveLength(200)
+  })
+
   it('still polls a store shared by several processes, for what it cannot announce', async () => {
     const counted = counting(open().store)
     // The same store, declared shared: a dead holder's claim could end unannounced.

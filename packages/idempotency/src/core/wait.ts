@@ -26,8 +26,20 @@ export class WakeUps {
     this.#unsubscribe = subscribe?.(() => {
       this.notices++
       onNotice()
-      this.#wake('ready')
+      if (WakeUps.#noticed.push(this) === 1) setImmediate(WakeUps.#wakeNoticed)
     })
+  }
+
+  /**
+   * Sleepers whose key settled in this turn of the event loop. They wake in the next turn, all
+   * together: the completion that sent the notice resumes its own request first, so that the
+   * original's answer goes out before a thousand replays instead of after them.
+   */
+  static #noticed: WakeUps[] = []
+  static readonly #wakeNoticed = () => {
+    const noticed = WakeUps.#noticed
+    WakeUps.#noticed = []
+    for (const wakeUps of noticed) wakeUps.#wake('ready')
   }
 
   /**
