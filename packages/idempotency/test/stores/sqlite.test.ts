@@ -158,6 +158,89 @@ describe('SQLite store, its replay cache', () => {
   })
 })
 
+describe('SQLite store, its filter of keys', () => {
+  /** Resolves once the store has read in every record of its file. */
+  async function untilReady(store: SqliteStore): Promise<void> {
+    for (let tries = 0; !store.keyFilter().ready; tries++) {
+      if (tries > 500) throw new Error('the key filter never became ready')
+      await new Promise((resolve) => setTimeout(resolve, 10))
+    }
+  }
+
+  it('skips the look-up of keys the file cannot hold, and never misses one it holds', async () => {
+    const { dir, filename } = temporaryFile()
+    try {
+      const written = Array.from({ length: 4_500 }, claimRequest)
+      {
+        const connection = openSqliteConnection(filename)
+        const store = createSqliteStore({ connection })
+        await Promise.all(
+          written.map(async (claim) => {
+            await store.claim(claim)
+            await store.complete(claim, stored)
+          }),
+        )
+        store.close()
+        connection.close()
+      }
+      // Reopened: the records are read in (in chunks), none of them cached.
+      const connection = openSqliteConnection(filename)
+      const store = createSqliteStore({ connection })
+      try {
+        await untilReady(store)
+        expect(store.keyFilter()).toMatchObject({ ready: true, keys: 4_500, skipped: 0 })
+        for (const claim of written) {
+          expect(bodyOfReplay(await store.claim({ ...claim, token: randomUUID() }))).toBe(
+            '{"id":1}',
+          )
+        }
+        const fresh = Array.from({ length: 1_000 }, claimRequest)
+        for (const claim of fresh) expect((await store.claim(claim)).kind).toBe('claimed')
+        // Every new key, but for the filter's rare false positives.
+        expect(store.keyFilter().skipped).toBeGreaterThanOrEqual(980)
+        // A key written after the read-in is known at once.
+        const [next] = fresh
+        if (next === undefined) throw new Error('expected a claim')
+        await store.complete(next, stored)
+        expect(bodyOfReplay(await store.claim({ ...next, token: randomUUID() }))).toBe('{"id":1}')
+      } finally {
+        store.close()
+        connection.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('never misses a record written while the file is still being read in', async () => {
+    const { store, close } = openTemporarySqlite()
+    try {
+      expect(store.keyFilter().ready).toBe(false)
+      const early = claimRequest()
+      await store.claim(early)
+      await store.complete(early, stored)
+      await untilReady(store)
+      expect(bodyOfReplay(await store.claim({ ...early, token: randomUUID() }))).toBe('{"id":1}')
+    } finally {
+      await close()
+    }
+  })
+
+  it('fails a claim whose look-up it would skip once the records table is gone', async () => {
+    const { connection, store, close } = openTemporarySqlite()
+    try {
+      await untilReady(store)
+      expect((await store.claim(claimRequest())).kind).toBe('claimed')
+      expect(store.keyFilter().skipped).toBe(1)
+      connection.database.exec('DROP TABLE idempotency_records')
+      // The operation must not run: the claim fails, as the look-up would have.
+      await expect(store.claim(claimRequest())).rejects.toThrow(/no such table/)
+    } finally {
+      await close()
+    }
+  })
+})
+
 describe('SQLite store, one owner per file', () => {
   function spawnHolder(filename: string, scope: string, key: string) {
     const child = spawn(process.execPath, [HOLD_CLAIM, filename, scope, key], {

@@ -10,6 +10,8 @@ import { createLocalClaims } from '../local-claims.js'
 import type { LocalClaim } from '../local-claims.js'
 import { createSettleListeners, recordId } from '../settle-listeners.js'
 import type { SqliteConnection, SqliteTransaction } from './sqlite-connection.js'
+import type { SqliteKeyFilterStats } from './sqlite-key-filter.js'
+import { startSqliteKeyFilter } from './sqlite-key-filter.js'
 import { acquireOwnership } from './sqlite-ownership.js'
 import { ensureSqliteSchema } from './sqlite-schema.js'
 
@@ -28,6 +30,8 @@ export interface SqliteStore extends Store<SqliteTransaction> {
   /** Claims held right now (in this process's memory). */
   readonly inProgress: number
   readonly cache: () => CompletedCacheStats
+  /** The filter of keys the file may hold, which lets a new key's claim skip its look-up. */
+  readonly keyFilter: () => SqliteKeyFilterStats
   /**
    * Gives the file back, so that another process may own it. Claims still held are dropped:
    * their completions are refused, and duplicates waiting on them look again at once (and fail,
@@ -49,10 +53,10 @@ interface RecordRow {
  * Idempotency records in SQLite, owned by one process.
  *
  * A claim lives in this process's memory, not in the file: the first request of a key costs
- * one read (on the read connection, which sees only committed records) and one write, the
- * completed record, which goes into the operation's own transaction or into the next group
- * commit. A process that dies leaves nothing in progress behind, so the retry after a restart
- * runs at once. The price is that the file has one owner: a second process (or a second store
+ * one write, the completed record, which goes into the operation's own transaction or into the
+ * next group commit, and no read once the filter of the file's keys knows the key is new
+ * (otherwise one read, of committed records only). A process that dies leaves nothing in
+ * progress behind, so the retry after a restart runs at once. The price is that the file has one owner: a second process (or a second store
  * in this one) is refused while the owner lives ({@link SqliteStoreOwnedError}), and several
  * instances need PostgreSQL.
  */
@@ -70,6 +74,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
   ensureSqliteSchema(db, table)
   const ownership = acquireOwnership(connection, table)
+  const keyFilter = startSqliteKeyFilter(connection, table)
   let closed = false
   // Waiters sleep until a notice (the engine does not poll a store whose claims are its own):
   // once the store cannot answer for its claims, they must look again and hear why.
@@ -135,7 +140,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
         ? { kind: 'replay', response: cached.response }
         : MISMATCH
     }
-    const row = selectOn(handle).get(scope, key)
+    const row = keyFilter.mayHold(scope, key, handle) ? selectOn(handle).get(scope, key) : undefined
     const view = row === undefined ? undefined : toView(row)
     const decision = decideClaim(view, fingerprint, now)
     switch (decision.kind) {
@@ -169,6 +174,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   /** On the write connection: inside the caller's transaction, or in a group commit. */
   function writeCompleted(ref: ClaimRef, claim: HeldClaim, response: StoredResponse): boolean {
     if (claim.replacesExpired) deleteExpired.run(ref.scope, ref.key, clock.now())
+    // Before the insert: a claim that skips its look-up must never miss a committed record.
+    keyFilter.add(ref.scope, ref.key)
     try {
       insertCompleted.run(
         ref.scope,
@@ -240,9 +247,11 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       return claims.size
     },
     cache: () => cache.stats(),
+    keyFilter: () => keyFilter.stats(),
     close() {
       if (closed) return
       closed = true
+      keyFilter.close()
       ownership.release()
       listeners.notifyAll()
     },
