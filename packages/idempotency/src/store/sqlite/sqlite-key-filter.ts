@@ -53,7 +53,7 @@ export function startSqliteKeyFilter(connection: SqliteConnection, table: string
     {
       chunk: Database.Statement<[number, number], { id: number; scope: string; key: string }>
       schemaVersion: Database.Statement<[], number>
-      probe: Database.Statement<[], unknown>
+      probe: Database.Statement<[]>
     }
   >()
   const statementsOn = (handle: Database.Database) => {
