@@ -139,6 +139,22 @@ describe('/metrics', () => {
     for (const form of keyForms(key)) expect(after).not.toContain(form)
   })
 
+  it("shows the SQLite store's filter of keys once it has read the file in, and none on PostgreSQL", async () => {
+    expect((await create(server.url, newKey(), nextDatastream())).status).toBe(201)
+    if (server.filename === '') {
+      expect(await scrape(server.url)).not.toContain('key_filter')
+      return
+    }
+    expect(
+      await eventually(
+        async () =>
+          sampleValue(await scrape(server.url), 'ticksupply_idempotency_key_filter_ready') === 1,
+      ),
+    ).toBe(true)
+    const text = await scrape(server.url)
+    expect(sampleValue(text, 'ticksupply_idempotency_key_filter_keys')).toBeGreaterThanOrEqual(1)
+  })
+
   it('counts a reused key with another body as a mismatch conflict', async () => {
     const key = newKey()
     const before = await scrape(server.url)

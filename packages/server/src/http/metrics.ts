@@ -52,18 +52,33 @@ interface CacheStats {
   readonly misses: number
 }
 
+interface KeyFilterStats {
+  readonly ready: boolean
+  readonly keys: number
+}
+
 /** The store's optional counters, read without knowing which store it is. */
 function storeReadings(store: object): {
   inProgress?: () => number
   cache?: () => CacheStats
+  keyFilter?: () => KeyFilterStats
   listening?: () => boolean
 } {
-  const view = store as { inProgress?: unknown; cache?: unknown; listening?: unknown }
+  const view = store as {
+    inProgress?: unknown
+    cache?: unknown
+    keyFilter?: unknown
+    listening?: unknown
+  }
   const readings: ReturnType<typeof storeReadings> = {}
   if (typeof view.inProgress === 'number') readings.inProgress = () => view.inProgress as number
   if (typeof view.cache === 'function') {
     const cache = view.cache as () => CacheStats
     readings.cache = () => cache.call(store)
+  }
+  if (typeof view.keyFilter === 'function') {
+    const keyFilter = view.keyFilter as () => KeyFilterStats
+    readings.keyFilter = () => keyFilter.call(store)
   }
   if (typeof view.listening === 'boolean') readings.listening = () => view.listening === true
   return readings
@@ -137,7 +152,7 @@ export function createServerMetrics(sources: IdempotencySources): ServerMetrics 
       this.set(sources.engine.pendingRetries)
     },
   })
-  const { inProgress, cache, listening } = store
+  const { inProgress, cache, keyFilter, listening } = store
   if (inProgress !== undefined) {
     new Gauge({
       name: `${PREFIX}in_progress`,
@@ -189,6 +204,24 @@ export function createServerMetrics(sources: IdempotencySources): ServerMetrics 
         },
       })
     }
+  }
+  if (keyFilter !== undefined) {
+    new Gauge({
+      name: `${PREFIX}key_filter_ready`,
+      help: "1 once the SQLite store has read every record's key in (new keys then skip their look-up), else 0.",
+      registers,
+      collect() {
+        this.set(keyFilter().ready ? 1 : 0)
+      },
+    })
+    new Gauge({
+      name: `${PREFIX}key_filter_keys`,
+      help: "Keys in the SQLite store's filter of the keys its file holds.",
+      registers,
+      collect() {
+        this.set(keyFilter().keys)
+      },
+    })
   }
   if (listening !== undefined) {
     new Gauge({
