@@ -90,9 +90,10 @@ export function startSqliteKeyFilter(connection: SqliteConnection, table: string
             if (rows.length < CHUNK_ROWS || last === undefined) ready = true
             else readIn(into, last.id)
           },
-          // A file that cannot be read now is read again later; claims look meanwhile.
+          // A file that cannot be read now is read again later; claims look meanwhile. A
+          // connection closed under the store is not coming back.
           () => {
-            if (!closed && into === filter) readInLater(into, afterId)
+            if (!closed && into === filter && db.open) readInLater(into, afterId)
           },
         )
     }, 0)
