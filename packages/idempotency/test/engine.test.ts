@@ -1,7 +1,6 @@
-import { randomUUID } from 'node:crypto'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { afterEach, describe, expect, it } from 'vitest'
-import type { ClaimRequest, IdempotentRequest, StoredResponse } from '@ticksupply/idempotency'
+import type { ClaimRequest, StoredResponse } from '@ticksupply/idempotency'
 import {
   BodyFingerprint,
   FingerprintMismatchError,
@@ -16,6 +15,7 @@ import {
 import type { SqliteStore } from '@ticksupply/idempotency/stores/sqlite'
 import { killClaimHolders, openTemporaryPostgres } from './support/postgres.js'
 import { openTemporarySqlite } from './support/sqlite.js'
+import { keyed } from './support/requests.js'
 
 type Sqlite = ReturnType<typeof openTemporarySqlite>
 let sqlite: Sqlite | undefined
@@ -41,17 +41,6 @@ function counting(store: SqliteStore): SqliteStore & { claims: number } {
     },
   }
   return counted
-}
-
-function keyed(overrides: Partial<IdempotentRequest> = {}): IdempotentRequest {
-  return {
-    scope: 'acct_1',
-    key: randomUUID(),
-    method: 'POST',
-    pathWithQuery: '/v1/things',
-    body: Buffer.from('{"a":1}'),
-    ...overrides,
-  }
 }
 
 function answer(status: number, text = '{"ok":true}'): StoredResponse {

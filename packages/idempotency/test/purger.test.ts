@@ -4,17 +4,12 @@
  * never about how fast this machine is. The store's own clock is a manual one, which decides
  * what has expired.
  */
-import { randomUUID } from 'node:crypto'
 import { afterEach, describe, expect, it, vi } from 'vitest'
-import type {
-  IdempotentRequest,
-  ManualClock,
-  Store,
-  StoreTransaction,
-} from '@ticksupply/idempotency'
+import type { ManualClock, Store, StoreTransaction } from '@ticksupply/idempotency'
 import { createIdempotencyEngine, createManualClock, startPurger } from '@ticksupply/idempotency'
 import type { Purger, PurgerOptions } from '@ticksupply/idempotency'
 import { openTemporarySqlite } from './support/sqlite.js'
+import { keyed } from './support/requests.js'
 
 type Sqlite = ReturnType<typeof openTemporarySqlite>
 let sqlite: Sqlite | undefined
@@ -26,16 +21,6 @@ afterEach(async () => {
 })
 
 const TTL_MS = 60_000
-
-function keyed(): IdempotentRequest {
-  return {
-    scope: 'acct_1',
-    key: randomUUID(),
-    method: 'POST',
-    pathWithQuery: '/v1/things',
-    body: Buffer.from('{"a":1}'),
-  }
-}
 
 /**
  * A SQLite store holding `expired` records that have just expired, followed by `live` ones that

@@ -18,7 +18,7 @@ export interface IdempotencyErrorResponse {
 export const KEY_MISSING_REASON = 'missing'
 
 // One answer per code, made once and frozen: every refusal of a code is the same answer, so
-// that its rendering is made once too (see `rendered` below).
+// that its rendering is made once too (`renderedOnce`, below).
 const answer = (
   status: number,
   code: IdempotencyErrorResponse['code'],

@@ -29,8 +29,7 @@ export interface PurgerOptions {
    * the purger rests as long as its last run took (at least 10 ms, at most `intervalMs`; the
    * first run comes after 10 ms): it purges at most about half the wall time, and deletes
    * about half as many records a second as the store's `purgeExpired` does back to back
-   * (measured: some 43,000 a second on SQLite, 49,000 on PostgreSQL, where SQLite takes about
-   * 18,000 keyed writes a second). Set, it is a fixed rest: the purger then deletes at most
+   * (several times a store's peak keyed write rate: docs/benchmarks.md). Set, it is a fixed rest: the purger then deletes at most
    * `batchSize * maxBatchesPerRun` records per `backlogDelayMs` (10,000 a second with 1_000).
    * @default the last run's duration, at least 10 ms and at most `intervalMs`
    */

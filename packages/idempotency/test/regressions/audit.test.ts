@@ -9,7 +9,6 @@ import type {
   ClaimOutcome,
   ClaimRequest,
   IdempotencyEvent,
-  IdempotentRequest,
   Store,
   StoredResponse,
 } from '@ticksupply/idempotency'
@@ -26,17 +25,7 @@ import { fastifyIdempotency } from '@ticksupply/idempotency/fastify'
 import { outcomeOf } from '../store-contract.js'
 import { killClaimHolders, openTemporaryPostgres } from '../support/postgres.js'
 import { openTemporarySqlite } from '../support/sqlite.js'
-
-function keyed(overrides: Partial<IdempotentRequest> = {}): IdempotentRequest {
-  return {
-    scope: 'acct_1',
-    key: randomUUID(),
-    method: 'POST',
-    pathWithQuery: '/v1/things',
-    body: Buffer.from('{"a":1}'),
-    ...overrides,
-  }
-}
+import { keyed } from '../support/requests.js'
 
 function answer(status: number, text = '{"ok":true}'): StoredResponse {
   return {
