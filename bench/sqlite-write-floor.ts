@@ -1,0 +1,144 @@
+/**
+ * What SQLite itself charges for a record, with no HTTP and no layer: the floor under a SQLite
+ * first request. Inserts records shaped as the store writes them into a table of `--records`
+ * rows, in transactions of 1 to 50 (the group commit's sizes under load), and reports the
+ * insert's and the COMMIT's microseconds per record. Two layouts (the store's unique index on
+ * (scope, key) text, and an index on a 52-bit integer hash of the key) and two places (the
+ * benchmark's temporary folder, and /dev/shm when there is one, to show the disk's share).
+ *
+ *   node --import tsx bench/sqlite-write-floor.ts [--records 100000] [--seconds 1.5]
+ *
+ * Bounded: each cell runs for `--seconds`; files go in a temporary folder removed at exit.
+ */
+import { createHash, randomUUID } from 'node:crypto'
+import { existsSync, mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { parseArgs } from 'node:util'
+import Database from 'better-sqlite3'
+import { formatNumber, markdownTable } from './lib/table.js'
+
+type Layout = 'text-index' | 'integer-hash-index'
+
+const { values } = parseArgs({
+  options: {
+    records: { type: 'string', default: '100000' },
+    seconds: { type: 'string', default: '1.5' },
+  },
+})
+const records = Number(values.records)
+const seconds = Number(values.seconds)
+if (!Number.isSafeInteger(records) || records < 0 || records > 10_000_000) {
+  throw new Error(`--records must be an integer from 0 to 10000000, got ${values.records}`)
+}
+if (!(seconds > 0 && seconds <= 60)) throw new Error(`--seconds must be in (0, 60]`)
+
+const BATCHES = [1, 10, 25, 50] as const
+const fingerprint = createHash('sha256').update('body').digest()
+const body = Buffer.from('{"id":"ord_123","status":"created","amount":42}')
+const headers = JSON.stringify({ 'content-type': 'application/json; charset=utf-8' })
+
+function keyHash(key: string): number {
+  return Number(BigInt.asIntN(52, BigInt(`0x${key.replaceAll('-', '').slice(0, 16)}`)))
+}
+
+function measure(folder: string, layout: Layout): string[][] {
+  const file = join(folder, `${layout}.db`)
+  const db = new Database(file)
+  try {
+    db.pragma('journal_mode = WAL')
+    db.pragma('synchronous = NORMAL')
+    // The store's backstop: its checkpoints run on a worker thread, not in these commits.
+    db.pragma('wal_autocheckpoint = 10000')
+    const hashed = layout === 'integer-hash-index'
+    db.exec(`CREATE TABLE records (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, key TEXT NOT NULL,
+      fingerprint BLOB NOT NULL, expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL,
+      status INTEGER NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL, request_id TEXT NOT NULL,
+      key_hash INTEGER)`)
+    db.exec(
+      hashed
+        ? 'CREATE INDEX records_hash ON records (key_hash)'
+        : 'CREATE UNIQUE INDEX records_key ON records (scope, key)',
+    )
+    const insert = db.prepare<
+      [string, string, Buffer, number, number, number, string, Buffer, string, number | null]
+    >(`INSERT INTO records (scope, key, fingerprint, expires_at, created_at, status, headers, body,
+         request_id, key_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`)
+    const row = () => {
+      const key = randomUUID()
+      const now = Date.now()
+      return [
+        'acct_1',
+        key,
+        fingerprint,
+        now + 86_400_000,
+        now,
+        201,
+        headers,
+        body,
+        `req_${key.slice(0, 8)}`,
+        hashed ? keyHash(key) : null,
+      ] as const
+    }
+    const fill = db.transaction((count: number) => {
+      for (let i = 0; i < count; i++) insert.run(...row())
+    })
+    for (let done = 0; done < records; done += 10_000) fill(Math.min(10_000, records - done))
+    db.pragma('wal_checkpoint(TRUNCATE)')
+
+    return BATCHES.map((batch) => {
+      let insertNs = 0n
+      let commitNs = 0n
+      let written = 0
+      const until = Date.now() + seconds * 1_000
+      while (Date.now() < until) {
+        const rows = Array.from({ length: batch }, row)
+        const began = process.hrtime.bigint()
+        db.exec('BEGIN IMMEDIATE')
+        for (const values of rows) insert.run(...values)
+        const inserted = process.hrtime.bigint()
+        db.exec('COMMIT')
+        const committed = process.hrtime.bigint()
+        insertNs += inserted - began
+        commitNs += committed - inserted
+        written += batch
+      }
+      const perRecord = (ns: bigint) => formatNumber(Number(ns) / written / 1_000, 1)
+      return [layout, String(batch), perRecord(insertNs), perRecord(commitNs)]
+    })
+  } finally {
+    db.close()
+  }
+}
+
+const places = [{ name: `temporary folder (${tmpdir()})`, root: tmpdir() }]
+if (existsSync('/dev/shm')) places.push({ name: 'tmpfs (/dev/shm)', root: '/dev/shm' })
+
+const folders: string[] = []
+process.on('exit', () => {
+  for (const folder of folders) rmSync(folder, { recursive: true, force: true })
+})
+
+console.log(
+  `## SQLite's own cost per record (${formatNumber(records)} records in the table, WAL, synchronous = NORMAL)\n`,
+)
+for (const place of places) {
+  const folder = mkdtempSync(join(place.root, 'ticksupply-write-floor-'))
+  folders.push(folder)
+  const rows = (['text-index', 'integer-hash-index'] as const).flatMap((layout) =>
+    measure(folder, layout),
+  )
+  console.log(`### ${place.name}\n`)
+  console.log(
+    markdownTable(
+      [
+        { title: 'layout' },
+        { title: 'records per commit', align: 'right' },
+        { title: 'INSERT µs / record', align: 'right' },
+        { title: 'COMMIT µs / record', align: 'right' },
+      ],
+      rows,
+    ),
+  )
+  console.log()
+}
