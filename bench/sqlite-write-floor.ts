@@ -14,8 +14,10 @@ import { createHash, randomUUID } from 'node:crypto'
 import { existsSync, mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
+import { setImmediate as nextTurn } from 'node:timers/promises'
 import { parseArgs } from 'node:util'
 import Database from 'better-sqlite3'
+import { installExitHandlers, onCleanup } from './lib/processes.js'
 import { formatNumber, markdownTable } from './lib/table.js'
 
 type Layout = 'text-index' | 'integer-hash-index'
@@ -42,7 +44,8 @@ function keyHash(key: string): number {
   return Number(BigInt.asIntN(52, BigInt(`0x${key.replaceAll('-', '').slice(0, 16)}`)))
 }
 
-function measure(folder: string, layout: Layout): string[][] {
+/** One layout's cells, one batch size each; between them, Ctrl-C gets its turn. */
+async function measure(folder: string, layout: Layout): Promise<string[][]> {
   const file = join(folder, `${layout}.db`)
   const db = new Database(file)
   try {
@@ -52,6 +55,7 @@ function measure(folder: string, layout: Layout): string[][] {
     // the measured ones (each cell starts on an empty WAL instead).
     db.pragma('wal_autocheckpoint = 0')
     const hashed = layout === 'integer-hash-index'
+    // One table for both layouts: the text layout leaves `key_hash` NULL (a byte a row).
     db.exec(`CREATE TABLE records (id INTEGER PRIMARY KEY, scope TEXT NOT NULL, key TEXT NOT NULL,
       fingerprint BLOB NOT NULL, expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL,
       status INTEGER NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL, request_id TEXT NOT NULL,
@@ -85,7 +89,9 @@ function measure(folder: string, layout: Layout): string[][] {
       for (let i = 0; i < count; i++) insert.run(...row())
     })
     for (let done = 0; done < records; done += 10_000) fill(Math.min(10_000, records - done))
-    return BATCHES.map((batch) => {
+    const cells: string[][] = []
+    for (const batch of BATCHES) {
+      await nextTurn()
       db.pragma('wal_checkpoint(TRUNCATE)')
       let insertNs = 0n
       let commitNs = 0n
@@ -104,8 +110,9 @@ function measure(folder: string, layout: Layout): string[][] {
         written += batch
       }
       const perRecord = (ns: bigint) => formatNumber(Number(ns) / written / 1_000, 1)
-      return [layout, String(batch), perRecord(insertNs), perRecord(commitNs)]
-    })
+      cells.push([layout, String(batch), perRecord(insertNs), perRecord(commitNs)])
+    }
+    return cells
   } finally {
     db.close()
   }
@@ -114,20 +121,20 @@ function measure(folder: string, layout: Layout): string[][] {
 const places = [{ name: `temporary folder (${tmpdir()})`, root: tmpdir() }]
 if (existsSync('/dev/shm')) places.push({ name: 'tmpfs (/dev/shm)', root: '/dev/shm' })
 
-const folders: string[] = []
-process.on('exit', () => {
-  for (const folder of folders) rmSync(folder, { recursive: true, force: true })
-})
+installExitHandlers()
 
 console.log(
   `## SQLite's own cost per record (${formatNumber(records)} records in the table, WAL, synchronous = NORMAL)\n`,
 )
 for (const place of places) {
   const folder = mkdtempSync(join(place.root, 'ticksupply-write-floor-'))
-  folders.push(folder)
-  const rows = (['text-index', 'integer-hash-index'] as const).flatMap((layout) =>
-    measure(folder, layout),
-  )
+  onCleanup(() => {
+    rmSync(folder, { recursive: true, force: true })
+  })
+  const rows = [
+    ...(await measure(folder, 'text-index')),
+    ...(await measure(folder, 'integer-hash-index')),
+  ]
   console.log(`### ${place.name}\n`)
   console.log(
     markdownTable(
