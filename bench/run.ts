@@ -17,6 +17,7 @@ import { PINNED, installExitHandlers, killEverything, onCleanup } from './lib/pr
 import { createServices } from './lib/services.js'
 import { CPU_READABLE, CPU_RESOLUTION_MICROS } from './lib/cpu.js'
 import { formatNumber } from './lib/table.js'
+import { LAYER_NAMES, type Layer } from './apps/layers.js'
 import { runHandlerGroup } from './groups/handler.js'
 import { runServerGroup } from './groups/server.js'
 import { runStormGroup } from './groups/storm.js'
@@ -43,6 +44,8 @@ const USAGE = `npm run bench -- [options]
   --warmup N          warm-up seconds before each measurement (default 2)
   --connections N     concurrent connections of the load generator (default 50)
   --only LIST         groups to run, comma-separated: ${GROUP_NAMES.join(', ')} (default all)
+  --layers LIST       the handler group's rows, comma-separated: ${LAYER_NAMES.join(', ')}
+                      (default all; each row's bare baseline runs with it)
   --growth-max N      largest record count of the growth group: 10000 .. 10000000 (default 1000000)
   --cpu-prof NAME     profile one scenario (server under node --cpu-prof) and print its top
                       self-time functions; --cpu-prof list names them
@@ -67,6 +70,7 @@ function parseCommandLine() {
       warmup: { type: 'string', default: '2' },
       connections: { type: 'string', default: '50' },
       only: { type: 'string' },
+      layers: { type: 'string' },
       'growth-max': { type: 'string', default: '1000000' },
       'cpu-prof': { type: 'string' },
       json: { type: 'boolean', default: false },
@@ -84,6 +88,15 @@ function parseCommandLine() {
       throw new Error(`--only: unknown group "${name}"; groups: ${GROUP_NAMES.join(', ')}`)
     }
   }
+  const layers = (values.layers ?? LAYER_NAMES.join(','))
+    .split(',')
+    .map((name) => name.trim())
+    .filter((name) => name !== '')
+  for (const name of layers) {
+    if (!(LAYER_NAMES as readonly string[]).includes(name)) {
+      throw new Error(`--layers: unknown layer "${name}"; layers: ${LAYER_NAMES.join(', ')}`)
+    }
+  }
   const growthMax = positive('growth-max', values['growth-max'], { min: 10_000 })
   if (growthMax > 10_000_000) throw new Error('--growth-max is at most 10000000')
   return {
@@ -91,6 +104,7 @@ function parseCommandLine() {
     json: values.json,
     cpuProf: values['cpu-prof'],
     only: only as GroupName[],
+    layers: layers as Layer[],
     growthMax,
     settings: {
       rounds: positive('rounds', values.rounds, { min: 1 }),
@@ -139,6 +153,7 @@ async function main(): Promise<void> {
     services: createServices(dir),
     dir,
     growthMax: options.growthMax,
+    layers: options.layers,
     log,
     peakWriteRates: new Map(),
   }

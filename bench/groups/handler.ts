@@ -125,7 +125,8 @@ interface Row {
 export async function runHandlerGroup(context: BenchContext): Promise<GroupReport> {
   const skipped: { layer: Layer; why: string }[] = []
   const layers: Layer[] = []
-  for (const layer of LAYER_NAMES) {
+  const wanted = new Set(context.layers.flatMap((layer) => [layer, LAYERS[layer].baseline]))
+  for (const layer of LAYER_NAMES.filter((name) => wanted.has(name))) {
     const why = await unavailable(layer, context)
     if (why === undefined) layers.push(layer)
     else skipped.push({ layer, why })

@@ -1,6 +1,7 @@
 /** What every benchmark group gets, and what it gives back. */
 import type { LoadSettings } from './measure.js'
 import type { Services } from './services.js'
+import type { Layer } from '../apps/layers.js'
 
 export interface BenchContext {
   readonly settings: LoadSettings
@@ -9,6 +10,8 @@ export interface BenchContext {
   readonly dir: string
   /** Largest record count of the growth group. */
   readonly growthMax: number
+  /** The handler group's rows (each runs with its bare baseline). */
+  readonly layers: readonly Layer[]
   /** Progress, on stderr. */
   readonly log: (line: string) => void
   /** Peak keyed first-request rate per store, from the handler group (for the purge group). */
