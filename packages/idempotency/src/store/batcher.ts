@@ -10,13 +10,15 @@ export interface Batcher<Item, Result> {
 
 /**
  * `run` gets the items of a batch and resolves one result per item, in order (or rejects, and
- * every item of the batch rejects with it).
+ * every item of the batch rejects with it). `maxInFlight` batches may run at once (default one:
+ * a caller whose batches may overlap must make them safe to).
  */
 export function createBatcher<Item, Result>(
   run: (items: readonly Item[]) => Promise<readonly Result[]>,
-  options: { readonly maxBatch?: number } = {},
+  options: { readonly maxBatch?: number; readonly maxInFlight?: number } = {},
 ): Batcher<Item, Result> {
   const maxBatch = options.maxBatch ?? 500
+  const maxInFlight = options.maxInFlight ?? 1
   interface Pending {
     readonly item: Item
     readonly resolve: (result: Result) => void
@@ -24,14 +26,14 @@ export function createBatcher<Item, Result>(
   }
   let queue: Pending[] = []
   let scheduled = false
-  let inFlight = false
+  let inFlight = 0
 
   const send = () => {
     scheduled = false
-    if (inFlight || queue.length === 0) return
+    if (inFlight >= maxInFlight || queue.length === 0) return
     const batch = queue.length <= maxBatch ? queue : queue.slice(0, maxBatch)
     queue = queue.length <= maxBatch ? [] : queue.slice(maxBatch)
-    inFlight = true
+    inFlight++
     const items = batch.map((pending) => pending.item)
     void Promise.resolve()
       .then(() => run(items))
@@ -46,7 +48,7 @@ export function createBatcher<Item, Result>(
         },
       )
       .finally(() => {
-        inFlight = false
+        inFlight--
         if (queue.length > 0) schedule()
       })
   }
@@ -60,7 +62,7 @@ export function createBatcher<Item, Result>(
     push(item) {
       return new Promise<Result>((resolve, reject) => {
         queue.push({ item, resolve, reject })
-        if (!inFlight) schedule()
+        if (inFlight < maxInFlight) schedule()
       })
     },
   }
