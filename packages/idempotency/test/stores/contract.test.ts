@@ -19,10 +19,10 @@ const STORES: readonly {
     name: 'SQLite',
     open: (clock) => Promise.resolve({ ...openTemporarySqlite(clock), clock }),
   },
-  {
-    name: 'PostgreSQL',
-    async open(clock) {
-      const holder = await openTemporaryPostgres({ clock })
+  ...[true, false].map((durableClaims) => ({
+    name: durableClaims ? 'PostgreSQL' : 'PostgreSQL, claims committed without their fsync',
+    async open(clock: ManualClock): Promise<StoreUnderTest<StoreTransaction>> {
+      const holder = await openTemporaryPostgres({ clock, durableClaims })
       const peers: Awaited<ReturnType<typeof openTemporaryPostgres>>[] = []
       return {
         store: holder.store,
@@ -33,6 +33,7 @@ const STORES: readonly {
             clock,
             table: holder.table,
             channel: holder.channel,
+            durableClaims,
           })
           peers.push(peer)
           expect(await killClaimHolders(peer.pool, holder.table)).toBe(1)
@@ -44,7 +45,7 @@ const STORES: readonly {
         },
       }
     },
-  },
+  })),
   {
     // Claims are leases: the contract's lease rows take them over with the manual clock.
     name: 'Redis',

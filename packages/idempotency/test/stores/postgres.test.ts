@@ -46,6 +46,69 @@ describe('PostgreSQL store, atomic with the operation', () => {
   })
 })
 
+describe('PostgreSQL store, claims that do not wait for the disk (durableClaims: false)', () => {
+  it("keeps the claim's commit setting inside its own statement, off the application's connections", async () => {
+    // A setting of the pool's own that no default has: any claim that changed a connection's
+    // session would show through it.
+    const size = 3
+    const { pool, store, close } = await openTemporaryPostgres({
+      pool: { max: size, options: '-c synchronous_commit=local' },
+      durableClaims: false,
+    })
+    try {
+      const claims = Array.from({ length: 40 }, () => claimRequest())
+      const outcomes = await Promise.all(claims.map((claim) => store.claim(claim)))
+      expect(outcomes.filter((outcome) => outcome.kind === 'claimed')).toHaveLength(40)
+      expect(await Promise.all(claims.map((claim) => store.complete(claim, stored)))).toEqual(
+        claims.map(() => true),
+      )
+      const clients = await Promise.all(Array.from({ length: size }, () => pool.connect()))
+      try {
+        const settings = await Promise.all(
+          clients.map(async (client) => {
+            const result = await client.query<{ synchronous_commit: string }>(
+              'SHOW synchronous_commit',
+            )
+            return result.rows[0]?.synchronous_commit
+          }),
+        )
+        expect(settings).toEqual(clients.map(() => 'local'))
+      } finally {
+        for (const client of clients) client.release()
+      }
+    } finally {
+      await close()
+    }
+  })
+})
+
+describe('PostgreSQL store, table statistics', () => {
+  it('analyzes a new table itself once its claims have filled it, without autovacuum', async () => {
+    const { pool, store, table, close } = await openTemporaryPostgres()
+    try {
+      // Autovacuum off for this table: whatever analyzes it now is the store.
+      await pool.query(`ALTER TABLE ${table} SET (autovacuum_enabled = false)`)
+      const rowsKnown = async () => {
+        const { rows } = await pool.query<{ reltuples: number }>(
+          `SELECT reltuples FROM pg_class WHERE oid = $1::regclass`,
+          [table],
+        )
+        return Number(rows[0]?.reltuples)
+      }
+      expect(await rowsKnown()).toBeLessThan(1)
+      const claims = Array.from({ length: 600 }, () => claimRequest())
+      const outcomes = await Promise.all(claims.map((claim) => store.claim(claim)))
+      expect(outcomes.filter((outcome) => outcome.kind === 'claimed')).toHaveLength(600)
+      const deadline = Date.now() + 5_000
+      while ((await rowsKnown()) < 500 && Date.now() < deadline) await sleep(50)
+      expect(await rowsKnown()).toBeGreaterThanOrEqual(500)
+      for (const claim of claims) await store.release(claim)
+    } finally {
+      await close()
+    }
+  })
+})
+
 describe('PostgreSQL store across instances', () => {
   it('wakes a duplicate waiting on another instance through LISTEN/NOTIFY, not at its next poll', async () => {
     const a = await openTemporaryPostgres()

@@ -10,7 +10,15 @@ import { createPostgresStore } from '@ticksupply/idempotency/stores/postgres'
  * so that tests never see each other's records.
  */
 export async function openTemporaryPostgres(
-  options: { clock?: Clock; table?: string; channel?: string; leaseMs?: number } = {},
+  options: {
+    clock?: Clock
+    table?: string
+    channel?: string
+    leaseMs?: number
+    durableClaims?: boolean
+    /** Added to the pool's configuration (its size, startup options). */
+    pool?: pg.PoolConfig
+  } = {},
 ): Promise<{
   pool: pg.Pool
   store: PostgresStore
@@ -21,13 +29,14 @@ export async function openTemporaryPostgres(
   const suffix = randomBytes(6).toString('hex')
   const table = options.table ?? `records_${suffix}`
   const channel = options.channel ?? `wake_${suffix}`
-  const pool = new pg.Pool({ connectionString: inject('postgresUrl'), max: 20 })
+  const pool = new pg.Pool({ connectionString: inject('postgresUrl'), max: 20, ...options.pool })
   const store = await createPostgresStore({
     pool,
     tableName: table,
     channel,
     ...(options.clock === undefined ? {} : { clock: options.clock }),
     ...(options.leaseMs === undefined ? {} : { leaseMs: options.leaseMs }),
+    ...(options.durableClaims === undefined ? {} : { durableClaims: options.durableClaims }),
   })
   return {
     pool,

@@ -57,9 +57,6 @@ export function openDatabase(location: DatabaseLocation): OpenedDatabase {
       const store = await createPostgresStore({
         pool,
         leaseMs: options.leaseMs,
-        // Every mutation's writes commit with its stored response (runMutation): a claim
-        // needs no fsync of its own.
-        effectsCommitWithCompletion: true,
         ...(options.onListenError === undefined ? {} : { onListenError: options.onListenError }),
       })
       return { store, close: () => store.close() }
