@@ -145,6 +145,31 @@ describe('PostgreSQL store across instances', () => {
     }
   })
 
+  it('claims overlapping keys from two instances in opposite orders without a deadlock, each key once', async () => {
+    const a = await openTemporaryPostgres()
+    const b = await openTemporaryPostgres({ table: a.table, channel: a.channel })
+    try {
+      let claimed = 0
+      let failed = 0
+      for (let round = 0; round < 10; round++) {
+        const keys = Array.from({ length: 100 }, () => randomUUID())
+        // One batch on each instance, sent in the same turn: A's in one order, B's in the other.
+        const fromA = keys.map((key) => a.store.claim(request({ scope: 'acct', key })))
+        const fromB = [...keys]
+          .reverse()
+          .map((key) => b.store.claim(request({ scope: 'acct', key })))
+        for (const outcome of await Promise.allSettled([...fromA, ...fromB])) {
+          if (outcome.status === 'rejected') failed++
+          else if (outcome.value.kind === 'claimed') claimed++
+        }
+      }
+      expect({ claimed, failed }).toEqual({ claimed: 1_000, failed: 0 })
+    } finally {
+      await b.close()
+      await a.close()
+    }
+  })
+
   it('wakes waiters on another instance for every record of a batch, however many notifications it takes', async () => {
     const a = await openTemporaryPostgres()
     const b = await openTemporaryPostgres({ table: a.table, channel: a.channel })
