@@ -109,6 +109,31 @@ describe('PostgreSQL store, table statistics', () => {
   })
 })
 
+describe('PostgreSQL store, its replay cache after a refusal', () => {
+  it('caches the record a mismatch read on another instance: no round trip for the key after it', async () => {
+    const a = await openTemporaryPostgres()
+    const b = await openTemporaryPostgres({ table: a.table, channel: a.channel })
+    try {
+      const claim = claimRequest()
+      expect((await a.store.claim(claim)).kind).toBe('claimed')
+      expect(await a.store.complete(claim, stored)).toBe(true)
+      expect(b.store.cache().entries).toBe(0)
+      const changedBody = { ...claim, fingerprint: 'e'.repeat(64) }
+      expect((await b.store.claim({ ...changedBody, token: randomUUID() })).kind).toBe('mismatch')
+      expect(b.store.cache()).toMatchObject({ entries: 1, hits: 0 })
+      expect((await b.store.claim({ ...changedBody, token: randomUUID() })).kind).toBe('mismatch')
+      const replay = await b.store.claim({ ...claim, token: randomUUID() })
+      expect(replay.kind === 'replay' && Buffer.from(replay.response.body).toString()).toBe(
+        '{"id":1}',
+      )
+      expect(b.store.cache()).toMatchObject({ entries: 1, hits: 2 })
+    } finally {
+      await b.close()
+      await a.close()
+    }
+  })
+})
+
 describe('PostgreSQL store across instances', () => {
   it('wakes a duplicate waiting on another instance through LISTEN/NOTIFY, not at its next poll', async () => {
     const a = await openTemporaryPostgres()

@@ -158,6 +158,27 @@ describe('SQLite store, its replay cache', () => {
   })
 })
 
+describe('SQLite store, its replay cache after a refusal', () => {
+  it('caches the record a mismatch read: the key is answered from memory afterwards', async () => {
+    const { store, close } = openTemporarySqlite()
+    try {
+      const claim = claimRequest()
+      expect((await store.claim(claim)).kind).toBe('claimed')
+      expect(await store.complete(claim, stored)).toBe(true)
+      const changedBody = { ...claim, fingerprint: 'e'.repeat(64) }
+      expect((await store.claim({ ...changedBody, token: randomUUID() })).kind).toBe('mismatch')
+      expect(store.cache()).toMatchObject({ entries: 1, hits: 0 })
+      // Both the refusal and the replay come from memory now, each with its own answer.
+      expect((await store.claim({ ...changedBody, token: randomUUID() })).kind).toBe('mismatch')
+      const replay = await store.claim({ ...claim, token: randomUUID() })
+      expect(bodyOfReplay(replay)).toBe('{"id":1}')
+      expect(store.cache()).toMatchObject({ entries: 1, hits: 2 })
+    } finally {
+      await close()
+    }
+  })
+})
+
 describe('SQLite store, its filter of keys', () => {
   /** Resolves once the store has read in every record of its file. */
   async function untilReady(store: SqliteStore): Promise<void> {

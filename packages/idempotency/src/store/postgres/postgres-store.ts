@@ -496,13 +496,17 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         return taken.rowCount === 1 ? hold(item, epoch, view.expiresAt, true) : AGAIN
       }
       case 'replay':
-        cache.set(item.id, {
-          fingerprint: request.fingerprint,
-          response: decision.response,
-          expiresAt: view.expiresAt,
-        })
-        return decision
       case 'mismatch':
+        // Whichever body asked, the completed record answers the key's next request from
+        // memory: a client that keeps retrying with a changed body costs no round trip either.
+        if (view.state === 'completed') {
+          cache.set(item.id, {
+            fingerprint: view.fingerprint,
+            response: view.response,
+            expiresAt: view.expiresAt,
+          })
+        }
+        return decision
       case 'in_progress':
         return decision
     }

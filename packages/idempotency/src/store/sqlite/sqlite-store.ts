@@ -161,11 +161,17 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
         return { kind: 'claimed', takeover: false, lost: ownership.signal }
       }
       case 'replay':
+      case 'mismatch':
+        // Whichever body asked, the record it read answers the key's next request from memory:
+        // a client that keeps retrying with a changed body costs no read either.
         if (view?.state === 'completed') {
-          cache.set(id, { fingerprint, response: decision.response, expiresAt: view.expiresAt })
+          cache.set(id, {
+            fingerprint: view.fingerprint,
+            response: view.response,
+            expiresAt: view.expiresAt,
+          })
         }
         return decision
-      case 'mismatch':
       case 'in_progress':
         return decision
     }
