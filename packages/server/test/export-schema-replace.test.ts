@@ -173,3 +173,25 @@ describe('PUT /v1/export-schemas/{id}', () => {
     expect((await send(`${url}/v1/export-schemas/${schema.id}`)).json<Schema>().version).toBe(1)
   })
 })
+
+describe('PUT and DELETE of one schema at once', () => {
+  it('answers each with a success or a 404, never a 500, and leaves the schema gone', async () => {
+    const statuses: number[] = []
+    for (let round = 0; round < 15; round++) {
+      const schema = await create()
+      const updates = Array.from({ length: 4 }, (_, index) =>
+        replace(schema.id, { columns: index % 2 === 0 ? [timestamp] : [timestamp, price] }),
+      )
+      const deletes = Array.from({ length: 2 }, () =>
+        send(`${url}/v1/export-schemas/${schema.id}`, { method: 'DELETE', key: newKey() }),
+      )
+      const answers = await Promise.all([...updates, ...deletes])
+      statuses.push(...answers.map((answer) => answer.status))
+      const deleted = answers.slice(4).filter((answer) => answer.status === 204)
+      // One delete removed it; the other, if it came second, found nothing.
+      expect(deleted).toHaveLength(1)
+      expect((await send(`${url}/v1/export-schemas/${schema.id}`)).status).toBe(404)
+    }
+    expect(statuses.filter((status) => ![200, 204, 404].includes(status))).toEqual([])
+  })
+})

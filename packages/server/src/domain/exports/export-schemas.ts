@@ -152,6 +152,13 @@ export async function getSchema(
 /** Deletes the schema and its versions; exports made from it keep their snapshot. */
 export async function deleteSchema(db: Queryable, account: Account, id: string): Promise<void> {
   await findOwn(db, account, id)
+  // The schema's row first: a publish or an update moves `version` on it before it inserts
+  // the version, so once this transaction holds the row no version can be added, and the
+  // versions deleted next are all of them. Deleting the versions first let one committed in
+  // between (PostgreSQL, read committed) break the foreign key: a 500. A delete that loses
+  // the race to another finds no row: 404, as it would a moment later.
+  const held = await db.run('UPDATE export_schemas SET version = version WHERE id = ?', [id])
+  if (held === 0) throw notFound(id)
   await db.run('DELETE FROM export_schema_versions WHERE schema_id = ?', [id])
   await db.run('DELETE FROM export_schemas WHERE id = ?', [id])
 }
