@@ -218,6 +218,12 @@ export async function cancelExport(
  */
 export async function deleteExport(db: Queryable, account: Account, id: string): Promise<void> {
   await find(db, account, id)
+  // The job's row first, as a schema's delete does: a worker marks the job succeeded on it
+  // before it inserts the artifacts, so once this transaction holds the row no artifact can
+  // be added, and none committed in between breaks the foreign key (PostgreSQL, read
+  // committed). A delete that loses the race to another finds no row: 404.
+  const held = await db.run('UPDATE exports SET status = status WHERE id = ?', [id])
+  if (held === 0) throw notFound(id)
   await db.run('DELETE FROM export_artifacts WHERE export_id = ?', [id])
   await db.run('DELETE FROM exports WHERE id = ?', [id])
 }
