@@ -61,9 +61,9 @@ export interface PostgresStoreOptions extends CompletedCacheOptions {
    * progress at a crash is free to take over afterwards, durable or not. What a durable claim
    * keeps is the key's fingerprint: a retry after the crash with a different body under the
    * same key answers 409 instead of running. A completion is durable either way, and the WAL's
-   * order means a durable completion implies its claim. It measured 4% more first requests a
-   * second on this project's handler benchmark, within the noise: the batches already share
-   * each fsync among their claims. See docs/decisions/0012.
+   * order means a durable completion implies its claim. Off, it measured 4% more first
+   * requests a second on this project's handler benchmark, within the noise: the batches
+   * already share each fsync among their claims. See docs/decisions/0012.
    * @default true
    */
   readonly durableClaims?: boolean
@@ -132,7 +132,6 @@ function notificationChunks(ids: readonly string[]): number[] {
   return chunks
 }
 
-/** A claim the batch could not decide (a concurrent claimant's row changed under it). */
 /**
  * Claim (and completion) batches each store keeps on the wire at once. With one, a batch's
  * round trip is dead time for the requests that arrive meanwhile; with two, the next batch
@@ -142,6 +141,7 @@ function notificationChunks(ids: readonly string[]): number[] {
  */
 const BATCHES_IN_FLIGHT = 2
 
+/** A claim the batch could not decide (a concurrent claimant's row changed under it). */
 const AGAIN = Symbol('again')
 const IN_PROGRESS = { kind: 'in_progress' } as const
 const MISMATCH = { kind: 'mismatch' } as const
