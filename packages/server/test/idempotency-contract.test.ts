@@ -443,6 +443,61 @@ describe('the idempotency contract', () => {
       )
       expectReplayOf(await create(url, key, datastream), original)
     })
+    it('counts a target in absolute form as its path: sent through a proxy, retried directly, one request', async () => {
+      const datastream = nextDatastream()
+      const key = newKey()
+      const body = JSON.stringify({ datastream_id: datastream })
+      const claimsBefore = server.claims()
+      const { host } = new URL(url)
+      const viaProxy = await sendRaw(
+        url,
+        rawHead(
+          url,
+          'POST',
+          `http://${host}/v1/subscriptions`,
+          [`Idempotency-Key: ${key}`],
+          body.length,
+        ),
+        body,
+      )
+      expect(viaProxy.status).toBe(201)
+      const direct = await create(url, key, datastream)
+      expect(direct.status).toBe(201)
+      expect(direct.headers.get('idempotent-replayed')).toBe('true')
+      expect(direct.headers.get('original-request')).toBe(viaProxy.headers['x-request-id'])
+      expect(direct.text).toBe(viaProxy.text)
+      // Another authority for the same server (another name, the scheme in capitals) is a
+      // Host, which does not count either.
+      const otherName = await sendRaw(
+        url,
+        rawHead(
+          url,
+          'POST',
+          `HTTP://localhost:${new URL(url).port}/v1/subscriptions`,
+          [`Idempotency-Key: ${key}`],
+          body.length,
+        ),
+        body,
+      )
+      expect(otherName.status).toBe(201)
+      expect(otherName.headers['idempotent-replayed']).toBe('true')
+      // The path and query still count as sent.
+      const otherQuery = await sendRaw(
+        url,
+        rawHead(
+          url,
+          'POST',
+          `http://${host}/v1/subscriptions?a=1`,
+          [`Idempotency-Key: ${key}`],
+          body.length,
+        ),
+        body,
+      )
+      expect(otherQuery.status).toBe(409)
+      expect(JSON.parse(otherQuery.text)).toEqual({ error: MISMATCH })
+      expect(server.claims() - claimsBefore).toBe(1)
+      expect(await subscriptionsTo(url, datastream)).toHaveLength(1)
+    })
   })
 
   describe('scope', () => {

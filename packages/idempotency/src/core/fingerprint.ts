@@ -7,7 +7,8 @@ import type { Hash } from 'node:crypto'
  *
  * The parts are joined with NUL bytes, which neither a method nor a request target can contain,
  * so no two different requests frame to the same input. The body is hashed as received, never
- * re-serialised, so the fingerprint does not depend on a JSON parser's key order.
+ * re-serialised, so the fingerprint does not depend on a JSON parser's key order. A target in
+ * absolute form counts as its path and query ({@link originFormOf}).
  */
 export function fingerprintRequest(
   method: string,
@@ -72,5 +73,24 @@ export class BodyFingerprint {
 const KEPT_BODY_BYTES = 65_536
 
 function framing(method: string, pathWithQuery: string): Buffer {
-  return Buffer.from(`${method.toUpperCase()}\0${pathWithQuery}\0`)
+  return Buffer.from(`${method.toUpperCase()}\0${originFormOf(pathWithQuery)}\0`)
 }
+
+const ABSOLUTE_FORM = /^[A-Za-z][A-Za-z0-9+.-]*:\/\/[^/?#]*/
+
+/**
+ * A request target's path and query. HTTP servers must accept a target in absolute form
+ * (`POST http://api.example.com/v1/subscriptions`, RFC 9112 section 3.2.2; clients behind a
+ * forward proxy send it), and frameworks route it by its path, but hand it on as sent: its
+ * scheme and authority are the `Host`, a header, which does not count. So a request sent once
+ * through a proxy and retried directly, or under another host name, is the same request.
+ */
+export function originFormOf(target: string): string {
+  if (target.charCodeAt(0) === SLASH) return target
+  const authority = ABSOLUTE_FORM.exec(target)
+  if (authority === null) return target
+  const rest = target.slice(authority[0].length)
+  return rest.charCodeAt(0) === SLASH ? rest : `/${rest}`
+}
+
+const SLASH = 0x2f

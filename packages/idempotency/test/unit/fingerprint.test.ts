@@ -31,4 +31,30 @@ describe('fingerprintRequest', () => {
     const b = fingerprintRequest('POST', '/v1/a', Buffer.from('bc'))
     expect(a).not.toBe(b)
   })
+
+  describe('a request target in absolute form (RFC 9112 3.2.2) counts as its path and query', () => {
+    const origin = (target: string) => fingerprintRequest('POST', target, body)
+
+    it.each([
+      ['http://127.0.0.1:8080/v1/subscriptions', '/v1/subscriptions'],
+      ['https://api.example.com/v1/subscriptions', '/v1/subscriptions'],
+      ['HTTP://API.EXAMPLE.COM/v1/subscriptions', '/v1/subscriptions'],
+      ['http://user@[::1]:8080/v1/subscriptions?a=1&b=2', '/v1/subscriptions?a=1&b=2'],
+      ['http://example.com', '/'],
+      ['http://example.com?a=1', '/?a=1'],
+    ])('%s is %s', (absolute, originForm) => {
+      expect(origin(absolute)).toBe(origin(originForm))
+    })
+
+    it('keeps the path and query exactly as sent', () => {
+      expect(origin('http://example.com/v1/Subscriptions')).not.toBe(origin('/v1/subscriptions'))
+      expect(origin('http://example.com/v1/subscriptions?')).not.toBe(origin('/v1/subscriptions'))
+      expect(origin('http://example.com//v1/subscriptions')).not.toBe(origin('/v1/subscriptions'))
+    })
+
+    it('leaves a target that is not in absolute form alone', () => {
+      expect(origin('v1/subscriptions')).not.toBe(origin('/v1/subscriptions'))
+      expect(origin('*')).not.toBe(origin('/'))
+    })
+  })
 })
