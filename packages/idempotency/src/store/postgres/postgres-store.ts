@@ -395,7 +395,9 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
         leaderOf.set(item.id, index)
         leaders.push(index)
       } else if (items[leader]?.request.fingerprint === item.request.fingerprint) {
-        followers.set(leader, [...(followers.get(leader) ?? []), index])
+        const group = followers.get(leader)
+        if (group === undefined) followers.set(leader, [index])
+        else group.push(index)
       } else {
         results[index] = AGAIN
       }
