@@ -216,6 +216,10 @@ describe('the published idempotency policy', () => {
     expect(description).toContain(
       '1. authentication (`401`); 2. rate limit (`429`, with `Retry-After`); 3. the `Idempotency-Key` format (`400`); 4. request validation',
     )
+    // Every method the contract says ignores the header, not only the ones this API routes.
+    for (const method of ['GET', 'HEAD', 'PUT', 'PATCH', 'OPTIONS']) {
+      expect(description, method).toMatch(new RegExp(`every other method \\([^)]*\`${method}\``))
+    }
     expect(document.info.description).toContain('a key lives 24 hours from its first use')
     expect(document.info.description).toContain('Every request has a deadline of 10 seconds')
     expect(document.info['x-idempotency-policy']).toMatchObject({

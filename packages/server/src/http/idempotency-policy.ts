@@ -50,7 +50,7 @@ export function describeIdempotencyKey(policy: IdempotencyPolicy): string {
     `Stored and replayed: every answer the operation gives below 500, errors included, except \`408\`. A \`5xx\` or a \`408\` \`request_timeout\` (past the server's deadline of ${describeDuration(policy.requestDeadlineMs)}) is not stored: the operation's writes rolled back, and a retry with the key runs it again.`,
     `A key lives ${describeDuration(policy.idempotencyTtlMs)} from its first use; after that it is a new key.`,
     `Checked in this order, and nothing is stored before the claim, so a client may fix its request (or wait out a \`429\`) and retry with the same key: ${ORDER_OF_CHECKS.map((check, index) => `${String(index + 1)}. ${check}`).join('; ')}.`,
-    'Honoured on `POST` and `DELETE`; `GET` and `PUT` ignore it. Without it a request runs and nothing is stored.',
+    'Honoured on `POST` and `DELETE`; every other method (`GET`, `HEAD`, `PUT`, `PATCH`, `OPTIONS`) ignores it, unchecked. Without it a request runs and nothing is stored.',
   ].join('\n\n')
 }
 
