@@ -9,6 +9,7 @@ import { migrate } from './db/migrations.js'
 import { openDatabase } from './db/open-database.js'
 import { addApiKey, ensureAccount } from './domain/accounts.js'
 import { seedCatalog } from './domain/catalog.js'
+import { parseJsonKeepingInt64 } from './domain/json-int64.js'
 import {
   createDatabaseRateLimitStore,
   createMemoryRateLimitStore,
@@ -204,9 +205,15 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
   })
   registerMetrics(server, metrics)
   registerCatalogRoutes(server, db)
-  registerSubscriptionRoutes(server, db, {
-    delayMs: config.testHandlerDelayMs,
-    crashAfterCommit: config.testExitAfterCommit,
+  // Subscriptions read their bodies with int64s kept exact: `datastream_id` is an int64, which
+  // a plain JSON.parse rounds past 2^53 (to another datastream's id).
+  void server.register((scope, _options, done) => {
+    registerJsonBody(scope, BODY_LIMIT_BYTES, parseJsonKeepingInt64)
+    registerSubscriptionRoutes(scope, db, {
+      delayMs: config.testHandlerDelayMs,
+      crashAfterCommit: config.testExitAfterCommit,
+    })
+    done()
   })
   registerAvailabilityRoutes(server, db)
   registerBillingRoutes(server, db)

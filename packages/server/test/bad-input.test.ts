@@ -73,6 +73,39 @@ describe('bad input', () => {
       expectEnvelope(answer, 400, 'invalid_argument')
     })
 
+    // A datastream_id is an int64: read digit for digit, never rounded to another id (a
+    // JSON.parse double rounds 2^53 + 1 to 2^53 and 2^63 - 1 to 2^63), on every route.
+    describe.each([
+      ['POST /v1/subscriptions', '/v1/subscriptions', ''],
+      ['POST /v1/exports', '/v1/exports', ',"start_time":1,"end_time":2'],
+    ])('datastream_id on %s', (_name, path, rest) => {
+      const create = (id: string) =>
+        send(`${url}${path}`, { method: 'POST', rawBody: `{"datastream_id":${id}${rest}}` })
+
+      it.each([
+        '9007199254740993',
+        '9007199254740992',
+        '9223372036854775295',
+        '9223372036854775807',
+      ])('%s is an unknown datastream, named as sent', async (id) => {
+        const answer = await create(id)
+        expectEnvelope(answer, 404, 'not_found')
+        expect(answer.json<{ error: { message: string } }>().error.message).toBe(
+          `Datastream ${id} not found`,
+        )
+      })
+
+      it.each([
+        '9223372036854775808',
+        '99999999999999999999999',
+        '1e30',
+        '1e19',
+        '-9007199254740993',
+      ])('%s is not an int64: 400 invalid_argument', async (id) => {
+        expectEnvelope(await create(id), 400, 'invalid_argument')
+      })
+    })
+
     it('answers a missing field, unknown fields and non-object bodies with 400 invalid_argument', async () => {
       for (const body of [
         '{}',

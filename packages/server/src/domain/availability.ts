@@ -3,6 +3,7 @@ import type { Account } from './accounts.js'
 import { ApiError } from './api-error.js'
 import type { Datastream } from './catalog.js'
 import { findDatastream } from './catalog.js'
+import { catalogIdOf } from './datastream-id.js'
 import type { RecorderSource } from './exports/recorder-source.js'
 import { msToNs } from './ns-time.js'
 import { toRfc3339 } from './time.js'
@@ -21,20 +22,6 @@ export interface Availability {
   readonly updated_at: string
 }
 
-const INT64_MAX = 9_223_372_036_854_775_807n
-
-/** The `datastream_id` query parameter: a positive int64 as digits, else the documented 400. */
-export function parseDatastreamIdParam(value: string | undefined): bigint {
-  const invalid = new ApiError(
-    'invalid_argument',
-    'Invalid datastream_id: must be a positive integer',
-  )
-  if (value === undefined || !/^\d{1,19}$/.test(value)) throw invalid
-  const id = BigInt(value)
-  if (id < 1n || id > INT64_MAX) throw invalid
-  return id
-}
-
 /**
  * What the account has recorded of a datastream: its subscription's spans, oldest first, with
  * touching ones merged, an open span ending now. Per account, because the recorder records for
@@ -48,10 +35,8 @@ export async function getAvailability(
   source: RecorderSource,
   now: number,
 ): Promise<Availability> {
-  const datastream =
-    datastreamId <= BigInt(Number.MAX_SAFE_INTEGER)
-      ? await findDatastream(db, Number(datastreamId))
-      : undefined
+  const catalogId = catalogIdOf(datastreamId)
+  const datastream = catalogId === undefined ? undefined : await findDatastream(db, catalogId)
   if (datastream === undefined)
     throw new ApiError('not_found', `Datastream ${datastreamId.toString()} not found`)
   const spans = await db.all<{ started_at: number | string; ended_at: number | string | null }>(

@@ -4,10 +4,36 @@ import { mayUseBilledFeatures } from './accounts.js'
 import { ApiError } from './api-error.js'
 import type { Datastream } from './catalog.js'
 import { findDatastream, toDatastream } from './catalog.js'
+import { datastreamIdOf, catalogIdOf } from './datastream-id.js'
 import { isId, newId } from './ids.js'
 import type { Page } from './page.js'
 import { newestFirstKey, page, parseNewestFirstCursor } from './page.js'
 import { toRfc3339 } from './time.js'
+
+/**
+ * The body of `POST /v1/subscriptions` (parsed with int64s kept exact): `{"datastream_id"}`,
+ * nothing else. Run before the idempotency key is claimed, so a fixed body may reuse its key.
+ */
+export function parseCreateSubscriptionBody(body: unknown): { readonly datastreamId: bigint } {
+  if (typeof body !== 'object' || body === null || Array.isArray(body)) {
+    throw new ApiError('invalid_argument', 'The body must be a JSON object')
+  }
+  for (const key of Object.keys(body)) {
+    if (key !== 'datastream_id') {
+      throw new ApiError(
+        'invalid_argument',
+        `The body: unknown field "${key}" (allowed: datastream_id)`,
+      )
+    }
+  }
+  const value = (body as { datastream_id?: unknown }).datastream_id
+  if (value === undefined) throw new ApiError('invalid_argument', 'datastream_id is required')
+  const datastreamId = datastreamIdOf(value)
+  if (datastreamId === undefined) {
+    throw new ApiError('invalid_argument', 'datastream_id must be a positive integer (an int64)')
+  }
+  return { datastreamId }
+}
 
 export type SubscriptionStatus = 'active' | 'paused' | 'deleted'
 
@@ -77,15 +103,15 @@ export const getSubscription = find
 export async function createSubscription(
   db: Queryable,
   account: Account,
-  datastreamId: number,
+  requestedId: bigint,
   now: number,
 ): Promise<Subscription> {
-  const datastream = Number.isSafeInteger(datastreamId)
-    ? await findDatastream(db, datastreamId)
-    : undefined
+  const catalogId = catalogIdOf(requestedId)
+  const datastream = catalogId === undefined ? undefined : await findDatastream(db, catalogId)
   if (datastream === undefined) {
-    throw new ApiError('not_found', `Datastream ${String(datastreamId)} not found`)
+    throw new ApiError('not_found', `Datastream ${requestedId.toString()} not found`)
   }
+  const datastreamId = datastream.datastream_id
   if (!mayUseBilledFeatures(account)) throw paymentRequired()
   // Every step is a conditional write, so that concurrent requests (several instances on
   // PostgreSQL, whose transactions do not serialise) can neither both create nor both revive it.

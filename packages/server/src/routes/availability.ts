@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { Database } from '../db/database.js'
-import { getAvailability, parseDatastreamIdParam } from '../domain/availability.js'
+import { getAvailability } from '../domain/availability.js'
+import { parseDatastreamIdParam } from '../domain/datastream-id.js'
 import type { RecorderSource } from '../domain/exports/recorder-source.js'
 import { createSyntheticRecorderSource } from '../domain/exports/recorder-source.js'
 import { accountOf } from '../http/auth.js'

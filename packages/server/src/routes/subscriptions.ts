@@ -6,6 +6,7 @@ import {
   getSubscription,
   listSpans,
   listSubscriptions,
+  parseCreateSubscriptionBody,
   pauseSubscription,
   resumeSubscription,
 } from '../domain/subscriptions.js'
@@ -13,6 +14,7 @@ import { accountOf } from '../http/auth.js'
 import type { MutationOptions } from '../http/mutation.js'
 import { runMutation } from '../http/mutation.js'
 import { parsePageQuery, renderPage } from '../http/pagination.js'
+import { parseBodyOnce } from '../http/parse-body-once.js'
 import { queryParam } from '../http/query.js'
 import { renderJson, sendJson } from '../http/send-json.js'
 import {
@@ -31,6 +33,7 @@ import {
   SUBSCRIPTION_SCHEMAS,
 } from './schemas/subscriptions.js'
 
+const createBody = parseBodyOnce(parseCreateSubscriptionBody)
 const SUBSCRIPTION_PAGE = { defaultLimit: 50, maxLimit: 100 }
 const TAGS = ['Subscriptions']
 const params = idParams('A subscription id (`sub_...`); a malformed or unknown one is a 404.')
@@ -44,7 +47,7 @@ export function registerSubscriptionRoutes(
 ): void {
   addComponentSchemas(app, SUBSCRIPTION_SCHEMAS)
 
-  app.post<{ Body: { datastream_id: number } }>(
+  app.post(
     '/v1/subscriptions',
     {
       schema: {
@@ -53,19 +56,20 @@ export function registerSubscriptionRoutes(
         description:
           'Opens a span now. A deleted subscription to the datastream is reused (same id, fresh span); an active or paused one is a 409 with `details.subscription_id`. Billing-gated.',
         tags: TAGS,
-        body: CREATE_SUBSCRIPTION_BODY,
+        documentedBody: { schema: CREATE_SUBSCRIPTION_BODY },
         response: {
           201: ref(SUBSCRIPTION_SCHEMA.$id, 'The subscription, with `spans: []`.'),
           ...errorResponses([400, 402, 404, 409]),
         },
       },
+      preValidation: createBody.preValidation,
     },
     async (request, reply) =>
       runMutation(db, request, reply, mutation, async (tx, now) => {
         const subscription = await createSubscription(
           tx,
           accountOf(request),
-          request.body.datastream_id,
+          createBody.of(request).datastreamId,
           now,
         )
         return { status: 201, bodyText: renderJson({ ...subscription, spans: [] }) }

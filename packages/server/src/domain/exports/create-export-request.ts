@@ -1,4 +1,5 @@
 import { ApiError } from '../api-error.js'
+import { datastreamIdOf } from '../datastream-id.js'
 import { parseNsTime } from '../ns-time.js'
 import type { ExportFormat, FormatOptions } from './export-writers.js'
 import type { SchemaDefinition } from './schema-definition.js'
@@ -6,7 +7,7 @@ import { parseDraftBody } from './schema-definition.js'
 
 /** A validated `POST /v1/exports` body. */
 export interface CreateExportRequest {
-  readonly datastreamId: number | bigint
+  readonly datastreamId: bigint
   readonly startNs: bigint
   readonly endNs: bigint
   readonly schema: string | SchemaDefinition
@@ -57,12 +58,9 @@ export function parseCreateExportBody(body: unknown): CreateExportRequest {
   for (const key of Object.keys(object))
     if (!allowed.includes(key))
       throw invalid(`The body: unknown field "${key}" (allowed: ${allowed.join(', ')})`)
-  const datastreamId = object['datastream_id']
-  if (
-    !(typeof datastreamId === 'number' && Number.isInteger(datastreamId) && datastreamId >= 1) &&
-    !(typeof datastreamId === 'bigint' && datastreamId >= 1n)
-  )
-    throw invalid('datastream_id must be a positive integer')
+  const datastreamId = datastreamIdOf(object['datastream_id'])
+  if (datastreamId === undefined)
+    throw invalid('datastream_id must be a positive integer (an int64)')
   if (object['start_time'] === undefined) throw invalid('start_time is required')
   if (object['end_time'] === undefined) throw invalid('end_time is required')
   const startNs = parseNsTime('start_time', object['start_time'])

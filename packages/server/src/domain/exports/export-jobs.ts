@@ -4,6 +4,7 @@ import type { Account } from '../accounts.js'
 import { mayUseBilledFeatures } from '../accounts.js'
 import { ApiError } from '../api-error.js'
 import { findDatastream } from '../catalog.js'
+import { catalogIdOf } from '../datastream-id.js'
 import type { CreateExportRequest } from './create-export-request.js'
 import type { SchemaSnapshot } from './export-schemas.js'
 import { snapshotSchema } from './export-schemas.js'
@@ -94,13 +95,10 @@ export async function createExport(
   request: CreateExportRequest,
   now: number,
 ): Promise<ExportJob> {
-  const datastreamId = request.datastreamId
-  const datastream =
-    typeof datastreamId === 'number' && Number.isSafeInteger(datastreamId)
-      ? await findDatastream(db, datastreamId)
-      : undefined
+  const catalogId = catalogIdOf(request.datastreamId)
+  const datastream = catalogId === undefined ? undefined : await findDatastream(db, catalogId)
   if (datastream === undefined)
-    throw new ApiError('not_found', `Datastream ${String(datastreamId)} not found`)
+    throw new ApiError('not_found', `Datastream ${request.datastreamId.toString()} not found`)
   if (!mayUseBilledFeatures(account))
     throw new ApiError(
       'payment_required',

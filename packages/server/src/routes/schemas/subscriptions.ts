@@ -39,20 +39,17 @@ export const SUBSCRIPTION_SCHEMA = {
   },
 } as const satisfies ComponentSchema
 
-/** The body of `POST /v1/subscriptions`. Validated: keep it free of unknown keywords. */
+/**
+ * The body of `POST /v1/subscriptions`, as documented. It is parsed by
+ * `parseCreateSubscriptionBody`, not by ajv: a JSON number cannot tell 2^63 - 1 from 2^63, nor
+ * 2^53 + 1 from 2^53.
+ */
 export const CREATE_SUBSCRIPTION_BODY = {
   type: 'object',
   required: ['datastream_id'],
   additionalProperties: false,
   properties: {
-    datastream_id: {
-      type: 'integer',
-      minimum: 1,
-      // 2^63 as a double: a JSON number this large is past int64 (9223372036854775807 itself
-      // parses to the same double, so it is refused too; no datastream has such an id).
-      exclusiveMaximum: 9223372036854775808,
-      description: 'The datastream to record (a positive int64).',
-    },
+    datastream_id: int64(1, 'The datastream to record (a positive int64).'),
   },
 } as const
 
