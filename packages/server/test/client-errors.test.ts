@@ -3,6 +3,7 @@
  * parse as HTTP, CONNECT. Each gets the error envelope with a request id, `nosniff` and
  * `Connection: close`, written over raw TCP, and never corrupts an answer already in flight.
  */
+import { randomUUID } from 'node:crypto'
 import { connect } from 'node:net'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { RawAnswer, TestServer } from './support/server.js'
@@ -121,6 +122,33 @@ describe('bytes that are not an HTTP request', () => {
   ])('answers %s with the 400 envelope', async (_name, head) => {
     expectClientError(await sendRaw(server.url, head()))
   })
+
+  // The broken bytes come after the head, in the body of a request already routed: it can never
+  // arrive whole. One answer, at once (not the deadline's 408 ten seconds later, then ours).
+  it.each([
+    ['a chunk size that is not hex', '5\r\n{"dat\r\nZZ\r\n'],
+    ['a chunk without its CRLF', '5\r\n{"datastream_id":1}\r\n0\r\n\r\n'],
+  ])(
+    'answers a body with %s once, with the 400 envelope, and runs nothing',
+    async (_name, body) => {
+      const claimsBefore = server.claims()
+      for (const key of [[], [`Idempotency-Key: ${randomUUID()}`]]) {
+        const head = [
+          'POST /v1/subscriptions HTTP/1.1',
+          `Host: ${host()}`,
+          `X-Api-Key: ${ACME_KEY}`,
+          'Content-Type: application/json',
+          'Transfer-Encoding: chunked',
+          ...key,
+        ].join('\r\n')
+        const received = await exchange(`${head}\r\n\r\n${body}`)
+        const answers = received.split(/(?=HTTP\/1\.1 \d{3} )/)
+        expect(answers.map((answer) => answer.slice(0, 12))).toEqual(['HTTP/1.1 400'])
+        expect(answers[0]).toContain('"code":"invalid_argument"')
+      }
+      expect(server.claims()).toBe(claimsBefore)
+    },
+  )
 
   it('answers a bad request after a good one on a kept-alive connection after the good one’s answer, intact', async () => {
     const good = `GET /v1/exchanges HTTP/1.1\r\nHost: ${host()}\r\nX-Api-Key: ${ACME_KEY}\r\n\r\n`

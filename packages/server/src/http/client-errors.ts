@@ -85,6 +85,14 @@ export function answerClientError(error: Error & { code?: string }, socket: Dupl
             ? 'Request headers are too large'
             : 'Malformed HTTP request',
         )
+  const inFlight = (socket as HttpSocket)._httpMessage
+  if (inFlight?.headersSent === false && !inFlight.req.complete) {
+    // The bad bytes are in the body of the request being handled (a broken chunk): it can never
+    // arrive whole, and its handler would wait for the deadline's 408 and then precede ours. It
+    // is answered once, now; its body reader fails when the socket closes, before any claim.
+    endWith(socket, answer)
+    return
+  }
   whenNoResponseInFlight(socket, () => {
     if (socket.writable) endWith(socket, answer)
     else socket.destroy()
