@@ -17,7 +17,8 @@ import {
 import { accountOf, registerAuth } from './http/auth.js'
 import { registerDeadline } from './http/deadline.js'
 import { answerClientError, registerHostCheck } from './http/client-errors.js'
-import { answerFrameworkError, registerErrorHandling } from './http/error-handler.js'
+import type { RequestGuard } from './http/error-handler.js'
+import { answerFrameworkErrors, registerErrorHandling } from './http/error-handler.js'
 import { readRawBody, registerJsonBody } from './http/json-body.js'
 import { registerTextValueCheck } from './http/text-values.js'
 import { registerHealth } from './http/health.js'
@@ -121,6 +122,8 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
   })
   let requestLog: RequestLog | undefined
 
+  // Authentication and the rate limit, for the requests Fastify answers before any hook.
+  const guards: RequestGuard[] = []
   const server = Fastify({
     logger: config.logLevel === 'silent' ? false : loggerOptions(config.logLevel),
     // One line per request, written by registerRequestLog, instead of Fastify's two.
@@ -129,7 +132,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     requestIdHeader: false,
     bodyLimit: BODY_LIMIT_BYTES,
     // Bad percent-encoding and over-long path parameters are unknown routes, in the envelope.
-    frameworkErrors: answerFrameworkError,
+    frameworkErrors: answerFrameworkErrors(guards),
     // Bytes that are not HTTP at all still get the envelope and a request id.
     clientErrorHandler: answerClientError,
     // Node's own Host check answers an empty 400; registerHostCheck answers in the envelope.
@@ -166,12 +169,12 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
   registerErrorHandling(server)
   registerJsonBody(server, BODY_LIMIT_BYTES)
   registerTextValueCheck(server)
-  registerAuth(server, db)
+  guards.push(registerAuth(server, db))
   const rateLimitWindows = [
     { name: 'minute', limit: config.rateLimitPerMinute, windowMs: 60_000 },
     { name: 'hour', limit: config.rateLimitPerHour, windowMs: 3_600_000 },
   ] as const
-  registerRateLimit(
+  const chargeRateLimit = registerRateLimit(
     server,
     // A SQLite file has one owning process (decision 0006), so its buckets need not be shared:
     // in memory, no request waits for the database's write lock to be counted.
@@ -180,6 +183,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
       : createDatabaseRateLimitStore(db, rateLimitWindows),
     options.clock === undefined ? Date.now : () => (options.clock as Clock).now(),
   )
+  guards.push(chargeRateLimit)
   await server.register(fastifyIdempotency, {
     engine,
     scope: (request) => accountOf(request).id,

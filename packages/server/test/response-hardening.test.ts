@@ -87,7 +87,8 @@ describe('response headers', () => {
   it('says X-Content-Type-Options: nosniff on every answer: API, errors, docs, downloads, bytes that are not HTTP', async () => {
     const all = await answers()
     expect(all.map((answer) => answer.status)).toEqual([
-      200, 401, 404, 404, 400, 201, 201, 200, 200, 200, 200, 200, 403, 404, 400,
+      // The path with broken percent-encoding is an unknown route, sent without a key: 401.
+      200, 401, 404, 404, 400, 201, 201, 200, 200, 200, 200, 200, 403, 401, 400,
     ])
     for (const answer of all)
       expect(answer.header('x-content-type-options'), answer.name).toBe('nosniff')

@@ -138,6 +138,33 @@ describe('authentication by route', () => {
     }
   })
 
+  // The router cannot decode these, and Fastify answers them before any hook: they are unknown
+  // routes all the same, authenticated and rate limited like /nope.
+  const UNDECODABLE = [
+    '/%zz',
+    '/v1/subscriptions/%ZZ',
+    '/v1/exchanges/%ff/instruments',
+    '/downloads/%zz',
+  ]
+
+  it('answers a path it cannot decode without an API key with 401, as any unknown route', async () => {
+    for (const target of UNDECODABLE) {
+      for (const method of ['GET', 'POST', 'DELETE']) {
+        expectRawEnvelope(await sendTarget(server.url, method, target), 401, 'unauthenticated')
+      }
+    }
+  })
+
+  it('answers a path it cannot decode with an API key with 404, the rate-limit headers and no-store', async () => {
+    for (const target of UNDECODABLE) {
+      const answer = await sendTarget(server.url, 'GET', target, { apiKey: ACME_KEY })
+      expectRawEnvelope(answer, 404, 'not_found')
+      expect(answer.headers['x-ratelimit-remaining-minute'], target).toMatch(/^\d+$/)
+      expect(answer.headers['cache-control'], target).toBe('no-store')
+      expect(answer.headers['x-content-type-options'], target).toBe('nosniff')
+    }
+  })
+
   it('serves the public routes without an API key', async () => {
     expect((await sendTarget(server.url, 'GET', '/openapi.json')).status).toBe(200)
     expect((await sendTarget(server.url, 'GET', '/metrics')).status).toBe(200)
@@ -211,6 +238,23 @@ describe('the rate limit by route', () => {
     }
     // The plain path and the encoded and absolute-form spellings at least.
     expect(limited).toBeGreaterThanOrEqual(3 * 5)
+  })
+
+  it('charges a path it cannot decode like any request: the bucket empties, then it is a 429', async () => {
+    const remaining: string[] = []
+    for (let i = 0; i < LIMIT; i++) {
+      const answer = await sendTarget(server.url, 'GET', '/v1/subscriptions/%zz', {
+        apiKey: GLOBEX_KEY,
+      })
+      expect(answer.status).toBe(404)
+      remaining.push(answer.headers['x-ratelimit-remaining-minute'] ?? '')
+    }
+    expect(remaining).toEqual(['2', '1', '0'])
+    const plain = await sendTarget(server.url, 'GET', '/v1/exchanges', { apiKey: GLOBEX_KEY })
+    expectRawEnvelope(plain, 429, 'rate_limited')
+    const undecodable = await sendTarget(server.url, 'GET', '/%zz', { apiKey: GLOBEX_KEY })
+    expectRawEnvelope(undecodable, 429, 'rate_limited')
+    expect(undecodable.headers['retry-after']).toMatch(/^\d+$/)
   })
 })
 

@@ -4,6 +4,7 @@ import type { Account } from '../domain/accounts.js'
 import { authenticate } from '../domain/accounts.js'
 import { ApiError } from '../domain/api-error.js'
 import { JSON_TYPE, renderError } from './envelope.js'
+import type { RequestGuard } from './error-handler.js'
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -44,23 +45,28 @@ export function isPublicRoute(request: FastifyRequest): boolean {
  * `X-Api-Key` on every request that is not to a public route; a missing, unknown or revoked key
  * is a 401. Their answers are about an account, 401s included, so no cache may keep them.
  */
-export function registerAuth(app: FastifyInstance, db: Database): void {
+export function registerAuth(app: FastifyInstance, db: Database): RequestGuard {
   app.decorateRequest('account', null)
-  app.addHook('onRequest', async (request, reply) => {
-    if (isPublicRoute(request)) return undefined
+  const requireAccount: RequestGuard = async (request, reply) => {
     reply.header('cache-control', 'no-store')
     const header = request.headers['x-api-key']
     const account =
       typeof header === 'string' && header !== '' ? await authenticate(db, header) : undefined
     if (account === undefined) {
-      return reply
+      void reply
         .code(401)
         .type(JSON_TYPE)
         .send(renderError('unauthenticated', 'Invalid or missing API key'))
+      return true
     }
     request.account = account
-    return undefined
+    return false
+  }
+  app.addHook('onRequest', async (request, reply) => {
+    if (isPublicRoute(request) || !(await requireAccount(request, reply))) return undefined
+    return reply
   })
+  return requireAccount
 }
 
 /**

@@ -99,18 +99,35 @@ export function registerErrorHandling(app: FastifyInstance): void {
 }
 
 /**
- * Fastify's own routing errors (a path with broken percent-encoding, a path parameter over the
- * length limit) are answered as an unknown route: the 404 envelope, with a request id.
+ * A check a request passes before its route (authentication, the rate limit): answers the
+ * request and resolves `true` when it stops there, `false` when it goes on.
  */
-export function answerFrameworkError(
-  _error: FastifyError,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): void {
-  void reply
-    .code(404)
-    .header('x-request-id', request.id)
-    .headers(ALWAYS_HEADERS)
-    .type(JSON_TYPE)
-    .send(renderError('not_found', 'Route not found'))
+export type RequestGuard = (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>
+
+/**
+ * Fastify's own routing errors (a path with broken percent-encoding, a path parameter over the
+ * length limit) are answered as an unknown route. Fastify answers them before any hook, so the
+ * guards the hooks run are run here, in order: a stranger gets the 401 as for any unknown route
+ * (decision 0304), an account gets the 404 with its rate-limit headers and pays for it. The
+ * guards are filled in once the app has registered them.
+ */
+export function answerFrameworkErrors(guards: readonly RequestGuard[]) {
+  return (_error: FastifyError, request: FastifyRequest, reply: FastifyReply): void => {
+    reply.header('x-request-id', request.id).headers(ALWAYS_HEADERS)
+    void (async () => {
+      try {
+        for (const guard of guards) if (await guard(request, reply)) return
+        await reply.code(404).type(JSON_TYPE).send(renderError('not_found', 'Route not found'))
+      } catch (error) {
+        const rendered = classify(error)
+        if (rendered.status >= 500) request.log.error({ err: error }, 'request failed')
+        if (reply.sent) return
+        await reply
+          .code(rendered.status)
+          .headers(rendered.headers ?? {})
+          .type(JSON_TYPE)
+          .send(renderError(rendered.code, rendered.message, rendered.details))
+      }
+    })()
+  }
 }

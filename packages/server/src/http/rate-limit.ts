@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify'
 import type { RateLimitStore } from '../domain/rate-limit-store.js'
 import { JSON_TYPE, renderError } from './envelope.js'
+import type { RequestGuard } from './error-handler.js'
 
 const SUFFIX = { minute: 'Minute', hour: 'Hour' } as const
 
@@ -18,10 +19,10 @@ export function registerRateLimit(
   app: FastifyInstance,
   store: RateLimitStore,
   now: () => number = Date.now,
-): void {
-  app.addHook('onRequest', async (request, reply) => {
+): RequestGuard {
+  const charge: RequestGuard = async (request, reply) => {
     const account = request.account
-    if (account === null) return undefined
+    if (account === null) return false
     const decision = await store.take(account.id, now())
     for (const window of decision.windows) {
       const suffix = SUFFIX[window.name]
@@ -31,15 +32,20 @@ export function registerRateLimit(
         reply.header(`X-RateLimit-Reset-${suffix}`, String(Math.ceil(window.resetAtMs / 1000)))
       }
     }
-    if (decision.allowed) return undefined
+    if (decision.allowed) return false
     // Rounded up: a client that waits exactly this long finds a token.
     const seconds = Math.max(1, Math.ceil(decision.retryAfterMs / 1000))
-    return reply
+    void reply
       .code(429)
       .header('Retry-After', String(seconds))
       .type(JSON_TYPE)
       .send(
         renderError('rate_limited', `Rate limit exceeded. Retry after ${String(seconds)} seconds.`),
       )
-  })
+    return true
+  }
+  app.addHook('onRequest', async (request, reply) =>
+    (await charge(request, reply)) ? reply : undefined,
+  )
+  return charge
 }
