@@ -1,3 +1,4 @@
+import { combineSignals } from './combine-signals.js'
 import type { DownloadFilesOptions } from './download-files.js'
 import { downloadFiles } from './download-files.js'
 import { parseExportJson } from './parse-export-json.js'
@@ -8,6 +9,8 @@ import { waitForExport } from './wait-for-export.js'
 import type { ClientOptions } from './options.js'
 import { resolveClientOptions } from './options.js'
 import { paginate } from './pagination.js'
+import type { ResponseShape } from './response-shape.js'
+import { expectShape } from './response-shape.js'
 import type { ApiRequest, ApiResponse, CallOptions, MutationOptions } from './send-with-retries.js'
 import { sendWithRetries } from './send-with-retries.js'
 import type {
@@ -195,8 +198,13 @@ export function createClient(options: ClientOptions): TicksupplyClient {
     sendWithRetries<T>(resolved, req, call)
   // The request is built inside the async function, so that a bad argument (an empty ID)
   // rejects the returned promise instead of throwing synchronously.
-  const data = async <T>(build: () => ApiRequest, call?: MutationOptions): Promise<T> => {
+  const data = async <T>(
+    build: () => ApiRequest,
+    call?: MutationOptions,
+    shape: ResponseShape = 'object',
+  ): Promise<T> => {
     const { data: result, ...metadata } = await request<T>(build(), call)
+    expectShape(result, shape, metadata)
     return attachMetadata(result, metadata)
   }
   const none = async (
@@ -241,7 +249,7 @@ export function createClient(options: ClientOptions): TicksupplyClient {
   return {
     request,
     exchanges: {
-      list: (options) => data(() => ({ method: 'GET', path: '/v1/exchanges' }), options),
+      list: (options) => data(() => ({ method: 'GET', path: '/v1/exchanges' }), options, 'array'),
     },
     instruments: {
       list: listInstruments,
@@ -267,7 +275,7 @@ export function createClient(options: ClientOptions): TicksupplyClient {
       delete: (id, options) =>
         none(() => ({ method: 'DELETE', path: subscriptionPath(id) }), options),
       spans: (id, options) =>
-        data(() => ({ method: 'GET', path: `${subscriptionPath(id)}/spans` }), options),
+        data(() => ({ method: 'GET', path: `${subscriptionPath(id)}/spans` }), options, 'array'),
     },
     exports: {
       create: (params, options) =>
@@ -280,13 +288,15 @@ export function createClient(options: ClientOptions): TicksupplyClient {
         none(() => ({ method: 'POST', path: `${exportPath(id)}/cancel` }), options),
       delete: (id, options) => none(() => ({ method: 'DELETE', path: exportPath(id) }), options),
       download: getDownload,
-      waitFor: (id, options) => waitForExport(getExport, id, options),
+      waitFor: (id, options) => waitForExport(getExport, id, options, resolved.signal),
       downloadFiles: async (id, directory, options = {}) => {
         const { onProgress, fetch: fetchFn, baseUrl, ...call } = options
+        // The files are fetched outside sendWithRetries: the client's signal must reach them.
+        const signal = combineSignals(resolved.signal, call.signal)
         return downloadFiles(await getDownload(id, call), directory, {
           baseUrl: baseUrl ?? resolved.baseUrl,
           fetch: fetchFn ?? resolved.fetch,
-          ...(call.signal === undefined ? {} : { signal: call.signal }),
+          ...(signal === undefined ? {} : { signal }),
           ...(onProgress === undefined ? {} : { onProgress }),
         })
       },
@@ -305,7 +315,8 @@ export function createClient(options: ClientOptions): TicksupplyClient {
     exportSchemas: {
       create: (params, options) =>
         data(() => ({ method: 'POST', path: '/v1/export-schemas', body: params }), options),
-      list: (options) => data(() => ({ method: 'GET', path: '/v1/export-schemas' }), options),
+      list: (options) =>
+        data(() => ({ method: 'GET', path: '/v1/export-schemas' }), options, 'array'),
       get: (id, options) => data(() => ({ method: 'GET', path: schemaPath(id) }), options),
       replace: (id, params, options) =>
         data(() => ({ method: 'PUT', path: schemaPath(id), body: params }), options),

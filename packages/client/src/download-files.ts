@@ -6,6 +6,7 @@ import { pipeline } from 'node:stream/promises'
 import type { ReadableStream as WebReadableStream } from 'node:stream/web'
 import { createApiError } from './errors/create-api-error.js'
 import { NetworkError } from './errors/network-error.js'
+import { UnexpectedResponseError } from './errors/unexpected-response-error.js'
 import type { ExportDownload } from './types.js'
 import { USER_AGENT } from './version.js'
 
@@ -41,8 +42,10 @@ export interface DownloadFilesOptions {
  * `Range` request (the server answers the rest, or the whole file if it changed).
  *
  * @throws the API's error (e.g. `PermissionDeniedError` for an expired link) when a link is
- *   refused, and the file system's error (with its `code`, e.g. `EACCES`) when `directory`
- *   cannot be written.
+ *   refused; a `NetworkError` when the connection fails, mid-file too; an
+ *   `UnexpectedResponseError` when a file's bytes differ in number from the artifact's
+ *   `bytes` (the `.partial` stays, never renamed); and the file system's error (with its
+ *   `code`, e.g. `EACCES`) when `directory` cannot be written.
  */
 export async function downloadFiles(
   download: ExportDownload,
@@ -108,9 +111,33 @@ export async function downloadFiles(
       fileBytes += chunk.length
       report()
     })
-    await pipeline(body, createWriteStream(partial, { flags: appending ? 'a' : 'w' }), {
-      ...(options.signal === undefined ? {} : { signal: options.signal }),
+    // Which side failed decides the error: the body (the connection dropped mid-file) is a
+    // NetworkError like any other lost connection; the file keeps the file system's error.
+    let bodyError: unknown
+    body.on('error', (error) => {
+      bodyError ??= error
     })
+    try {
+      await pipeline(body, createWriteStream(partial, { flags: appending ? 'a' : 'w' }), {
+        ...(options.signal === undefined ? {} : { signal: options.signal }),
+      })
+    } catch (error) {
+      if (options.signal?.aborted === true) throw options.signal.reason
+      if (bodyError === undefined) throw error
+      throw new NetworkError({
+        message: `Downloading ${artifact.filename} failed after ${String(fileBytes)} of ${String(artifact.bytes)} bytes; ${basename(partial)} is resumed by the next download`,
+        cause: bodyError,
+      })
+    }
+    // A body can end cleanly and still be short (a chunked answer cut off by a proxy or a
+    // server bug): only the artifact's size says the file is whole.
+    if (fileBytes !== artifact.bytes) {
+      throw new UnexpectedResponseError({
+        status: response.status,
+        requestId: response.headers.get('x-request-id') ?? undefined,
+        message: `Downloading ${artifact.filename} gave ${String(fileBytes)} bytes, not the ${String(artifact.bytes)} of the artifact; ${basename(partial)} is left as it is`,
+      })
+    }
     await rename(partial, target)
     doneBytes += artifact.bytes
     written.push(target)

@@ -1,6 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
+import { KeyFileError } from './key-file-error.js'
 import type { KeyStore } from './key-store.js'
 
 export interface FileKeyStoreOptions {
@@ -23,6 +24,9 @@ interface KeyFile {
  * one. A rename within one folder is atomic on POSIX file systems, so a crash leaves either the
  * old file or the new one, never a torn one that would lose the key.
  *
+ * `get` throws a {@link KeyFileError} for a file that is not JSON or is another operation's,
+ * and leaves the file alone.
+ *
  * @throws TypeError when `directory` is not a non-empty string.
  */
 export function createFileKeyStore(options: FileKeyStoreOptions): KeyStore {
@@ -43,10 +47,20 @@ export function createFileKeyStore(options: FileKeyStoreOptions): KeyStore {
         if (isNotFound(error)) return undefined
         throw error
       }
-      const file = JSON.parse(text) as Partial<KeyFile>
+      const path = fileOf(operationId)
+      let file: Partial<KeyFile> | null
+      try {
+        file = JSON.parse(text) as Partial<KeyFile> | null
+      } catch (error) {
+        throw new KeyFileError(
+          path,
+          `Key file ${path} of operation "${operationId}" is not valid JSON (${(error as Error).message}); repair or remove it (a new key could run the operation twice)`,
+          error,
+        )
+      }
       // A hash collision is out of reach, but a file copied in by hand is not.
-      if (file.operationId !== operationId || typeof file.key !== 'string') {
-        throw new Error(`Key file ${fileOf(operationId)} does not belong to "${operationId}"`)
+      if (file?.operationId !== operationId || typeof file.key !== 'string') {
+        throw new KeyFileError(path, `Key file ${path} does not belong to "${operationId}"`)
       }
       return file.key
     },

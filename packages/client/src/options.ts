@@ -1,4 +1,5 @@
 import type { AnyTicksupplyError } from './errors/any-ticksupply-error.js'
+import { isHeaderValue } from './header-value.js'
 import type { KeyStore } from './key-store.js'
 
 /** When and how often a failed attempt is tried again. */
@@ -111,6 +112,13 @@ export interface ResolvedClientOptions {
 
 export const DEFAULT_BASE_URL = 'http://127.0.0.1:8080'
 
+/**
+ * The longest duration an option may have: 2^31 - 1 ms (about 24.8 days), the longest timer
+ * Node.js keeps. A longer one would fire after 1 ms (with a TimeoutOverflowWarning), turning a
+ * long wait into none.
+ */
+export const MAX_DURATION_MS = 2 ** 31 - 1
+
 /** Validates the options once, fills in the defaults, and throws a `TypeError` naming a bad one. */
 export function resolveClientOptions(options: ClientOptions): ResolvedClientOptions {
   // Checked at run time as well: JavaScript callers and JSON configs bypass the types.
@@ -118,8 +126,10 @@ export function resolveClientOptions(options: ClientOptions): ResolvedClientOpti
   if (typeof given.apiKey !== 'string' || given.apiKey.trim() === '') {
     throw new TypeError('Expected `apiKey` to be a non-empty string.')
   }
-  if (/[\r\n]/.test(given.apiKey)) {
-    throw new TypeError('Expected `apiKey` to contain no line breaks.')
+  if (!isHeaderValue(given.apiKey)) {
+    throw new TypeError(
+      'Expected `apiKey` to be Latin-1 characters without line breaks or NUL (it is sent as a header).',
+    )
   }
   const retry = options.retry ?? {}
   const baseDelayMs = duration('retry.baseDelayMs', retry.baseDelayMs, 250, true)
@@ -176,9 +186,11 @@ function duration(name: string, value: unknown, fallback: number, zeroAllowed: b
     typeof value !== 'number' ||
     !Number.isFinite(value) ||
     value < 0 ||
+    value > MAX_DURATION_MS ||
     (value === 0 && !zeroAllowed)
   ) {
-    const wanted = zeroAllowed ? 'a finite number >= 0' : 'a finite number > 0'
+    const range = `at most ${String(MAX_DURATION_MS)}`
+    const wanted = zeroAllowed ? `a number >= 0 and ${range}` : `a number > 0 and ${range}`
     throw new TypeError(`Expected \`${name}\` to be ${wanted} (milliseconds), got ${show(value)}.`)
   }
   return value

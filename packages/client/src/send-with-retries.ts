@@ -1,8 +1,10 @@
 import type { AnyTicksupplyError } from './errors/any-ticksupply-error.js'
+import { combineSignals } from './combine-signals.js'
 import { isTicksupplyError } from './errors/any-ticksupply-error.js'
 import { createApiError } from './errors/create-api-error.js'
 import { TimeoutError } from './errors/timeout-error.js'
 import { UnexpectedResponseError } from './errors/unexpected-response-error.js'
+import { isHeaderValue } from './header-value.js'
 import { createIdempotencyKey, isIdempotencyKey } from './idempotency-keys.js'
 import type { ResolvedClientOptions } from './options.js'
 import { resolveCallDuration } from './options.js'
@@ -59,6 +61,10 @@ export interface MutationOptions extends CallOptions {
 }
 
 export interface ApiRequest {
+  /**
+   * In any case (`'post'` is sent as `POST`). POST and DELETE carry a key; GET, HEAD, OPTIONS
+   * and PUT are retried without one; any other method is sent once, never retried.
+   */
   readonly method: HttpMethod
   /** Starts with `/v1/`; path segments already encoded. */
   readonly path: string
@@ -92,8 +98,10 @@ function callHeaders(given: unknown): Record<string, string> {
       throw new TypeError(`Expected \`headers\` to have valid header names, got "${name}".`)
     if (OWN_HEADERS.has(name.toLowerCase()))
       throw new TypeError(`\`headers\` cannot set ${name}: the client sets it.`)
-    if (typeof value !== 'string' || /[\r\n]/.test(value))
-      throw new TypeError(`Expected \`headers.${name}\` to be a string without line breaks.`)
+    if (typeof value !== 'string' || !isHeaderValue(value))
+      throw new TypeError(
+        `Expected \`headers.${name}\` to be a string of Latin-1 characters without line breaks or NUL.`,
+      )
     headers[name.toLowerCase()] = value
   }
   return headers
@@ -118,7 +126,12 @@ export async function sendWithRetries<T>(
   const deadlineMs = resolveCallDuration('deadlineMs', call.deadlineMs, options.deadlineMs)
   const deadlineAtMs = Date.now() + deadlineMs
   const signal = combineSignals(options.signal, call.signal)
-  const mutation = request.method === 'POST' || request.method === 'DELETE'
+  const method = normalizeMethod(request.method)
+  const mutation = method === 'POST' || method === 'DELETE'
+  // A repeat must not run anything twice: idempotent methods may repeat as they are, POST and
+  // DELETE because they carry the key. Any other method (PATCH: the API has none, and the
+  // server ignores its key) could run twice, so it is sent once.
+  const maxAttempts = mutation || IDEMPOTENT_METHODS.has(method) ? options.retry.maxAttempts : 1
   const operationId = mutation ? call.operationId : undefined
   const idempotencyKey = mutation ? await resolveKey(options, call) : undefined
 
@@ -149,17 +162,17 @@ export async function sendWithRetries<T>(
     if (remainingMs <= 0) throw lastError ?? new TimeoutError(deadlineMs)
     const outcome = await attemptOnce(
       options,
-      body === undefined
-        ? { url, method: request.method, headers }
-        : { url, method: request.method, headers, body },
+      body === undefined ? { url, method, headers } : { url, method, headers, body },
       Math.min(timeoutMs, remainingMs),
       signal,
     )
     if (outcome.response !== undefined) {
       const { response } = outcome
       if (response.status >= 200 && response.status < 300) {
-        const data = parseSuccess(response, request.parse) as T
+        // Settled before parsing: a 2xx means the operation ran, and a retry with the same
+        // key would only replay this same body, parseable or not.
         await settle()
+        const data = parseSuccess(response, request.parse) as T
         return {
           data,
           status: response.status,
@@ -187,12 +200,12 @@ export async function sendWithRetries<T>(
     } else {
       lastError = outcome.error
     }
-    if (attempt >= options.retry.maxAttempts) throw lastError
+    if (attempt >= maxAttempts) throw lastError
     const delayMs = computeRetryDelayMs(lastError, attempt, options.retry, options.random)
     // Waiting past the deadline only to give up then helps no one: fail now with the cause.
     if (Date.now() + delayMs >= deadlineAtMs) throw lastError
     options.onRetry?.({
-      method: request.method,
+      method,
       path: request.path,
       attempt,
       error: lastError,
@@ -264,13 +277,18 @@ function parseSuccess(
   }
 }
 
-function combineSignals(
-  a: AbortSignal | undefined,
-  b: AbortSignal | undefined,
-): AbortSignal | undefined {
-  if (a === undefined) return b
-  if (b === undefined) return a
-  return AbortSignal.any([a, b])
+/** Methods that the HTTP semantics make idempotent (RFC 9110, 9.2.2), retried without a key. */
+const IDEMPOTENT_METHODS: ReadonlySet<string> = new Set(['GET', 'HEAD', 'OPTIONS', 'PUT'])
+
+/**
+ * The method in upper case. Methods are case-sensitive on the wire and fetch upper-cases only
+ * some of them, so `'post'` must become `POST` before the key and the retries are decided.
+ */
+function normalizeMethod(method: unknown): string {
+  if (typeof method !== 'string' || !/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/.test(method)) {
+    throw new TypeError(`Expected \`method\` to be an HTTP method, got ${JSON.stringify(method)}.`)
+  }
+  return method.toUpperCase()
 }
 
 function buildUrl(

@@ -1,3 +1,5 @@
+import { combineSignals } from './combine-signals.js'
+import { MAX_DURATION_MS } from './options.js'
 import type { CallOptions } from './send-with-retries.js'
 import { sleep } from './retry.js'
 import type { ExportJob, ExportStatus } from './types.js'
@@ -33,27 +35,33 @@ export const FINISHED_EXPORT_STATUSES: ReadonlySet<ExportStatus> = new Set([
 /**
  * Reads the job until it has finished (succeeded, failed or canceled) and resolves it; a job
  * that failed or was canceled resolves too: its `status` says so. Rejects with the signal's
- * reason when `signal` aborts, and with the API's error when a read fails for good.
+ * reason when `signal` or the client's `clientSignal` aborts (between reads too), and with the
+ * API's error when a read fails for good.
  */
 export async function waitForExport(
   get: (id: string, options: CallOptions) => Promise<ExportJob>,
   id: string,
   options: WaitForExportOptions = {},
+  clientSignal?: AbortSignal,
 ): Promise<ExportJob> {
   const { onProgress, pollMs = 500, maxPollMs = 5_000, ...call } = options
-  if (!Number.isFinite(pollMs) || pollMs <= 0)
-    throw new TypeError(`Expected \`pollMs\` to be a number > 0, got ${String(pollMs)}.`)
-  if (!Number.isFinite(maxPollMs) || maxPollMs < pollMs)
+  if (!Number.isFinite(pollMs) || pollMs <= 0 || pollMs > MAX_DURATION_MS)
     throw new TypeError(
-      `Expected \`maxPollMs\` to be at least \`pollMs\`, got ${String(maxPollMs)}.`,
+      `Expected \`pollMs\` to be a number > 0 and at most ${String(MAX_DURATION_MS)}, got ${String(pollMs)}.`,
     )
+  if (!Number.isFinite(maxPollMs) || maxPollMs < pollMs || maxPollMs > MAX_DURATION_MS)
+    throw new TypeError(
+      `Expected \`maxPollMs\` to be at least \`pollMs\` and at most ${String(MAX_DURATION_MS)}, got ${String(maxPollMs)}.`,
+    )
+  // The reads get the client's signal from the client; the sleeps between them need it too.
+  const signal = combineSignals(clientSignal, call.signal)
   const startedAt = Date.now()
   let delayMs = pollMs
   for (let polls = 1; ; polls++) {
     const job = await get(id, call)
     if (FINISHED_EXPORT_STATUSES.has(job.status)) return job
     onProgress?.({ job, elapsedMs: Date.now() - startedAt, polls })
-    await sleep(delayMs, call.signal)
+    await sleep(delayMs, signal)
     delayMs = Math.min(delayMs * 2, maxPollMs)
   }
 }

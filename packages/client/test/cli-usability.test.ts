@@ -5,8 +5,10 @@
  * a terminal only). Each case runs `ticksupply` as a process, as a user would.
  */
 import { spawn } from 'node:child_process'
+import { createHash } from 'node:crypto'
 import { once } from 'node:events'
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import type { ServerResponse } from 'node:http'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
@@ -34,7 +36,10 @@ async function ticksupply(args: readonly string[], env: Record<string, string>):
   let stderr = ''
   child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()))
   child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()))
+  // A command that never ends (a list that loops) fails its test instead of outliving it.
+  const timer = setTimeout(() => child.kill('SIGKILL'), 30_000)
   const [code] = (await once(child, 'close')) as [number | null]
+  clearTimeout(timer)
   return { code, stdout, stderr }
 }
 
@@ -271,5 +276,147 @@ describe('a 409 for an existing subscription', () => {
     expect(JSON.parse(json.stderr)).toMatchObject({
       error: { code: 'already_exists', details: { subscription_id: id } },
     })
+  })
+})
+
+describe('ticksupply against answers outside the contract', () => {
+  let odd: TestHttpServer
+  let answer: (url: string, response: ServerResponse) => void = () => undefined
+
+  beforeAll(async () => {
+    odd = await startTestHttpServer((request, response) => {
+      answer(request.url, response)
+    })
+  })
+  afterAll(async () => {
+    await odd.close()
+  })
+
+  const oddEnv = () => ({ TICKSUPPLY_BASE_URL: odd.url, TICKSUPPLY_API_KEY: 'odd-key-0123456789' })
+  const row = {
+    id: 'sub_1',
+    status: 'active',
+    datastream_id: 1,
+    created_at: '2026-11-01T00:00:00Z',
+    datastream: { exchange: 'binance', instrument: 'BTCUSDT', stream_type: 'trade' },
+  }
+  const token = (url: string) => new URL(url, 'http://x').searchParams.get('page_token')
+
+  it.each([
+    [
+      'hands out a token again after another page',
+      (t: string | null) => (t === 'A' ? 'B' : 'A'),
+      3,
+    ],
+    [
+      'leaves out next_page_token on page 2',
+      (t: string | null) => (t === null ? 'A' : undefined),
+      2,
+    ],
+  ])(
+    'ends a list whose server %s with exit 15, after a bounded number of requests',
+    async (_name, next, requests) => {
+      answer = (url, response) => {
+        sendJson(response, 200, {
+          items: [row],
+          total: 9,
+          limit: 1,
+          next_page_token: next(token(url)),
+        })
+      }
+      const before = odd.requests.length
+
+      const run = await ticksupply(['subscriptions', 'list'], oddEnv())
+
+      expect(run.code).toBe(15)
+      expect(run.stderr).toMatch(/^ticksupply: .*\[unexpected_response\] \(HTTP 200/)
+      expect(run.stderr).not.toContain('internal error')
+      expect(odd.requests.length - before).toBe(requests)
+    },
+  )
+
+  it.each([
+    [
+      'subscriptions get on an object of other fields',
+      ['subscriptions', 'get', 'sub_1'],
+      { hello: 1 },
+    ],
+    ['subscriptions get on null', ['subscriptions', 'get', 'sub_1'], null],
+    ['subscriptions list on an array', ['subscriptions', 'list'], []],
+    ['exchanges list on an object', ['exchanges', 'list'], { items: [] }],
+    ['exports get on a job without its range', ['exports', 'get', JOB.id], { id: JOB.id }],
+  ])('exits 15, not 1, for %s', async (_name, args, body) => {
+    answer = (_url, response) => {
+      response.writeHead(200, { 'content-type': 'application/json' })
+      response.end(JSON.stringify(body))
+    }
+    const before = odd.requests.length
+
+    const run = await ticksupply(args, oddEnv())
+
+    expect(run.code).toBe(15)
+    expect(run.stderr).toContain('[unexpected_response]')
+    expect(run.stderr).not.toMatch(STACK_LINE)
+    expect(odd.requests.length - before).toBe(1)
+  })
+
+  it('exits 16 when the connection drops in the middle of a file', async () => {
+    const directory = mkdtempSync(join(tmpdir(), 'ticksupply-cut-'))
+    answer = (url, response) => {
+      if (url.startsWith('/v1/')) {
+        sendJson(response, 200, {
+          artifacts: [{ id: 'art_1', url: `/files/${FILE}?sig=1`, bytes: 1000, filename: FILE }],
+          count: 1,
+          total_bytes: 1000,
+        })
+      } else {
+        response.writeHead(200, { 'content-length': '1000' })
+        response.write(Buffer.alloc(300, 'x'))
+        setTimeout(() => response.socket?.destroy(), 30)
+      }
+    }
+    try {
+      const run = await ticksupply(['exports', 'download', JOB.id, '--dir', directory], oddEnv())
+
+      expect(run.code).toBe(16)
+      expect(run.stderr).toContain('[network_error]')
+      expect(readdirSync(directory)).toEqual([`${FILE}.partial`])
+    } finally {
+      rmSync(directory, { recursive: true, force: true })
+    }
+  })
+
+  it('names a damaged --key-store file in one line, with exit 19 and nothing sent', async () => {
+    const store = mkdtempSync(join(tmpdir(), 'ticksupply-keys-'))
+    const keyFile = join(store, `${createHash('sha256').update('op-broken').digest('hex')}.json`)
+    writeFileSync(keyFile, '{not json')
+    answer = (_url, response) => {
+      sendJson(response, 201, row)
+    }
+    const before = odd.requests.length
+    try {
+      const run = await ticksupply(
+        [
+          'subscriptions',
+          'create',
+          '--datastream',
+          '1',
+          '--operation-id',
+          'op-broken',
+          '--key-store',
+          store,
+        ],
+        oddEnv(),
+      )
+
+      expect(run.code).toBe(19)
+      expect(run.stderr.split('\n')).toHaveLength(2)
+      expect(run.stderr).toContain(`ticksupply: Key file ${keyFile} of operation "op-broken"`)
+      expect(odd.requests.length - before).toBe(0)
+      // Left for a person to look at: it may hold the only copy of the operation's key.
+      expect(readFileSync(keyFile, 'utf8')).toBe('{not json')
+    } finally {
+      rmSync(store, { recursive: true, force: true })
+    }
   })
 })

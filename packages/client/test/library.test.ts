@@ -8,14 +8,21 @@ import {
   readFileSync,
   readdirSync,
   rmSync,
+  statSync,
   truncateSync,
   writeFileSync,
 } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { afterAll, beforeAll, describe, expect, it } from 'vitest'
-import { CLIENT_VERSION, createClient, responseOf } from '../src/index.js'
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest'
+import {
+  CLIENT_VERSION,
+  NetworkError,
+  UnexpectedResponseError,
+  createClient,
+  responseOf,
+} from '../src/index.js'
 import type { DownloadProgress, ExportJob, ExportProgress } from '../src/index.js'
 import { CLIENT_ROOT } from './support/repo-root.js'
 import type { RunningServer } from './support/server-process.js'
@@ -154,6 +161,142 @@ describe('requests the client sends', () => {
     })
     await expect(waiting).rejects.toBe(reason)
     statuses = []
+  })
+
+  it("stops waiting between two reads when the client's own signal aborts", async () => {
+    statuses = Array.from({ length: 1000 }, () => 'running')
+    const controller = new AbortController()
+    const reason = new Error('client closed')
+    const before = api.requests.length
+    const waiting = createClient({
+      apiKey: 'library-key-0123456789',
+      baseUrl: api.url,
+      signal: controller.signal,
+    }).exports.waitFor(JOB.id, {
+      // Far longer than the test waits: only the abort can end the sleep in time.
+      pollMs: 600_000,
+      maxPollMs: 600_000,
+      onProgress: () => {
+        setTimeout(() => {
+          controller.abort(reason)
+        }, 20)
+      },
+    })
+    const outcome = await Promise.race([
+      waiting.then(
+        () => 'resolved',
+        (error: unknown) => error,
+      ),
+      sleep(5_000).then(() => 'still sleeping'),
+    ])
+    expect(outcome).toBe(reason)
+    expect(api.requests.length - before).toBe(1)
+    statuses = []
+  })
+})
+
+describe('exports.downloadFiles against a server that cuts a file short', () => {
+  const ARTIFACT_BYTES = 1_000
+  const FILE_NAME = 'binance_BTCUSDT_trade_part_2026110100.csv.gz'
+  const CONTENT = Buffer.alloc(ARTIFACT_BYTES, 'x')
+  let api: TestHttpServer
+  let mode: 'reset-mid' | 'short-content-length' | 'short-chunked' | 'whole' = 'whole'
+  let directory: string
+
+  beforeAll(async () => {
+    api = await startTestHttpServer((request, response) => {
+      if (request.url === `/v1/exports/${JOB.id}/download`) {
+        sendJson(response, 200, {
+          artifacts: [
+            {
+              id: 'art_1',
+              url: `/files/${FILE_NAME}?sig=1`,
+              bytes: ARTIFACT_BYTES,
+              filename: FILE_NAME,
+            },
+          ],
+          count: 1,
+          total_bytes: ARTIFACT_BYTES,
+        })
+        return
+      }
+      const range = /^bytes=(\d+)-$/.exec(request.headers['range'] ?? '')
+      if (mode === 'whole' && range !== null) {
+        const from = Number(range[1])
+        response.writeHead(206, {
+          'content-length': String(ARTIFACT_BYTES - from),
+          'content-range': `bytes ${String(from)}-${String(ARTIFACT_BYTES - 1)}/${String(ARTIFACT_BYTES)}`,
+        })
+        response.end(CONTENT.subarray(from))
+      } else if (mode === 'whole') {
+        response.writeHead(200, { 'content-length': String(ARTIFACT_BYTES) })
+        response.end(CONTENT)
+      } else if (mode === 'short-chunked') {
+        // Chunked and ended cleanly: nothing on the wire says bytes are missing.
+        response.writeHead(200)
+        response.end(CONTENT.subarray(0, 300))
+      } else {
+        response.writeHead(
+          200,
+          mode === 'short-content-length' ? { 'content-length': String(ARTIFACT_BYTES) } : {},
+        )
+        response.write(CONTENT.subarray(0, 300))
+        setTimeout(() => response.socket?.destroy(), 30)
+      }
+    })
+  })
+  afterAll(async () => {
+    await api.close()
+  })
+  beforeEach(() => {
+    directory = mkdtempSync(join(tmpdir(), 'ticksupply-short-'))
+  })
+  afterEach(() => {
+    rmSync(directory, { recursive: true, force: true })
+  })
+
+  const client = () => createClient({ apiKey: 'library-key-0123456789', baseUrl: api.url })
+  const fileRequests = () => api.requests.filter((request) => request.url.startsWith('/files/'))
+  const listing = () =>
+    readdirSync(directory).map((name) => [name, statSync(join(directory, name)).size])
+
+  it.each(['reset-mid', 'short-content-length'] as const)(
+    'throws a NetworkError when the connection drops mid-file (%s), keeping the .partial',
+    async (failure) => {
+      mode = failure
+      const before = fileRequests().length
+
+      const error: unknown = await client()
+        .exports.downloadFiles(JOB.id, directory)
+        .catch((e: unknown) => e)
+
+      expect(error).toBeInstanceOf(NetworkError)
+      expect(error).toMatchObject({ code: 'network_error', retryable: true })
+      expect(listing()).toEqual([[`${FILE_NAME}.partial`, 300]])
+      expect(fileRequests().length - before).toBe(1)
+    },
+  )
+
+  it('refuses a file shorter than its artifact, leaving it as .partial for a resume', async () => {
+    mode = 'short-chunked'
+    const before = fileRequests().length
+
+    const error: unknown = await client()
+      .exports.downloadFiles(JOB.id, directory)
+      .catch((e: unknown) => e)
+
+    expect(error).toBeInstanceOf(UnexpectedResponseError)
+    expect(error).toMatchObject({ code: 'unexpected_response', status: 200 })
+    expect((error as Error).message).toContain('300')
+    expect(listing()).toEqual([[`${FILE_NAME}.partial`, 300]])
+    expect(fileRequests().length - before).toBe(1)
+
+    // The next download asks for the rest only, and the file is whole under its own name.
+    mode = 'whole'
+    await client().exports.downloadFiles(JOB.id, directory)
+    const requests = fileRequests().slice(before)
+    expect(requests.map((request) => request.headers['range'])).toEqual([undefined, 'bytes=300-'])
+    expect(listing()).toEqual([[FILE_NAME, ARTIFACT_BYTES]])
   })
 })
 

@@ -408,3 +408,174 @@ describe('an operation with an operationId', () => {
     expect(requests).toHaveLength(0)
   })
 })
+
+describe('a request through client.request()', () => {
+  const dropFirstTwo: TestHandler = (_request, response, index) => {
+    if (index < 2) response.socket?.destroy()
+    else sendJson(response, 201, SUBSCRIPTION)
+  }
+
+  it.each(['post', 'Delete'])(
+    'sends the method %s in upper case, with one key on every retry',
+    async (method) => {
+      const { client, requests } = await clientOf(dropFirstTwo)
+
+      const answer = await client.request({
+        method: method as 'POST',
+        path: '/v1/subscriptions',
+        body: { datastream_id: 7 },
+      })
+
+      expect(answer.attempts).toBe(3)
+      expect(requests.map((request) => request.method)).toEqual(Array(3).fill(method.toUpperCase()))
+      const keys = requests.map((request) => request.headers['idempotency-key'])
+      expect(keys[0]).toMatch(V4_UUID)
+      expect(new Set(keys).size).toBe(1)
+      expect(answer.idempotencyKey).toBe(keys[0])
+    },
+  )
+
+  it.each(['PATCH', 'patch'])(
+    'sends a %s once and never retries it: it has no key to make a repeat safe',
+    async (method) => {
+      const { client, requests } = await clientOf(dropFirstTwo)
+
+      await expect(
+        client.request({ method: method as 'POST', path: '/v1/subscriptions', body: {} }),
+      ).rejects.toBeInstanceOf(NetworkError)
+      expect(requests).toHaveLength(1)
+      expect(requests[0]?.method).toBe('PATCH')
+      expect(requests[0]?.headers['idempotency-key']).toBeUndefined()
+    },
+  )
+
+  it('refuses a method that is not an HTTP token before sending anything', async () => {
+    const { client, requests } = await clientOf(dropFirstTwo)
+
+    await expect(
+      client.request({ method: 'PO ST' as 'POST', path: '/v1/subscriptions' }),
+    ).rejects.toThrow(TypeError)
+    expect(requests).toHaveLength(0)
+  })
+})
+
+describe('the retry decision', () => {
+  it.each([
+    [400, 'unavailable'],
+    [404, 'internal'],
+    [422, 'rate_limited'],
+    [409, 'request_timeout'],
+    [400, 'already_exists', IN_PROGRESS],
+  ])(
+    'follows the status: a %i is not retried, even with the code %s',
+    async (status, code, message = 'try again') => {
+      const { client, requests } = await clientOf(
+        failThen([
+          (response) => {
+            sendError(response, status, code, message)
+          },
+        ]),
+      )
+
+      const error: unknown = await client.subscriptions
+        .create({ datastream_id: 7 })
+        .catch((e: unknown) => e)
+
+      expect(error).toMatchObject({ status, apiCode: code, retryable: false })
+      expect(requests).toHaveLength(1)
+    },
+  )
+
+  it.each([
+    [503, 'invalid_argument'],
+    [500, 'not_found'],
+    [429, 'already_exists'],
+    [502, 'already_exists', KEY_REUSED],
+  ])(
+    'follows the status: a %i is retried with the same key, even with the code %s',
+    async (status, code, message = 'no') => {
+      const { client, requests } = await clientOf(
+        failThen([
+          (response) => {
+            sendError(response, status, code, message)
+          },
+        ]),
+      )
+
+      const subscription = await client.subscriptions.create({ datastream_id: 7 })
+
+      expect(subscription.id).toBe(SUBSCRIPTION.id)
+      expect(requests).toHaveLength(2)
+      expect(new Set(requests.map((request) => request.headers['idempotency-key'])).size).toBe(1)
+    },
+  )
+
+  it('ends a code that disagrees with its status as UnexpectedResponseError, keeping the code', async () => {
+    const { client, requests } = await clientOf(
+      (_request, response) => {
+        sendError(response, 503, 'invalid_argument', 'bad field')
+      },
+      { retry: { maxAttempts: 3, baseDelayMs: 1, maxDelayMs: 1 } },
+    )
+
+    const error: unknown = await client.subscriptions
+      .create({ datastream_id: 7 })
+      .catch((e: unknown) => e)
+
+    expect(error).toBeInstanceOf(UnexpectedResponseError)
+    expect(error).toMatchObject({ status: 503, apiCode: 'invalid_argument', retryable: true })
+    expect(requests).toHaveLength(3)
+  })
+})
+
+describe('per-call headers', () => {
+  it.each([
+    ['a character above U+00FF', 'caf\u2713'],
+    ['a NUL', 'a\u0000b'],
+  ])(
+    'with %s are refused with a TypeError naming the header, sent nowhere, not retried',
+    async (_name, value) => {
+      const events: RetryEvent[] = []
+      const { client, requests } = await clientOf(
+        (_request, response) => {
+          sendJson(response, 200, [])
+        },
+        { onRetry: (event) => events.push(event) },
+      )
+
+      const error: unknown = await client.exchanges
+        .list({ headers: { 'x-trace': value } })
+        .catch((e: unknown) => e)
+
+      expect(error).toBeInstanceOf(TypeError)
+      expect((error as Error).message).toContain('`headers.x-trace`')
+      expect(events).toHaveLength(0)
+      expect(requests).toHaveLength(0)
+      // The line is at U+00FF: Latin-1 beyond ASCII is what fetch can still send.
+      await client.exchanges.list({ headers: { 'x-trace': 'caf\u00e9' } })
+      expect(requests).toHaveLength(1)
+    },
+  )
+})
+
+describe('the key store after a success whose body is not JSON', () => {
+  it('forgets the key: the operation ran, and a retry would replay the same body', async () => {
+    const keyStore = createMemoryKeyStore()
+    const { client, requests } = await clientOf(
+      (_request, response) => {
+        response.writeHead(201, { 'content-type': 'text/plain' })
+        response.end('Created')
+      },
+      { keyStore },
+    )
+
+    const error: unknown = await client.subscriptions
+      .create({ datastream_id: 7 }, { operationId: 'op-text' })
+      .catch((e: unknown) => e)
+
+    expect(error).toBeInstanceOf(UnexpectedResponseError)
+    expect(error).toMatchObject({ status: 201, retryable: false })
+    expect(requests).toHaveLength(1)
+    expect(await keyStore.get('op-text')).toBeUndefined()
+  })
+})

@@ -6,6 +6,7 @@ import { AlreadyExistsError } from '../errors/already-exists-error.js'
 import { isTicksupplyError } from '../errors/any-ticksupply-error.js'
 import type { AnyTicksupplyError } from '../errors/any-ticksupply-error.js'
 import { createFileKeyStore } from '../file-key-store.js'
+import { KeyFileError } from '../key-file-error.js'
 import { DEFAULT_BASE_URL } from '../options.js'
 import { CLIENT_VERSION } from '../version.js'
 import { isIdempotencyKey } from '../idempotency-keys.js'
@@ -264,9 +265,12 @@ function report(error: unknown, io: CliIo, json: boolean, verbose: boolean): num
     return EXIT_CODES.usage
   }
   const reason = fileSystemReason(error)
-  if (error instanceof LocalFileError || reason !== undefined) {
+  // A damaged file of --key-store is a local file that cannot be read, like a bad --file.
+  if (error instanceof LocalFileError || error instanceof KeyFileError || reason !== undefined) {
     const message =
-      error instanceof LocalFileError ? error.message : `a local file failed: ${reason ?? ''}`
+      error instanceof LocalFileError || error instanceof KeyFileError
+        ? error.message
+        : `a local file failed: ${reason ?? ''}`
     io.stderr(
       json
         ? `${JSON.stringify({ error: { code: 'file_error', message } })}\n`

@@ -9,6 +9,7 @@ import { PermissionDeniedError } from './permission-denied-error.js'
 import { RateLimitedError } from './rate-limited-error.js'
 import { RequestInProgressError } from './request-in-progress-error.js'
 import { RequestTimeoutError } from './request-timeout-error.js'
+import { isRetryableStatus } from './retryable-status.js'
 import { UnauthenticatedError } from './unauthenticated-error.js'
 import { UnavailableError } from './unavailable-error.js'
 import { UnexpectedResponseError } from './unexpected-response-error.js'
@@ -63,7 +64,7 @@ export function createApiError(response: ErrorResponse): ApiError {
     message: envelope.message,
     details: envelope.details,
   }
-  if (envelope.code === 'already_exists') {
+  if (envelope.code === 'already_exists' && response.status === 409) {
     // Matched on the exact message the contract fixes; a duplicate resource has another one.
     if (envelope.message === KEY_REUSED_MESSAGE) return new IdempotencyKeyReusedError(init)
     if (envelope.message === IN_PROGRESS_MESSAGE) return new RequestInProgressError(init)
@@ -71,7 +72,17 @@ export function createApiError(response: ErrorResponse): ApiError {
   const ErrorClass = Object.hasOwn(CLASS_BY_CODE, envelope.code)
     ? CLASS_BY_CODE[envelope.code]
     : undefined
-  return ErrorClass === undefined ? new UnexpectedResponseError(init) : new ErrorClass(init)
+  if (ErrorClass === undefined) return new UnexpectedResponseError(init)
+  const error = new ErrorClass(init)
+  // A code and a status that disagree on retrying are outside the contract; the status wins
+  // (see isRetryableStatus), and the class must not claim the code's retryability instead.
+  if (error.retryable !== isRetryableStatus(response.status)) {
+    return new UnexpectedResponseError({
+      ...init,
+      message: `HTTP ${String(response.status)} with the code ${envelope.code}, which goes with another status: ${envelope.message}`,
+    })
+  }
+  return error
 }
 
 function parseEnvelope(bodyText: string): Envelope | undefined {

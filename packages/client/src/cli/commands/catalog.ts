@@ -2,6 +2,7 @@ import type { Datastream, Instrument, StreamTypeInput } from '../../types.js'
 import type { Command } from '../command.js'
 import { formatTable } from '../format-table.js'
 import { MAX_OPTION, collect, maxItems } from '../collect.js'
+import { expectRows } from '../expect-fields.js'
 import { optionalInteger, optionalString, requiredString } from '../option-values.js'
 import { UsageError } from '../usage-error.js'
 
@@ -28,7 +29,7 @@ export const exchangeCommands: Readonly<Record<string, Command>> = {
     async run({ client, call, print }) {
       const exchanges = await client.exchanges.list(call)
       print(exchanges, () =>
-        formatTable(exchanges, [
+        formatTable(expectRows(exchanges, 'a list of exchanges', ['code', 'display_name']), [
           { header: 'CODE', value: (row) => row.code },
           { header: 'NAME', value: (row) => row.display_name },
         ]),
@@ -60,12 +61,20 @@ export const instrumentCommands: Readonly<Record<string, Command>> = {
         maxItems(options),
       )
       print(instruments, () =>
-        formatTable(instruments, [
-          { header: 'SYMBOL', value: (row) => row.symbol },
-          { header: 'BASE', value: (row) => row.base },
-          { header: 'QUOTE', value: (row) => row.quote },
-          { header: 'TYPE', value: (row) => row.instrument_type },
-        ]),
+        formatTable(
+          expectRows(instruments, 'a list of instruments', [
+            'symbol',
+            'base',
+            'quote',
+            'instrument_type',
+          ]),
+          [
+            { header: 'SYMBOL', value: (row) => row.symbol },
+            { header: 'BASE', value: (row) => row.base },
+            { header: 'QUOTE', value: (row) => row.quote },
+            { header: 'TYPE', value: (row) => row.instrument_type },
+          ],
+        ),
       )
       return undefined
     },
@@ -108,12 +117,20 @@ export const datastreamCommands: Readonly<Record<string, Command>> = {
         maxItems(options),
       )
       print(datastreams, () =>
-        formatTable(datastreams, [
-          { header: 'ID', value: (row) => String(row.datastream_id) },
-          { header: 'EXCHANGE', value: (row) => row.exchange },
-          { header: 'INSTRUMENT', value: (row) => row.instrument },
-          { header: 'STREAM TYPE', value: (row) => row.stream_type },
-        ]),
+        formatTable(
+          expectRows(datastreams, 'a list of datastreams', [
+            'datastream_id',
+            'exchange',
+            'instrument',
+            'stream_type',
+          ]),
+          [
+            { header: 'ID', value: (row) => String(row.datastream_id) },
+            { header: 'EXCHANGE', value: (row) => row.exchange },
+            { header: 'INSTRUMENT', value: (row) => row.instrument },
+            { header: 'STREAM TYPE', value: (row) => row.stream_type },
+          ],
+        ),
       )
       return undefined
     },

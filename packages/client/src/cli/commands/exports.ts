@@ -3,6 +3,7 @@ import { FINISHED_EXPORT_STATUSES } from '../../wait-for-export.js'
 import { MAX_OPTION, collect, maxItems } from '../collect.js'
 import type { Command, CommandContext } from '../command.js'
 import type { ExitOutcome } from '../exit-codes.js'
+import { expectFields, expectRows } from '../expect-fields.js'
 import { withLocalFiles } from '../file-errors.js'
 import { formatDetails, formatTable } from '../format-table.js'
 import {
@@ -22,7 +23,11 @@ function time(ns: string): string {
   return new Date(Number(BigInt(ns) / 1_000_000n)).toISOString()
 }
 
+/** The fields the views read. */
+const FIELDS = ['id', 'status', 'datastream_id', 'start_time', 'end_time', 'format', 'created_at']
+
 function details(job: ExportJob): string {
+  expectFields(job, 'an export job', FIELDS)
   const pairs: [string, string][] = [
     ['ID', job.id],
     ['Status', job.status],
@@ -173,7 +178,7 @@ export const exportCommands: Readonly<Record<string, Command>> = {
         maxItems(options),
       )
       print(jobs, () =>
-        formatTable(jobs, [
+        formatTable(expectRows(jobs, 'a list of export jobs', FIELDS), [
           { header: 'ID', value: (row) => row.id },
           { header: 'STATUS', value: (row) => row.status },
           { header: 'DATASTREAM', value: (row) => String(row.datastream_id) },

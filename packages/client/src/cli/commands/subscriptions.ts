@@ -2,9 +2,22 @@ import type { Subscription } from '../../types.js'
 import type { Command } from '../command.js'
 import { formatDetails, formatTable } from '../format-table.js'
 import { MAX_OPTION, collect, maxItems } from '../collect.js'
+import { expectFields, expectRows } from '../expect-fields.js'
 import { optionalInteger, requiredInteger } from '../option-values.js'
 
+/** The fields the views read. */
+const FIELDS = [
+  'id',
+  'status',
+  'datastream_id',
+  'datastream.exchange',
+  'datastream.instrument',
+  'datastream.stream_type',
+  'created_at',
+]
+
 function details(subscription: Subscription): string {
+  expectFields(subscription, 'a subscription', FIELDS)
   const { datastream } = subscription
   return formatDetails([
     ['ID', subscription.id],
@@ -57,7 +70,7 @@ export const subscriptionCommands: Readonly<Record<string, Command>> = {
         maxItems(options),
       )
       print(subscriptions, () =>
-        formatTable(subscriptions, [
+        formatTable(expectRows(subscriptions, 'a list of subscriptions', FIELDS), [
           { header: 'ID', value: (row) => row.id },
           { header: 'STATUS', value: (row) => row.status },
           { header: 'DATASTREAM', value: (row) => String(row.datastream_id) },
@@ -88,7 +101,7 @@ export const subscriptionCommands: Readonly<Record<string, Command>> = {
     async run({ client, positionals, call, print }) {
       const spans = await client.subscriptions.spans(positionals[0] ?? '', call)
       print(spans, () =>
-        formatTable(spans, [
+        formatTable(expectRows(spans, 'a list of spans', ['id', 'started_at']), [
           { header: 'ID', value: (row) => row.id },
           { header: 'STARTED', value: (row) => row.started_at },
           { header: 'ENDED', value: (row) => row.ended_at ?? '(recording)' },
