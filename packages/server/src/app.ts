@@ -19,6 +19,7 @@ import { registerDeadline } from './http/deadline.js'
 import { answerClientError, registerHostCheck } from './http/client-errors.js'
 import type { RequestGuard } from './http/error-handler.js'
 import { answerFrameworkErrors, registerErrorHandling } from './http/error-handler.js'
+import { refuseBodiesWhereNoneBelongs } from './http/bodiless-routes.js'
 import { readRawBody, registerJsonBody } from './http/json-body.js'
 import { registerTextValueCheck } from './http/text-values.js'
 import { registerHealth } from './http/health.js'
@@ -168,6 +169,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
   registerDeadline(server, config.requestDeadlineMs)
   registerErrorHandling(server)
   registerJsonBody(server, BODY_LIMIT_BYTES)
+  refuseBodiesWhereNoneBelongs(server)
   registerTextValueCheck(server)
   guards.push(registerAuth(server, db))
   const rateLimitWindows = [

@@ -4,7 +4,17 @@
  */
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { Answer, RawAnswer, TestServer } from './support/server.js'
-import { ACME_KEY, REQUEST_ID, rawHead, send, sendRaw, startServer } from './support/server.js'
+import {
+  ACME_KEY,
+  REQUEST_ID,
+  datastreamIds,
+  rawHead,
+  send,
+  sendRaw,
+  spansOf,
+  startServer,
+  subscribe,
+} from './support/server.js'
 
 vi.setConfig({ testTimeout: 30_000, hookTimeout: 30_000 })
 
@@ -327,5 +337,70 @@ describe('bad input', () => {
       const answer = await sendRaw(url, 'GARBAGE\u0001\u0002 / HTTP/1.1\r\nHost: x')
       expectEnvelope(answer, 400, 'invalid_argument')
     })
+  })
+})
+
+// A call that takes no body refuses one with content (decision 0005: nothing sent is silently
+// dropped), before the key is claimed; no body, an empty one, and `{}` pass.
+describe('a body sent to a call that takes none', () => {
+  let server: TestServer
+  let url: string
+  const nextDatastream = datastreamIds(1)
+
+  beforeAll(async () => {
+    server = await startServer()
+    url = server.url
+  })
+  afterAll(async () => {
+    await server.close()
+  })
+
+  const call = (method: string, path: string, rawBody?: string, key?: string) =>
+    send(`${url}${path}`, {
+      method,
+      ...(rawBody === undefined ? {} : { rawBody }),
+      ...(key === undefined ? {} : { key }),
+    })
+
+  it.each(['{"x":1}', '{"force":true}', '[]', '[1]', '42', 'null', '"text"', 'true'])(
+    'answers %s on pause, resume and delete with 400, and nothing changes',
+    async (rawBody) => {
+      const subscription = await subscribe(url, nextDatastream())
+      const path = `/v1/subscriptions/${subscription.id}`
+      const spans = (await spansOf(url, subscription.id)).length
+      for (const [method, target] of [
+        ['POST', `${path}/pause`],
+        ['POST', `${path}/resume`],
+        ['DELETE', path],
+      ] as const) {
+        expectEnvelope(await call(method, target, rawBody), 400, 'invalid_argument')
+      }
+      expect((await send(`${url}${path}`)).json<{ status: string }>().status).toBe('active')
+      expect(await spansOf(url, subscription.id)).toHaveLength(spans)
+    },
+  )
+
+  it('refuses before the claim: the same key, sent again without the body, runs the call', async () => {
+    const subscription = await subscribe(url, nextDatastream())
+    const path = `/v1/subscriptions/${subscription.id}/pause`
+    const key = crypto.randomUUID()
+    const claimsBefore = server.claims()
+    expectEnvelope(await call('POST', path, '{"x":1}', key), 400, 'invalid_argument')
+    expect(server.claims()).toBe(claimsBefore)
+    const paused = await call('POST', path, undefined, key)
+    expect(paused.status).toBe(204)
+    expect(paused.headers.get('idempotent-replayed')).toBeNull()
+    expect(server.claims() - claimsBefore).toBe(1)
+  })
+
+  it('takes no body, an empty body and {} alike', async () => {
+    for (const rawBody of [undefined, '', '{}', ' { } ']) {
+      const subscription = await subscribe(url, nextDatastream())
+      const path = `/v1/subscriptions/${subscription.id}`
+      expect((await call('POST', `${path}/pause`, rawBody)).status).toBe(204)
+      expect((await call('POST', `${path}/resume`, rawBody)).status).toBe(204)
+      expect((await call('DELETE', path, rawBody)).status).toBe(204)
+      expect((await send(`${url}${path}`)).json<{ status: string }>().status).toBe('deleted')
+    }
   })
 })
