@@ -624,6 +624,55 @@ describe('a 5xx or 408 is not stored', () => {
   })
 })
 
+// The race the deadline must not lose: operations that end right at it. Each answer is its
+// operation's own outcome (201, exactly one subscription) or a 408 that left nothing behind,
+// always in the envelope, never a 500, never one answer's status with the other's body.
+describe('operations that end right at the deadline', () => {
+  let server: TestServer
+
+  beforeAll(async () => {
+    server = await startServer({
+      REQUEST_DEADLINE_MS: '300',
+      TICKSUPPLY_TEST_HANDLER_DELAY_MS: '296',
+    })
+  })
+  afterAll(async () => {
+    await server.close()
+  })
+
+  it('answers each with its own outcome or a 408 that wrote nothing, keyed or not', async () => {
+    const sent: { datastream: number; keyed: boolean; answer: Answer }[] = []
+    for (let round = 0; round < 12; round++) {
+      const batch = [0, 1, 2].map(() => ({ datastream: nextDatastream(), keyed: round % 2 === 0 }))
+      const answers = await Promise.all(
+        batch.map(({ datastream, keyed }) =>
+          create(server.url, keyed ? newKey() : undefined, datastream),
+        ),
+      )
+      batch.forEach((request, index) => sent.push({ ...request, answer: answers[index] as Answer }))
+    }
+    await sleep(500)
+    const statuses = new Map<number, number>()
+    for (const { datastream, keyed, answer } of sent) {
+      statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1)
+      const label = `${keyed ? 'keyed' : 'unkeyed'} ${String(answer.status)} ${answer.text}`
+      expect([201, 408], label).toContain(answer.status)
+      const created = await subscriptionsTo(server.url, datastream)
+      if (answer.status === 201) {
+        expect(answer.json<Subscription>().datastream_id, label).toBe(datastream)
+        expect(created, label).toHaveLength(1)
+      } else {
+        expect(errorOf(answer), label).toEqual({
+          code: 'request_timeout',
+          message: 'Request timed out',
+        })
+        expect(created, label).toHaveLength(0)
+      }
+    }
+    expect([...statuses.values()].reduce((sum, count) => sum + count, 0)).toBe(36)
+  })
+})
+
 describe('when the store fails', () => {
   let server: TestServer
 

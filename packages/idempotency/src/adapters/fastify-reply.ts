@@ -41,6 +41,12 @@ export interface RequestState {
   body?: BodyFingerprint
   /** The stream the fingerprint is fed from. */
   bodyStream?: NodeJS.ReadableStream
+  /**
+   * The answer being sent came from the app's error handler: an error raised while sending it
+   * cannot go there again (Fastify would fall back to a serializer that fails on the app's
+   * error schemas, a 500 outside the envelope).
+   */
+  answersAnError?: boolean
 }
 
 const kState = Symbol('idempotency.state')

@@ -5,6 +5,7 @@ import type {
   FastifyRequest,
   onRequestHookHandler,
   onResponseHookHandler,
+  onErrorHookHandler,
   onSendHookHandler,
   preHandlerHookHandler,
   preParsingHookHandler,
@@ -221,7 +222,9 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
       (error: unknown) => {
         // The operation's answer is not the key's answer: its Location must not go out.
         reply.removeHeader('location')
-        if (isIdempotencyHttpError(error) && !appHandlesErrors(reply)) {
+        // An answer that is itself the app's rendering of an error (a deadline's 408, a 503)
+        // is answered here too: Fastify does not run the app's error handler twice.
+        if (isIdempotencyHttpError(error) && (!appHandlesErrors(reply) || state.answersAnError)) {
           const { response } = error
           reply.code(response.status).headers(response.headers)
           next(null, response.body)
@@ -230,6 +233,13 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
         next(error as Error)
       },
     )
+  }
+
+  // Runs before the app's error handler renders an error: the answer that follows is its.
+  const onError: onErrorHookHandler = (request, _reply, _error, next) => {
+    const state = stateOf(request)
+    if (state !== undefined) state.answersAnError = true
+    next()
   }
 
   // A response that never reached onSend (the socket died mid-way) must not leave the key held.
@@ -254,6 +264,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     if (readRawBody === undefined) route.preParsing = [...asArray(route.preParsing), preParsing]
     route.preHandler = [...asArray(route.preHandler), preHandler]
     route.onSend = [...asArray(route.onSend), onSend]
+    route.onError = [...asArray(route.onError), onError]
     route.onResponse = [...asArray(route.onResponse), onResponse]
     // Whatever happens in the hooks, a keyed request's handler runs only while its claim is
     // held: a replay, a conflict or a client that went away can never fall through to it.

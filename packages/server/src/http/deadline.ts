@@ -10,10 +10,13 @@ declare module 'fastify' {
 
 const kTimer = Symbol('deadline.timer')
 const kController = Symbol('deadline.controller')
+/** The deadline sent the request's answer (its 408). */
+const kAnswered = Symbol('deadline.answered')
 
 type WithDeadline = FastifyRequest & {
   [kTimer]?: NodeJS.Timeout
   [kController]?: AbortController
+  [kAnswered]?: boolean
 }
 
 /**
@@ -27,6 +30,27 @@ type WithDeadline = FastifyRequest & {
  */
 export function registerDeadline(app: FastifyInstance, deadlineMs: number): void {
   app.decorateRequest('deadline', null)
+  // A handler still running when the deadline answered must not answer too: its value (or the
+  // abort error its transaction throws) would be a second send while the 408 is in its onSend
+  // hooks, which Fastify renders as a 500 outside the envelope, or as the 408's status with the
+  // handler's body. It settles into the deadline's answer instead.
+  app.addHook('onRoute', (route) => {
+    const handler = route.handler
+    route.handler = function withinDeadline(this: FastifyInstance, request, reply) {
+      const result: unknown = handler.call(this, request, reply)
+      if (!isThenable(result)) return result
+      // Settling into `reply` (a thenable) waits for the deadline's answer to finish, so that
+      // Fastify, which sends a promise's value unless the reply is sent, sends nothing more.
+      const answered = () => (request as WithDeadline)[kAnswered] === true
+      return result.then(
+        (payload) => (answered() ? reply : payload),
+        (error: unknown) => {
+          if (answered()) return reply
+          throw error
+        },
+      )
+    }
+  })
   app.addHook('onRequest', async (request, reply) => {
     const controller = new AbortController()
     request.deadline = controller.signal
@@ -34,16 +58,34 @@ export function registerDeadline(app: FastifyInstance, deadlineMs: number): void
     const timer = setTimeout(() => {
       if (reply.sent) return
       const error = new ApiError('request_timeout', 'Request timed out')
+      ;(request as WithDeadline)[kAnswered] = true
       controller.abort(error)
       reply.send(error)
     }, deadlineMs)
     timer.unref()
     ;(request as WithDeadline)[kTimer] = timer
   })
+  // Once an answer is being sent, the deadline cannot replace it: a 408 sent now would go out
+  // with the status of one answer and the body of the other.
+  app.addHook('onSend', (request, _reply, payload, done) => {
+    clearTimeout((request as WithDeadline)[kTimer])
+    done(null, payload)
+  })
   app.addHook('onResponse', (request, _reply, done) => {
     clearTimeout((request as WithDeadline)[kTimer])
     done()
   })
+}
+
+/**
+ * The request's transaction is about to commit: from here its outcome is its answer, and the
+ * deadline can no longer answer 408 for it (on PostgreSQL the COMMIT is a round trip, during
+ * which a 408 would go out for writes that then commit). Throws the deadline's error if it has
+ * passed already: then the transaction must roll back.
+ */
+export function commitBeforeDeadline(request: FastifyRequest): void {
+  ;(request as WithDeadline)[kController]?.signal.throwIfAborted()
+  clearTimeout((request as WithDeadline)[kTimer])
 }
 
 /**
@@ -61,4 +103,12 @@ export function abortDeadline(request: FastifyRequest, reason: unknown): boolean
 /** The request's deadline signal (never aborted for a request the hook did not see). */
 export function deadlineSignal(request: FastifyRequest): AbortSignal {
   return request.deadline ?? new AbortController().signal
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return (
+    (typeof value === 'object' || typeof value === 'function') &&
+    value !== null &&
+    typeof (value as { then?: unknown }).then === 'function'
+  )
 }

@@ -3,7 +3,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import { LeaseLostError } from '@ticksupply/idempotency'
 import { completeReply } from '@ticksupply/idempotency/fastify'
 import type { Database, Transaction } from '../db/database.js'
-import { deadlineSignal } from './deadline.js'
+import { commitBeforeDeadline, deadlineSignal } from './deadline.js'
 import { JSON_TYPE } from './envelope.js'
 
 export interface MutationResult {
@@ -54,7 +54,10 @@ export async function runMutation(
       reply.code(result.status)
       if (result.bodyText !== undefined || result.body !== undefined) reply.type(JSON_TYPE)
       // Stores the response (status, headers, these bytes) with the claim, in this transaction.
-      return completeReply(reply, payload, tx.store)
+      const sent = await completeReply(reply, payload, tx.store)
+      // The last step before COMMIT: the deadline either has passed (roll back) or cannot fire.
+      commitBeforeDeadline(request)
+      return sent
     },
     { signal },
   )
