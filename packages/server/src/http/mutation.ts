@@ -51,6 +51,8 @@ export async function runMutation(
       const result = await operation(tx, Date.now())
       const payload =
         result.bodyText ?? (result.body === undefined ? '' : JSON.stringify(result.body))
+      // Past the deadline its 408 is on its way: this reply's status is no longer ours to set.
+      signal.throwIfAborted()
       reply.code(result.status)
       if (result.bodyText !== undefined || result.body !== undefined) reply.type(JSON_TYPE)
       // Stores the response (status, headers, these bytes) with the claim, in this transaction.
