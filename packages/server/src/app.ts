@@ -86,7 +86,11 @@ export interface AppOptions {
 }
 
 export async function buildApp(config: ServerConfig, options: AppOptions = {}): Promise<App> {
-  const opened = openDatabase(config.database)
+  // A session frozen inside a transaction is ended within the lease, as a frozen holder's
+  // claims are: no instance's requests wait on its locks for longer than that.
+  const opened = openDatabase(config.database, {
+    idleInTransactionTimeoutMs: Math.max(1_000, config.idempotencyLeaseMs),
+  })
   const { db } = opened
   // First: on SQLite this makes the process the file's one owner, or refuses before anything
   // else touches the file.

@@ -228,6 +228,58 @@ describe('an instance that dies inside a keyed operation', () => {
   })
 })
 
+describe('an instance frozen inside a transaction', () => {
+  it('has its session ended within the lease, so its locks stop holding up the account on the others', async () => {
+    const databaseUrl = await createTestDatabase(inject('postgresUrl'))
+    const env = {
+      DATABASE_URL: databaseUrl,
+      IDEMPOTENCY_LEASE_MS: '2000',
+      RATE_LIMIT_PER_MINUTE: '1000000',
+      RATE_LIMIT_PER_HOUR: '100000000',
+    }
+    const frozen = await spawnServer(env)
+    const other = await spawnServer(env)
+    const inTransaction = () =>
+      rows(
+        databaseUrl,
+        "SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND state = 'idle in transaction' AND backend_xid IS NOT NULL",
+      )
+    try {
+      // Every request takes a token from the account's bucket rows, locked until its commit:
+      // freeze the instance at random moments of a burst until it is caught holding them (a
+      // transaction that has written, so has an id, and waits for its next statement).
+      let caught = false
+      for (let attempt = 0; attempt < 60 && !caught; attempt++) {
+        const burst = Array.from({ length: 20 }, () =>
+          send(`${frozen.url}/v1/exchanges`).catch(() => undefined),
+        )
+        await sleep(1 + (attempt % 4))
+        frozen.kill('SIGSTOP')
+        caught = (await inTransaction()) > 0
+        if (!caught) {
+          frozen.kill('SIGCONT')
+          await Promise.all(burst)
+        }
+      }
+      expect(caught).toBe(true)
+      // The same account on another instance: answered once the database has ended the
+      // frozen session (within the lease), not held until the deadline's 408.
+      const read = await send(`${other.url}/v1/exchanges`)
+      expect(read.status, read.text).toBe(200)
+      const created = await send(`${other.url}/v1/subscriptions`, {
+        key: newKey(),
+        body: { datastream_id: 107 },
+      })
+      expect(created.status, created.text).toBe(201)
+      expect(await inTransaction()).toBe(0)
+    } finally {
+      frozen.kill('SIGCONT')
+      frozen.kill()
+      other.kill()
+    }
+  })
+})
+
 describe('the rate limit across instances', () => {
   it('refuses the 201st request of one account, whichever instance serves it', async () => {
     const databaseUrl = await createTestDatabase(inject('postgresUrl'))

@@ -28,7 +28,16 @@ export interface OpenedDatabase {
   }): Promise<IdempotencyStoreHandle>
 }
 
-export function openDatabase(location: DatabaseLocation): OpenedDatabase {
+export function openDatabase(
+  location: DatabaseLocation,
+  options: {
+    /**
+     * PostgreSQL: how long a session may sit idle inside a transaction before the database ends
+     * it (a frozen instance's locks and claims are freed within it). The server passes its lease.
+     */
+    readonly idleInTransactionTimeoutMs?: number
+  } = {},
+): OpenedDatabase {
   if (location.kind === 'sqlite') {
     if (location.filename !== ':memory:') createPrivateFile(location.filename)
     const connection = openSqliteConnection(location.filename)
@@ -47,7 +56,7 @@ export function openDatabase(location: DatabaseLocation): OpenedDatabase {
       },
     }
   }
-  const pool = openPostgresPool(location.url)
+  const pool = openPostgresPool(location.url, options)
   const url = new URL(location.url)
   url.password = ''
   return {

@@ -12,8 +12,21 @@ pg.types.setTypeParser(pg.types.builtins.INT8, (text) => {
 })
 
 /** Opens the pool the application and the idempotency store share. */
-export function openPostgresPool(url: string): Pool {
-  const pool = new pg.Pool({ connectionString: url, max: 20 })
+export function openPostgresPool(
+  url: string,
+  options: { readonly idleInTransactionTimeoutMs?: number } = {},
+): Pool {
+  const pool = new pg.Pool({
+    connectionString: url,
+    max: 20,
+    // A process frozen inside a transaction (SIGSTOP, a VM paused, a partition that keeps the
+    // TCP connection open) holds its row locks until PostgreSQL ends its session: every other
+    // instance's request for the same rows (an account's rate-limit bucket, a resource) would
+    // wait for it, its keys included. The database ends such a session after this long.
+    ...(options.idleInTransactionTimeoutMs === undefined
+      ? {}
+      : { idle_in_transaction_session_timeout: options.idleInTransactionTimeoutMs }),
+  })
   // An idle client that loses its connection emits here; without a listener the process would
   // crash. The pool drops the client, and the next query that needs the server reports it.
   pool.on('error', () => undefined)
