@@ -84,6 +84,55 @@ describe('the Fastify adapter', () => {
     })
   })
 
+  // Fastify runs an app's error handler once per reply: an error raised while the app's own
+  // rendering of an error is being sent used to fall through to Fastify's format (or, with
+  // error schemas, a 500 that failed to serialize).
+  it('answers in its rendering when the completion fails while the app answers an error', async () => {
+    const sqlite = openTemporarySqlite()
+    const app = Fastify({ forceCloseConnections: true })
+    cleanup = async () => {
+      await app.close()
+      await sqlite.close()
+    }
+    await app.register(fastifyIdempotency, {
+      engine: createIdempotencyEngine({ store: sqlite.store }),
+      scope: () => 'tenant',
+    })
+    let rendered = 0
+    app.setErrorHandler((error, _request, reply) => {
+      rendered++
+      if (isIdempotencyHttpError(error)) {
+        return reply.code(error.status).headers(error.headers).send(error.response.body)
+      }
+      // An answer below 500: one the key would store, so its completion must run.
+      return reply
+        .code(422)
+        .type('application/json')
+        .send('{"error":{"code":"invalid_argument","message":"The order cannot be placed"}}')
+    })
+    let runs = 0
+    app.post('/orders', () => {
+      runs++
+      // The store goes away mid-operation (its claims with it), then the operation fails.
+      sqlite.store.close()
+      throw new Error('the database went away')
+    })
+    const url = await app.listen({ host: '127.0.0.1', port: 0 })
+    const answer = await send(`${url}/orders`, { key: newKey(), body: order })
+    expect(runs).toBe(1)
+    expect(rendered).toBe(1)
+    const body = JSON.parse(answer.text) as Record<string, unknown>
+    expect(Object.keys(body), answer.text).toEqual(['error'])
+    // The key is no longer this request's (the store dropped its claim): the lost claim's answer.
+    expect(answer.status).toBe(409)
+    expect(body).toEqual({
+      error: {
+        code: 'already_exists',
+        message: 'Request is still in progress. Please retry later.',
+      },
+    })
+  })
+
   it('refuses a body the parser did not keep rather than fingerprint without it', async () => {
     let runs = 0
     const url = await bareApp(
