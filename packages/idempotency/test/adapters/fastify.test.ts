@@ -4,6 +4,7 @@ import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { IdempotencyHttpError } from '@ticksupply/idempotency'
+import type { SqliteStore } from '@ticksupply/idempotency/stores/sqlite'
 import { createIdempotencyEngine, isIdempotencyHttpError } from '@ticksupply/idempotency'
 import { completeReply, fastifyIdempotency } from '@ticksupply/idempotency/fastify'
 import { newKey, send } from '../support/http.js'
@@ -19,7 +20,7 @@ afterEach(async () => {
 
 /** A bare Fastify app behind the adapter: no error handler unless `routes` sets one. */
 async function bareApp(
-  routes: (app: FastifyInstance) => void,
+  routes: (app: FastifyInstance, store: SqliteStore) => void,
   options: { readRawBody?: () => Uint8Array | undefined } = {},
 ): Promise<string> {
   const sqlite = openTemporarySqlite()
@@ -33,7 +34,7 @@ async function bareApp(
     scope: () => 'tenant',
     ...options,
   })
-  routes(app)
+  routes(app, sqlite.store)
   return app.listen({ host: '127.0.0.1', port: 0 })
 }
 
@@ -88,36 +89,27 @@ describe('the Fastify adapter', () => {
   // rendering of an error is being sent used to fall through to Fastify's format (or, with
   // error schemas, a 500 that failed to serialize).
   it('answers in its rendering when the completion fails while the app answers an error', async () => {
-    const sqlite = openTemporarySqlite()
-    const app = Fastify({ forceCloseConnections: true })
-    cleanup = async () => {
-      await app.close()
-      await sqlite.close()
-    }
-    await app.register(fastifyIdempotency, {
-      engine: createIdempotencyEngine({ store: sqlite.store }),
-      scope: () => 'tenant',
-    })
     let rendered = 0
-    app.setErrorHandler((error, _request, reply) => {
-      rendered++
-      if (isIdempotencyHttpError(error)) {
-        return reply.code(error.status).headers(error.headers).send(error.response.body)
-      }
-      // An answer below 500: one the key would store, so its completion must run.
-      return reply
-        .code(422)
-        .type('application/json')
-        .send('{"error":{"code":"invalid_argument","message":"The order cannot be placed"}}')
-    })
     let runs = 0
-    app.post('/orders', () => {
-      runs++
-      // The store goes away mid-operation (its claims with it), then the operation fails.
-      sqlite.store.close()
-      throw new Error('the database went away')
+    const url = await bareApp((app, store) => {
+      app.setErrorHandler((error, _request, reply) => {
+        rendered++
+        if (isIdempotencyHttpError(error)) {
+          return reply.code(error.status).headers(error.headers).send(error.response.body)
+        }
+        // An answer below 500: one the key would store, so its completion must run.
+        return reply
+          .code(422)
+          .type('application/json')
+          .send('{"error":{"code":"invalid_argument","message":"The order cannot be placed"}}')
+      })
+      app.post('/orders', () => {
+        runs++
+        // The store goes away mid-operation (its claims with it), then the operation fails.
+        store.close()
+        throw new Error('the database went away')
+      })
     })
-    const url = await app.listen({ host: '127.0.0.1', port: 0 })
     const answer = await send(`${url}/orders`, { key: newKey(), body: order })
     expect(runs).toBe(1)
     expect(rendered).toBe(1)
