@@ -7,12 +7,17 @@ const MARKER = `\u0000int64:${randomBytes(8).toString('hex')}:`
 const ESCAPED_MARKER = MARKER.replace('\u0000', '\\u0000')
 const MARKED = new RegExp(`"${ESCAPED_MARKER.replace('\\', '\\\\')}(-?\\d+)"`, 'g')
 
+const SIXTEEN_DIGITS = /\d{16}/
+
 /**
  * JSON.parse, except that an integer literal beyond Number.MAX_SAFE_INTEGER becomes a `bigint`
  * instead of a rounded number: nanosecond timestamps such as `1705312800123456789` stay exact.
  * Throws like JSON.parse on malformed text.
  */
 export function parseJsonKeepingInt64(text: string): unknown {
+  // An integer past 2^53 has at least 16 digits: without such a run the native parser is exact,
+  // and most bodies (a subscription's, a pause's) take this path.
+  if (!SIXTEEN_DIGITS.test(text)) return JSON.parse(text)
   let out = ''
   let last = 0
   let index = 0
