@@ -180,16 +180,17 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     { name: 'minute', limit: config.rateLimitPerMinute, windowMs: 60_000 },
     { name: 'hour', limit: config.rateLimitPerHour, windowMs: 3_600_000 },
   ] as const
-  const chargeRateLimit = registerRateLimit(
-    server,
-    // A SQLite file has one owning process (decision 0006), so its buckets need not be shared:
-    // in memory, no request waits for the database's write lock to be counted.
-    db.dialect === 'sqlite'
-      ? createMemoryRateLimitStore(rateLimitWindows)
-      : createDatabaseRateLimitStore(db, rateLimitWindows),
-    options.clock === undefined ? Date.now : () => (options.clock as Clock).now(),
+  guards.push(
+    registerRateLimit(
+      server,
+      // A SQLite file has one owning process (decision 0006), so its buckets need not be shared:
+      // in memory, no request waits for the database's write lock to be counted.
+      db.dialect === 'sqlite'
+        ? createMemoryRateLimitStore(rateLimitWindows)
+        : createDatabaseRateLimitStore(db, rateLimitWindows),
+      options.clock === undefined ? Date.now : () => (options.clock as Clock).now(),
+    ),
   )
-  guards.push(chargeRateLimit)
   await server.register(fastifyIdempotency, {
     engine,
     scope: (request) => accountOf(request).id,

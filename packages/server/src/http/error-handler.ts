@@ -73,18 +73,21 @@ function classify(error: unknown): Rendered {
   return { status: 500, code: 'internal', message: 'Internal server error' }
 }
 
+/** Answers `error` in the envelope, with its status and headers; a 5xx is logged. */
+function sendError(error: unknown, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  const rendered = classify(error)
+  if (rendered.status >= 500) request.log.error({ err: error }, 'request failed')
+  reply
+    .code(rendered.status)
+    .headers(rendered.headers ?? {})
+    .type(JSON_TYPE)
+  reply.removeHeader('location')
+  return reply.send(renderError(rendered.code, rendered.message, rendered.details))
+}
+
 /** Every error, Fastify's own included, leaves as the envelope. */
 export function registerErrorHandling(app: FastifyInstance): void {
-  app.setErrorHandler((error, request, reply) => {
-    const rendered = classify(error)
-    if (rendered.status >= 500) request.log.error({ err: error }, 'request failed')
-    reply
-      .code(rendered.status)
-      .headers(rendered.headers ?? {})
-      .type(JSON_TYPE)
-    reply.removeHeader('location')
-    return reply.send(renderError(rendered.code, rendered.message, rendered.details))
-  })
+  app.setErrorHandler(sendError)
   app.setNotFoundHandler((request, reply) => {
     return reply
       .code(404)
@@ -119,14 +122,7 @@ export function answerFrameworkErrors(guards: readonly RequestGuard[]) {
         for (const guard of guards) if (await guard(request, reply)) return
         await reply.code(404).type(JSON_TYPE).send(renderError('not_found', 'Route not found'))
       } catch (error) {
-        const rendered = classify(error)
-        if (rendered.status >= 500) request.log.error({ err: error }, 'request failed')
-        if (reply.sent) return
-        await reply
-          .code(rendered.status)
-          .headers(rendered.headers ?? {})
-          .type(JSON_TYPE)
-          .send(renderError(rendered.code, rendered.message, rendered.details))
+        if (!reply.sent) await sendError(error, request, reply)
       }
     })()
   }

@@ -210,14 +210,12 @@ function completeDocument<D extends object>(generated: D, settings: OpenApiSetti
 }
 
 const INT64_MAX = 9_223_372_036_854_775_807n
-/** 2^63 as a double: the nearest a JSON number (and so a validation schema) gets to int64's max. */
-const TWO_TO_THE_63 = 2 ** 63
 
 /**
  * Gives every int64 its exact bounds. A JSON number cannot hold 2^63 - 1 (it rounds to 2^63),
- * so the maximum is a bigint, which the document's serialiser writes digit for digit. A schema
- * with `format: 'int64'` gets it; a validation schema that bounds an integer with
- * `exclusiveMaximum: 2^63` (the only way ajv can say "int64") is shown as the int64 it is.
+ * so the maximum is a bigint, which the document's serialiser writes digit for digit. Every
+ * schema with `format: 'int64'` gets it (bodies with int64s are parsed by their routes, not by
+ * ajv, which could not tell 2^63 - 1 from 2^63).
  */
 function withExactInt64Bounds<T>(node: T): T {
   if (Array.isArray(node)) {
@@ -226,14 +224,12 @@ function withExactInt64Bounds<T>(node: T): T {
   }
   if (typeof node !== 'object' || node === null) return node
   const schema = node as Json
-  if (schema['type'] === 'integer') {
-    if (schema['exclusiveMaximum'] === TWO_TO_THE_63) {
-      delete schema['exclusiveMaximum']
-      schema['format'] = 'int64'
-    }
-    if (schema['format'] === 'int64' && schema['maximum'] === undefined) {
-      schema['maximum'] = INT64_MAX
-    }
+  if (
+    schema['type'] === 'integer' &&
+    schema['format'] === 'int64' &&
+    schema['maximum'] === undefined
+  ) {
+    schema['maximum'] = INT64_MAX
   }
   for (const value of Object.values(schema)) withExactInt64Bounds(value)
   return node
