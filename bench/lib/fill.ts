@@ -7,6 +7,7 @@
  */
 import type Database from 'better-sqlite3'
 import type { Pool } from 'pg'
+import { sqliteKeyHash } from '@ticksupply/idempotency/stores/sqlite'
 
 export const FILL_SCOPE = 'bench-account'
 const CHUNK = 200_000
@@ -23,20 +24,24 @@ export function fillSqlite(
   count: number,
   times: FillTimes,
 ): void {
+  // `r` is materialized: inlined, each use of `h` would draw its own random blob, and a key
+  // would be hashed as another.
+  db.function('bench_key_hash', { deterministic: true }, (scope, key) =>
+    sqliteKeyHash(String(scope), String(key)),
+  )
   const insert = db.prepare<{ n: number; createdAt: number; expiresAt: number }>(`
     WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < @n),
-    r AS (SELECT lower(hex(randomblob(16))) AS h FROM n)
+    r AS MATERIALIZED (SELECT lower(hex(randomblob(16))) AS h FROM n),
+    k AS (SELECT h, substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-8' ||
+                    substr(h, 18, 3) || '-' || substr(h, 21, 12) AS key FROM r)
     INSERT INTO ${table} (scope, key, fingerprint, expires_at, created_at, status, headers, body,
-                          request_id)
-    SELECT '${FILL_SCOPE}',
-           substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-4' || substr(h, 14, 3) || '-8' ||
-             substr(h, 18, 3) || '-' || substr(h, 21, 12),
-           randomblob(32), @expiresAt, @createdAt, 201,
+                          request_id, key_hash)
+    SELECT '${FILL_SCOPE}', key, randomblob(32), @expiresAt, @createdAt, 201,
            '{"content-type":"application/json; charset=utf-8"}',
            CAST('{"id":"' || substr(h, 1, 8) || '-' || substr(h, 9, 4) || '-' || substr(h, 13, 4) ||
                 '-' || substr(h, 17, 4) || '-' || substr(h, 21, 12) || '"}' AS BLOB),
-           'req_' || substr(h, 1, 16)
-      FROM r`)
+           'req_' || substr(h, 1, 16), bench_key_hash('${FILL_SCOPE}', key)
+      FROM k`)
   for (let done = 0; done < count; done += CHUNK) {
     const n = Math.min(CHUNK, count - done)
     db.transaction(() => insert.run({ n, ...times }))()

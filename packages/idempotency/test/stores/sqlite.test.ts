@@ -11,6 +11,7 @@ import {
   SqliteStoreOwnedError,
   createSqliteStore,
   openSqliteConnection,
+  sqliteKeyHash,
 } from '@ticksupply/idempotency/stores/sqlite'
 import { outcomeOf, request, response } from '../store-contract.js'
 import { openTemporarySqlite } from '../support/sqlite.js'
@@ -415,6 +416,119 @@ describe('SQLite records written by the first version', () => {
       }
     } finally {
       rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('SQLite records written by the second version', () => {
+  it('keeps their records for replay and indexes them by the hash of (scope, key)', async () => {
+    const { dir, filename } = temporaryFile()
+    try {
+      const legacy = new Database(filename)
+      legacy.exec(`
+        CREATE TABLE idempotency_records (
+          id INTEGER PRIMARY KEY, scope TEXT NOT NULL, key TEXT NOT NULL,
+          fingerprint BLOB NOT NULL, expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL,
+          status INTEGER NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL,
+          request_id TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX idempotency_records_key ON idempotency_records (scope, key);`)
+      const insert = legacy.prepare(
+        `INSERT INTO idempotency_records (scope, key, fingerprint, expires_at, created_at, status,
+                                          headers, body, request_id)
+         VALUES (?, ?, ?, ?, 1, 201, '{"content-type":"application/json"}', ?, 'req_1')`,
+      )
+      const far = Date.now() + 3_600_000
+      const keys = Array.from({ length: 50 }, () => randomUUID())
+      for (const [i, key] of keys.entries()) {
+        insert.run('acct', key, Buffer.alloc(32, 0xff), far, Buffer.from(`{"id":${String(i)}}`))
+      }
+      legacy.close()
+
+      const connection = openSqliteConnection(filename)
+      const store = createSqliteStore({ connection })
+      try {
+        const indexes = connection.database
+          .prepare<[], { name: string; unique: number }>(
+            `SELECT name, "unique" FROM pragma_index_list('idempotency_records')`,
+          )
+          .all()
+        expect(indexes).toEqual([{ name: 'idempotency_records_key_hash', unique: 0 }])
+        for (const [i, key] of keys.entries()) {
+          const outcome = await store.claim(request({ scope: 'acct', key }))
+          expect(bodyOfReplay(outcome)).toBe(`{"id":${String(i)}}`)
+        }
+        // A key of the old records under another scope is another key.
+        expect(outcomeOf(await store.claim(request({ scope: 'other', key: keys[0] })))).toBe(
+          'claimed',
+        )
+      } finally {
+        store.close()
+        connection.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+})
+
+describe('SQLite records that share a hash', () => {
+  it('never answers one key with the record of another key of the same hash', async () => {
+    const { connection, store, close } = openTemporarySqlite()
+    try {
+      // A record of another key under the hash of `mine`, as a collision would leave it.
+      const mine = request({ scope: 'acct' })
+      connection.database
+        .prepare(
+          `INSERT INTO idempotency_records (scope, key, fingerprint, expires_at, created_at, status,
+                                            headers, body, request_id, key_hash)
+           VALUES ('acct', 'theirs', ?, ?, 1, 201, '{}', ?, 'req_1', ?)`,
+        )
+        .run(
+          Buffer.from(mine.fingerprint, 'hex'),
+          Date.now() + 3_600_000,
+          Buffer.from('{"id":"theirs"}'),
+          sqliteKeyHash('acct', mine.key),
+        )
+      // While the filter is still reading the file in, every claim looks the key up.
+      expect(store.keyFilter().ready).toBe(false)
+      expect(outcomeOf(await store.claim(mine))).toBe('claimed')
+      expect(await store.complete(mine, response('{"id":"mine"}'))).toBe(true)
+      expect(bodyOfReplay(await store.claim({ ...mine, token: randomUUID() }))).toBe(
+        '{"id":"mine"}',
+      )
+      const rows = connection.database
+        .prepare<[number], { key: string }>(
+          'SELECT key FROM idempotency_records WHERE key_hash = ? ORDER BY key',
+        )
+        .all(sqliteKeyHash('acct', mine.key))
+      expect(rows.map((row) => row.key)).toEqual([mine.key, 'theirs'].sort())
+    } finally {
+      await close()
+    }
+  })
+
+  it('refuses a completion when a record under the same key is already there', async () => {
+    const { connection, store, close } = openTemporarySqlite()
+    try {
+      const claim = request({ scope: 'acct' })
+      expect(outcomeOf(await store.claim(claim))).toBe('claimed')
+      // Written behind the claim's back (another writer of the file).
+      connection.database
+        .prepare(
+          `INSERT INTO idempotency_records (scope, key, fingerprint, expires_at, created_at, status,
+                                            headers, body, request_id, key_hash)
+           VALUES ('acct', ?, x'00', ?, 1, 201, '{}', x'', 'req_1', ?)`,
+        )
+        .run(claim.key, Date.now() + 3_600_000, sqliteKeyHash('acct', claim.key))
+      expect(await store.complete(claim, stored)).toBe(false)
+      expect(
+        connection.database
+          .prepare('SELECT count(*) AS n FROM idempotency_records WHERE key = ?')
+          .get(claim.key),
+      ).toEqual({ n: 1 })
+    } finally {
+      await close()
     }
   })
 })

@@ -12,6 +12,7 @@ import { createSettleListeners, recordId } from '../settle-listeners.js'
 import type { SqliteConnection, SqliteTransaction } from './sqlite-connection.js'
 import type { SqliteKeyFilterStats } from './sqlite-key-filter.js'
 import { startSqliteKeyFilter } from './sqlite-key-filter.js'
+import { sqliteKeyHash } from './sqlite-key-hash.js'
 import { acquireOwnership } from './sqlite-ownership.js'
 import { ensureSqliteSchema } from './sqlite-schema.js'
 
@@ -82,9 +83,9 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     listeners.notifyAll()
   })
 
-  const select = db.prepare<[string, string], RecordRow>(
+  const select = db.prepare<[number, string, string], RecordRow>(
     `SELECT fingerprint, expires_at, status, headers, body, request_id
-       FROM ${table} WHERE scope = ? AND key = ?`,
+       FROM ${table} WHERE key_hash = ? AND scope = ? AND key = ?`,
   )
   // Statements on the read connection are prepared there: a statement belongs to one handle.
   const selectCommitted = new WeakMap<object, typeof select>()
@@ -92,24 +93,40 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
     if (handle === db) return select
     let statement = selectCommitted.get(handle)
     if (statement === undefined) {
-      statement = handle.prepare<[string, string], RecordRow>(select.source)
+      statement = handle.prepare<[number, string, string], RecordRow>(select.source)
       selectCommitted.set(handle, statement)
     }
     return statement
   }
-  // The completed record, written once, appended. A live record under the key would mean the
-  // claim was not ours: the unique index refuses it.
+  // The completed record, written once, appended. A record already under the key would mean
+  // the claim was not ours: the insert then writes nothing. Its look-up descends the index leaf
+  // the insert writes to, so it costs little more than the insert alone.
   // Positional parameters: binding by name costs a property lookup per parameter, per write.
   const insertCompleted = db.prepare<
-    [string, string, Buffer, number, number, number, string, Buffer, string]
+    [
+      string,
+      string,
+      Buffer,
+      number,
+      number,
+      number,
+      string,
+      Buffer,
+      string,
+      number,
+      number,
+      string,
+      string,
+    ]
   >(
     `INSERT INTO ${table} (scope, key, fingerprint, expires_at, created_at, status, headers, body,
-                           request_id)
-     VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+                           request_id, key_hash)
+     SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+      WHERE NOT EXISTS (SELECT 1 FROM ${table} WHERE key_hash = ? AND scope = ? AND key = ?)`,
   )
   // An expired record not purged yet goes first, so that the new one is appended in its turn.
-  const deleteExpired = db.prepare<[string, string, number]>(
-    `DELETE FROM ${table} WHERE scope = ? AND key = ? AND expires_at <= ?`,
+  const deleteExpired = db.prepare<[number, string, string, number]>(
+    `DELETE FROM ${table} WHERE key_hash = ? AND scope = ? AND key = ? AND expires_at <= ?`,
   )
   // Bounded: among the oldest rows (by rowid, which follows expiry), delete up to `limit` that
   // have expired. One batch holds the write lock for a bounded number of rows.
@@ -140,7 +157,9 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
         ? { kind: 'replay', response: cached.response }
         : MISMATCH
     }
-    const row = keyFilter.mayHold(scope, key, handle) ? selectOn(handle).get(scope, key) : undefined
+    const row = keyFilter.mayHold(scope, key, handle)
+      ? selectOn(handle).get(sqliteKeyHash(scope, key), scope, key)
+      : undefined
     const view = row === undefined ? undefined : toView(row)
     const decision = decideClaim(view, fingerprint, now)
     switch (decision.kind) {
@@ -179,27 +198,27 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
   /** On the write connection: inside the caller's transaction, or in a group commit. */
   function writeCompleted(ref: ClaimRef, claim: HeldClaim, response: StoredResponse): boolean {
-    if (claim.replacesExpired) deleteExpired.run(ref.scope, ref.key, clock.now())
+    const keyHash = sqliteKeyHash(ref.scope, ref.key)
+    if (claim.replacesExpired) deleteExpired.run(keyHash, ref.scope, ref.key, clock.now())
     // Before the insert: a claim that skips its look-up must never miss a committed record.
     keyFilter.add(ref.scope, ref.key)
-    try {
-      insertCompleted.run(
-        ref.scope,
-        ref.key,
-        Buffer.from(claim.fingerprint, 'hex'),
-        claim.expiresAt,
-        claim.createdAt,
-        response.status,
-        JSON.stringify(response.headers),
-        Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength),
-        response.requestId,
-      )
-      return true
-    } catch (error) {
-      // A live record under the key: the claim was not ours to complete.
-      if ((error as { code?: unknown }).code === 'SQLITE_CONSTRAINT_UNIQUE') return false
-      throw error
-    }
+    const { changes } = insertCompleted.run(
+      ref.scope,
+      ref.key,
+      Buffer.from(claim.fingerprint, 'hex'),
+      claim.expiresAt,
+      claim.createdAt,
+      response.status,
+      JSON.stringify(response.headers),
+      Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength),
+      response.requestId,
+      keyHash,
+      keyHash,
+      ref.scope,
+      ref.key,
+    )
+    // No row: a record was already under the key, and the claim was not ours to complete.
+    return changes === 1
   }
 
   /**
