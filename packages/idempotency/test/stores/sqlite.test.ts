@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, rmSync, statSync, unlinkSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -331,6 +331,58 @@ describe('SQLite store, one owner per file', () => {
         connection.close()
       }
     } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('owns the file at once after its owner was killed and is a zombie its parent never reaped', async () => {
+    const { dir, filename } = temporaryFile()
+    const key = randomUUID()
+    // The holder's parent is `sleep`, which never reaps a child: killed, the holder stays a
+    // zombie (state Z) until the sleep ends, as under a supervisor that restarts at once.
+    const parent = spawn(
+      '/bin/sh',
+      [
+        '-c',
+        'node "$0" "$1" "$2" "$3" & echo "pid $!"; exec sleep 30',
+        HOLD_CLAIM,
+        filename,
+        'acct',
+        key,
+      ],
+      { stdio: ['ignore', 'pipe', 'inherit'] },
+    )
+    try {
+      let output = ''
+      await new Promise<void>((resolve, reject) => {
+        parent.stdout.on('data', (chunk: Buffer) => {
+          output += chunk.toString()
+          if (/pid \d+/.test(output) && output.includes('claimed')) resolve()
+        })
+        parent.once('exit', () => {
+          reject(new Error(`the holder's parent exited early: ${output}`))
+        })
+      })
+      const pid = Number(/pid (\d+)/.exec(output)?.[1])
+      process.kill(pid, 'SIGKILL')
+      const state = () => {
+        const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
+        return stat.slice(stat.lastIndexOf(')') + 2).split(' ')[0]
+      }
+      for (let tries = 0; state() !== 'Z'; tries++) {
+        if (tries > 200) throw new Error('the killed holder never became a zombie')
+        await new Promise((resolve) => setTimeout(resolve, 10))
+      }
+      const connection = openSqliteConnection(filename)
+      try {
+        const store = createSqliteStore({ connection })
+        expect(outcomeOf(await store.claim(request({ scope: 'acct', key })))).toBe('claimed')
+        store.close()
+      } finally {
+        connection.close()
+      }
+    } finally {
+      parent.kill('SIGKILL')
       rmSync(dir, { recursive: true, force: true })
     }
   })

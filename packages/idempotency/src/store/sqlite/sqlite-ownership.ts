@@ -150,12 +150,19 @@ function bootId(): string | null {
   }
 }
 
-/** When the process started, in clock ticks since boot (Linux `/proc/<pid>/stat`, field 22). */
+/**
+ * When the process started, in clock ticks since boot (Linux `/proc/<pid>/stat`, field 22);
+ * null for a process that is gone. A zombie (state `Z`, or `X` while it is reaped) is gone: it
+ * has exited and closed its files, and only its parent has yet to read its exit status, which a
+ * supervisor that kills and restarts at once may not have done yet.
+ */
 function processStart(pid: number): string | null {
   try {
     const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
     // The command name (field 2) may hold spaces and parentheses: count from the last ')'.
     const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    const state = fields[0]
+    if (state === 'Z' || state === 'X' || state === 'x') return null
     return fields[19] ?? null
   } catch {
     return null
