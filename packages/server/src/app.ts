@@ -98,7 +98,7 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     leaseMs: config.idempotencyLeaseMs,
   })
   const now = Date.now()
-  await migrate(db, now, seedCatalog)
+  const { unknownMigrations } = await migrate(db, now, seedCatalog)
   for (const { account, apiKey } of config.apiKeys) {
     const created = await ensureAccount(db, account, now)
     await addApiKey(db, created.id, apiKey, now)
@@ -157,6 +157,12 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
       },
     },
   })
+  if (unknownMigrations.length > 0) {
+    server.log.warn(
+      { unknownMigrations },
+      `The database was migrated by a newer version of this server (migrations ${unknownMigrations.join(', ')} are not in this one); running on it as it is`,
+    )
+  }
   let purger: Purger | undefined
   const shutdown = createShutdownCoordinator()
   const routes: RegisteredRoute[] = []

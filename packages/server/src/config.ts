@@ -1,3 +1,4 @@
+import { isIP } from 'node:net'
 import { dirname, join } from 'node:path'
 
 /** A parsed `DATABASE_URL`. */
@@ -68,9 +69,9 @@ export function loadConfig(env: Env): ServerConfig {
     )
   }
   return {
-    host: env['HOST'] ?? '127.0.0.1',
+    host: parseHost(env['HOST']),
     port: integer(env, 'PORT', 8080, 0, 65_535),
-    database: parseDatabaseUrl(env['DATABASE_URL'] ?? 'sqlite:./data/ticksupply.db'),
+    database: parseDatabaseUrl(nonEmpty(env['DATABASE_URL']) ?? 'sqlite:./data/ticksupply.db'),
     apiKeys: parseApiKeys(env['API_KEYS'] ?? ''),
     idempotencyTtlMs,
     idempotencyWaitMs: integer(env, 'IDEMPOTENCY_WAIT_MS', 3_000, 0, 60_000),
@@ -98,6 +99,28 @@ export function loadConfig(env: Env): ServerConfig {
     production,
     exports: parseExportConfig(env, production),
   }
+}
+
+/** An empty setting means its default, as for every other variable. */
+function nonEmpty(raw: string | undefined): string | undefined {
+  return raw === undefined || raw === '' ? undefined : raw
+}
+
+/** A DNS name (RFC 1123 labels) or an IP address, without a port. */
+const HOST_NAME =
+  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
+
+/**
+ * The address to listen on. Empty is the default, loopback: Node would read an empty host as
+ * every interface, which nobody who cleared the variable meant. `0.0.0.0` or `::` say that.
+ */
+function parseHost(raw: string | undefined): string {
+  const host = nonEmpty(raw)
+  if (host === undefined) return '127.0.0.1'
+  if (isIP(host) !== 0 || HOST_NAME.test(host)) return host
+  throw new ConfigError(
+    `HOST must be an IP address or a host name (e.g. 127.0.0.1, 0.0.0.0, ::, localhost), got "${host}"`,
+  )
 }
 
 function integer(env: Env, name: string, fallback: number, min: number, max: number): number {
@@ -146,6 +169,14 @@ export function parseDatabaseUrl(url: string): DatabaseLocation {
     return { kind: 'postgres', url }
   }
   throw new ConfigError(`DATABASE_URL must start with sqlite: or postgres://, got "${url}"`)
+}
+
+/** The location as logs and messages show it: a PostgreSQL URL without its password. */
+export function describeDatabase(location: DatabaseLocation): string {
+  if (location.kind === 'sqlite') return location.filename
+  const url = new URL(location.url)
+  url.password = ''
+  return url.toString()
 }
 
 const ACCOUNT_NAME = /^[A-Za-z0-9_.-]{1,64}$/

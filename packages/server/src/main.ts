@@ -1,5 +1,6 @@
 import { buildApp } from './app.js'
-import { ConfigError, loadConfig } from './config.js'
+import type { ServerConfig } from './config.js'
+import { ConfigError, describeDatabase, loadConfig } from './config.js'
 
 /** After the grace period and the aborted operations' settling, the stores get this long to close. */
 const HARD_STOP_AFTER_GRACE_MS = 5_000
@@ -19,19 +20,23 @@ async function main(): Promise<void> {
   try {
     app = await buildApp(config)
   } catch (error) {
-    // Another process owns the SQLite file: a clear line, not a stack trace.
-    if ((error as { code?: unknown } | null)?.code === 'store_owned') {
-      process.stderr.write(`ticksupply: ${(error as Error).message}\n`)
-      process.exit(2)
-    }
-    throw error
+    stopAtStart(
+      errorCode(error) === 'store_owned'
+        ? messageOf(error)
+        : `cannot open the database of DATABASE_URL (${describeDatabase(config.database)}): ${messageOf(error)}`,
+    )
   }
   if (config.production && config.exports.publicBaseUrl === undefined) {
     app.server.log.warn(
       "PUBLIC_BASE_URL is unset: download links take their origin from each request's Host header, which the client chooses. Set it to the public origin, e.g. https://api.example.com",
     )
   }
-  const url = await app.listen()
+  let url
+  try {
+    url = await app.listen()
+  } catch (error) {
+    stopAtStart(listenFailure(error, config))
+  }
   process.stdout.write(
     [
       `Ticksupply API listening on ${url} (database: ${app.databaseDescription})`,
@@ -69,6 +74,40 @@ async function main(): Promise<void> {
       )
     })
   }
+}
+
+/**
+ * A server that cannot start says why in one line naming the setting, and exits with 2, as for
+ * a bad value: a stack trace of a port in use or of a file that is not a database is no help.
+ */
+function stopAtStart(message: string): never {
+  process.stderr.write(`ticksupply: ${message}\n`)
+  process.exit(2)
+}
+
+function listenFailure(error: unknown, config: ServerConfig): string {
+  const where = `${config.host}:${String(config.port)}`
+  switch (errorCode(error)) {
+    case 'EADDRINUSE':
+      return `cannot listen on ${where}: PORT ${String(config.port)} is in use by another process`
+    case 'EACCES':
+      return `cannot listen on ${where}: not allowed to use PORT ${String(config.port)} (ports below 1024 need privileges)`
+    case 'EADDRNOTAVAIL':
+      return `cannot listen on ${where}: HOST ${config.host} is not an address of this machine`
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return `cannot listen on ${where}: HOST ${config.host} does not resolve to an address`
+    default:
+      return `cannot listen on ${where} (HOST, PORT): ${messageOf(error)}`
+  }
+}
+
+function errorCode(error: unknown): unknown {
+  return (error as { code?: unknown } | null)?.code
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error)
 }
 
 await main()

@@ -191,6 +191,15 @@ export const MIGRATIONS: readonly {
   },
 ]
 
+export interface MigrationReport {
+  /**
+   * Migrations recorded in the database that this version does not have: a newer version
+   * migrated it. This one runs on it as it is (every migration adds; none takes away what an
+   * older version reads), so that a rollback of a deployment starts; the server warns.
+   */
+  readonly unknownMigrations: readonly number[]
+}
+
 /**
  * Applies the migrations not yet applied, then `seed`, in one transaction. On PostgreSQL an
  * advisory lock makes instances that start together take turns: the first migrates, the rest
@@ -200,8 +209,8 @@ export async function migrate(
   db: Database,
   now: number,
   seed: (tx: Queryable) => Promise<void> = () => Promise.resolve(),
-): Promise<void> {
-  await db.transaction(async (tx) => {
+): Promise<MigrationReport> {
+  return db.transaction(async (tx) => {
     if (db.dialect === 'postgres') {
       await tx.get(`SELECT pg_advisory_xact_lock(hashtext('ticksupply migrations'))`)
     }
@@ -224,6 +233,8 @@ export async function migrate(
       ])
     }
     await seed(tx)
+    const known = new Set(MIGRATIONS.map((migration) => migration.id))
+    return { unknownMigrations: [...applied].filter((id) => !known.has(id)).sort((a, b) => a - b) }
   })
 }
 

@@ -4,6 +4,7 @@ import type { Store, StoreTransaction } from '@ticksupply/idempotency'
 import { createPostgresStore } from '@ticksupply/idempotency/stores/postgres'
 import { createSqliteStore, openSqliteConnection } from '@ticksupply/idempotency/stores/sqlite'
 import type { DatabaseLocation } from '../config.js'
+import { describeDatabase } from '../config.js'
 import type { Database } from './database.js'
 import { createPostgresDatabase, openPostgresPool } from './postgres-database.js'
 import { createSqliteDatabase } from './sqlite-database.js'
@@ -43,7 +44,7 @@ export function openDatabase(
     const connection = openSqliteConnection(location.filename)
     return {
       db: createSqliteDatabase(connection),
-      description: location.filename,
+      description: describeDatabase(location),
       openIdempotencyStore: () => {
         const store = createSqliteStore({ connection })
         return Promise.resolve({
@@ -57,11 +58,9 @@ export function openDatabase(
     }
   }
   const pool = openPostgresPool(location.url, options)
-  const url = new URL(location.url)
-  url.password = ''
   return {
     db: createPostgresDatabase(pool),
-    description: url.toString(),
+    description: describeDatabase(location),
     async openIdempotencyStore(options) {
       const store = await createPostgresStore({
         pool,
