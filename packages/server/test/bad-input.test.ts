@@ -2,6 +2,7 @@
  * Bad input of every kind: never a 500, always the error envelope with an X-Request-Id, and
  * never Fastify's default error shape.
  */
+import { gzipSync } from 'node:zlib'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { Answer, RawAnswer, TestServer } from './support/server.js'
 import {
@@ -402,5 +403,62 @@ describe('a body sent to a call that takes none', () => {
       expect((await call('DELETE', path, rawBody)).status).toBe(204)
       expect((await send(`${url}${path}`)).json<{ status: string }>().status).toBe('deleted')
     }
+  })
+})
+
+describe('a body in a content coding the server does not decode', () => {
+  let server: TestServer
+  let url: string
+  const nextDatastream = datastreamIds(1)
+
+  beforeAll(async () => {
+    server = await startServer()
+    url = server.url
+  })
+  afterAll(async () => {
+    await server.close()
+  })
+
+  const keyedPost = (body: Buffer, encoding: string | undefined, key: string) => {
+    const head = [
+      'POST /v1/subscriptions HTTP/1.1',
+      `Host: ${new URL(url).host}`,
+      `X-Api-Key: ${ACME_KEY}`,
+      `Idempotency-Key: ${key}`,
+      'Content-Type: application/json',
+      ...(encoding === undefined ? [] : [`Content-Encoding: ${encoding}`]),
+      `Content-Length: ${String(body.length)}`,
+      'Connection: close',
+    ].join('\r\n')
+    return sendRaw(url, head, body.toString('latin1'))
+  }
+
+  it.each(['gzip', 'br', 'deflate', 'GZIP', 'identity, gzip', 'x-custom'])(
+    'refuses a body labelled %s with 400 before the claim, and the key still works',
+    async (encoding) => {
+      const datastream = nextDatastream()
+      const body = Buffer.from(JSON.stringify({ datastream_id: datastream }))
+      const key = crypto.randomUUID()
+      const claimsBefore = server.claims()
+      const refused = await keyedPost(body, encoding, key)
+      expectEnvelope(refused, 400, 'invalid_argument')
+      expect(refused.text).toContain('Content-Encoding')
+      expect(server.claims()).toBe(claimsBefore)
+      const created = await keyedPost(body, undefined, key)
+      expect(created.status).toBe(201)
+      expect(server.claims() - claimsBefore).toBe(1)
+    },
+  )
+
+  it('refuses a really gzipped body by its coding, not as malformed JSON', async () => {
+    const body = gzipSync(JSON.stringify({ datastream_id: nextDatastream() }))
+    const refused = await keyedPost(body, 'gzip', crypto.randomUUID())
+    expectEnvelope(refused, 400, 'invalid_argument')
+    expect(refused.text).toContain('Content-Encoding gzip is not supported')
+  })
+
+  it('takes a body labelled identity as it is', async () => {
+    const body = Buffer.from(JSON.stringify({ datastream_id: nextDatastream() }))
+    expect((await keyedPost(body, 'identity', crypto.randomUUID())).status).toBe(201)
   })
 })

@@ -176,3 +176,44 @@ describe('CONNECT', () => {
     }
   })
 })
+
+describe('an Expect other than 100-continue', () => {
+  it.each(['', 'foo', '200-ok', 'x=y; z'])(
+    'is ignored (%j): the request is answered as if it had none, in the envelope',
+    async (expectation) => {
+      const host = `Host: ${new URL(server.url).host}`
+      const stranger = await sendRaw(
+        server.url,
+        `GET /v1/exchanges HTTP/1.1\r\n${host}\r\nExpect: ${expectation}\r\nConnection: close`,
+      )
+      expectRawEnvelope(stranger, 401, 'unauthenticated')
+      const account = await sendRaw(
+        server.url,
+        `GET /v1/exchanges HTTP/1.1\r\n${host}\r\nX-Api-Key: ${ACME_KEY}\r\nExpect: ${expectation}\r\nConnection: close`,
+      )
+      expect(account.status).toBe(200)
+      expect(account.headers['x-request-id']).toMatch(/^req_[0-9a-f]{16}$/)
+    },
+  )
+
+  it('runs a keyed create once, as without it', async () => {
+    const body = JSON.stringify({ datastream_id: 77 })
+    const head = (key: string) =>
+      [
+        'POST /v1/subscriptions HTTP/1.1',
+        `Host: ${new URL(server.url).host}`,
+        `X-Api-Key: ${ACME_KEY}`,
+        `Idempotency-Key: ${key}`,
+        'Expect: something-else',
+        'Content-Type: application/json',
+        `Content-Length: ${String(body.length)}`,
+        'Connection: close',
+      ].join('\r\n')
+    const key = randomUUID()
+    const created = await sendRaw(server.url, head(key), body)
+    const replayed = await sendRaw(server.url, head(key), body)
+    expect([created.status, replayed.status]).toEqual([201, 201])
+    expect(replayed.headers['idempotent-replayed']).toBe('true')
+    expect(replayed.text).toBe(created.text)
+  })
+})

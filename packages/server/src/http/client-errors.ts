@@ -1,5 +1,5 @@
 import { STATUS_CODES } from 'node:http'
-import type { ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance } from 'fastify'
 import { JSON_TYPE, renderError } from './envelope.js'
@@ -123,6 +123,12 @@ const HOST = /^(?:[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])(?::\d{1,5})?$/
 export function registerHostCheck(app: FastifyInstance): void {
   app.server.on('connect', (_request, socket: Duplex) => {
     answerConnect(socket)
+  })
+  // An `Expect` other than 100-continue (an empty one included): Node answers a bare 417 of its
+  // own unless someone listens. RFC 9110 (10.1.1) lets a server ignore an expectation it does
+  // not know, so the request goes on as if it had none, and is answered as any other.
+  app.server.on('checkExpectation', (request: IncomingMessage, response: ServerResponse) => {
+    app.server.emit('request', request, response)
   })
   app.addHook('onRequest', async (request, reply) => {
     const raw = request.raw.rawHeaders

@@ -14,6 +14,21 @@ export function readRawBody(request: FastifyRequest): Buffer | undefined {
 }
 
 /**
+ * The request's content coding when it is one this server does not decode (any but `identity`).
+ * Read as plain JSON, a gzipped body is "malformed", and a body merely labelled gzip would run
+ * the operation on bytes the client said were something else (RFC 9110 8.4).
+ */
+function unsupportedContentCoding(header: string | string[] | undefined): string | undefined {
+  if (header === undefined) return undefined
+  const codings = [header]
+    .flat()
+    .flatMap((value) => value.split(','))
+    .map((coding) => coding.trim().toLowerCase())
+    .filter((coding) => coding !== '' && coding !== 'identity')
+  return codings.length === 0 ? undefined : codings.join(', ')
+}
+
+/**
  * JSON bodies, and only JSON: another content type is a 400 (there is no text/plain parser to
  * let a body past the fingerprint). The bytes are kept as received for the idempotency
  * fingerprint, then parsed once. An empty body is no body (a POST such as `/pause` may carry the
@@ -34,6 +49,17 @@ export function registerJsonBody(
     (request, body, done) => {
       const bytes = typeof body === 'string' ? Buffer.from(body) : body
       request.rawBody = bytes
+      const coding = unsupportedContentCoding(request.headers['content-encoding'])
+      if (coding !== undefined && bytes.length > 0) {
+        done(
+          new ApiError(
+            'invalid_argument',
+            `Content-Encoding ${coding} is not supported: send the body uncompressed`,
+          ),
+          undefined,
+        )
+        return
+      }
       const text = bytes.toString('utf8')
       if (text.trim() === '') {
         done(null, undefined)
