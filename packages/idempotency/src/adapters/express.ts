@@ -12,6 +12,7 @@ import type {
   PreparedReplay,
 } from './idempotency-adapter.js'
 import {
+  OPERATION_ANSWER_HEADERS,
   announcesBody,
   clientGone,
   createIdempotencyAdapter,
@@ -303,9 +304,7 @@ function holdResponse(res: ServerResponse, state: ExchangeState): void {
     restore()
     // The operation's answer is not the key's answer: none of its headers about the body or
     // the resource may go out with the error.
-    for (const name of ['content-type', 'content-length', 'location', 'etag', 'last-modified']) {
-      res.removeHeader(name)
-    }
+    for (const name of OPERATION_ANSWER_HEADERS) res.removeHeader(name)
     const { response } = error
     res.statusCode = response.status
     for (const [name, value] of Object.entries(response.headers)) res.setHeader(name, value)

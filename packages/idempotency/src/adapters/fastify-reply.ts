@@ -47,6 +47,13 @@ export interface RequestState {
    * error schemas, a 500 outside the envelope).
    */
   answersAnError?: boolean
+  /** The reply's own `send`, while the adapter notes what the handler hands it. */
+  send?: FastifyReply['send']
+  /**
+   * What the handler (or the app's error handler) last handed `reply.send`, before any onSend
+   * hook, and whether the reply was already encoded then.
+   */
+  handed?: { readonly payload: unknown; readonly encoded: boolean }
 }
 
 const kState = Symbol('idempotency.state')

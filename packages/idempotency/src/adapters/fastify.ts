@@ -26,6 +26,7 @@ import type {
 } from './idempotency-adapter.js'
 import {
   KEYED_METHODS,
+  OPERATION_ANSWER_HEADERS,
   announcesBody,
   clientGone,
   createIdempotencyAdapter,
@@ -200,7 +201,14 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
       next(null, payload)
       return
     }
-    const body = toBytes(payload)
+    const handed = state.handed
+    // An app hook encoded the handler's answer on its way out (compression: the hook sets
+    // Content-Encoding, and may hand on a stream). The key keeps what the handler answered, as
+    // its replay's body: the same hooks encode the replay in turn, for that request's
+    // Accept-Encoding. Stored as sent, the replay would be encoded twice.
+    const encodedByHooks =
+      handed !== undefined && !handed.encoded && reply.hasHeader('content-encoding')
+    const body = toBytes(encodedByHooks ? handedBytes(reply, handed.payload) : payload)
     if (body === undefined) {
       // A streamed body cannot be stored for replay: give the key back instead.
       void state.exchange.giveUp('streamed', reply.statusCode).then(() => {
@@ -215,13 +223,15 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
       state.requestId(),
     )
     state.exchange.finish(response).then(
-      // The bytes stored are the bytes sent: no second encoding of the same string.
+      // The bytes stored are the bytes sent (no second encoding of the same string), unless
+      // the hooks encoded them.
       () => {
-        next(null, body)
+        next(null, encodedByHooks ? payload : body)
       },
       (error: unknown) => {
-        // The operation's answer is not the key's answer: its Location must not go out.
-        reply.removeHeader('location')
+        // The operation's answer is not the key's answer: none of its headers about its body
+        // or its resource may go out with the error.
+        for (const name of OPERATION_ANSWER_HEADERS) reply.removeHeader(name)
         // An answer that is itself the app's rendering of an error (a deadline's 408, a 503)
         // is answered here too: Fastify does not run the app's error handler twice.
         if (isIdempotencyHttpError(error) && (!appHandlesErrors(reply) || state.answersAnError)) {
@@ -270,7 +280,15 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     // held: a replay, a conflict or a client that went away can never fall through to it.
     const handler = route.handler
     route.handler = function guardedHandler(this: FastifyInstance, request, reply) {
-      if (request.idempotencyKey !== null && request.idempotencyClaim === null) return reply
+      if (request.idempotencyKey !== null) {
+        if (request.idempotencyClaim === null) return reply
+        // What the handler answers is noted before the app's onSend hooks see it.
+        const state = stateOf(request)
+        if (state !== undefined) {
+          state.send = reply.send
+          reply.send = sendNotingPayload
+        }
+      }
       return handler.call(this, request, reply)
     }
   })
@@ -316,6 +334,26 @@ function sendReplay(reply: FastifyReply, replay: PreparedReplay): FastifyReply {
     .code(replay.status)
     .headers(replay.headers)
     .send(Buffer.from(body.buffer, body.byteOffset, body.byteLength))
+}
+
+/**
+ * `reply.send` of a request whose handler runs under a claim: notes the payload, and whether
+ * the reply was already encoded (a handler that sends compressed bytes itself), then sends as
+ * Fastify does. One function for every request: no closure per request.
+ */
+function sendNotingPayload(this: FastifyReply, payload?: unknown): FastifyReply {
+  const state = stateOf(this.request)
+  if (state?.send === undefined) throw new Error('the idempotency adapter lost its reply')
+  state.handed = { payload, encoded: this.hasHeader('content-encoding') }
+  return state.send.call(this, payload)
+}
+
+/** The bytes of what the handler handed `reply.send`, as Fastify serialises them. */
+function handedBytes(reply: FastifyReply, payload: unknown): unknown {
+  if (payload === null || payload === undefined || typeof payload === 'string') return payload
+  if (payload instanceof Uint8Array || typeof (payload as { pipe?: unknown }).pipe === 'function')
+    return payload
+  return reply.serialize(payload)
 }
 
 function toBytes(payload: unknown): Uint8Array | undefined {

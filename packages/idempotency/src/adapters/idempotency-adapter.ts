@@ -24,6 +24,25 @@ import type { StoreTransaction } from '../core/store.js'
 /** The methods whose `Idempotency-Key` counts; PUT, GET, HEAD, OPTIONS and PATCH ignore it. */
 export const KEYED_METHODS: ReadonlySet<string> = new Set(['POST', 'DELETE'])
 
+/**
+ * The headers of the operation's answer that describe its body or its resource. When the store
+ * refuses that answer (a 503, a lost claim's 409), the error goes out instead, and none of them
+ * may go with it: a `Content-Encoding: gzip` a compression hook set would make the envelope
+ * unreadable, a `Location` would point at a resource the key does not stand for.
+ */
+export const OPERATION_ANSWER_HEADERS: readonly string[] = [
+  'content-type',
+  'content-length',
+  'content-encoding',
+  'content-language',
+  'content-location',
+  'content-range',
+  'content-disposition',
+  'location',
+  'etag',
+  'last-modified',
+]
+
 /** Per-route settings, besides the adapter's own options. */
 export interface IdempotencyRouteSettings {
   /**

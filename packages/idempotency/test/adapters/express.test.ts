@@ -4,11 +4,13 @@ import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Socket } from 'node:net'
 import { Readable } from 'node:stream'
+import { gzipSync } from 'node:zlib'
 import express from 'express'
 import type { Express } from 'express'
 import { afterEach, describe, expect, it } from 'vitest'
 import { createIdempotencyEngine } from '@ticksupply/idempotency'
 import type { PostgresTransaction } from '@ticksupply/idempotency/stores/postgres'
+import type { SqliteStore } from '@ticksupply/idempotency/stores/sqlite'
 import { expressIdempotency, keepRawBody } from '@ticksupply/idempotency/express'
 import { newKey, send } from '../support/http.js'
 import { openTemporarySqlite } from '../support/sqlite.js'
@@ -27,7 +29,11 @@ afterEach(async () => {
 
 /** An Express app behind the adapter, without an error handler of its own. */
 async function start(
-  routes: (app: Express, idempotency: ReturnType<typeof expressIdempotency>) => void,
+  routes: (
+    app: Express,
+    idempotency: ReturnType<typeof expressIdempotency>,
+    store: SqliteStore,
+  ) => void,
   options: { maxStoredBodyBytes?: number; parse?: boolean } = {},
 ): Promise<string> {
   const sqlite = openTemporarySqlite()
@@ -40,7 +46,7 @@ async function start(
       ? {}
       : { maxStoredBodyBytes: options.maxStoredBodyBytes }),
   })
-  routes(app, idempotency)
+  routes(app, idempotency, sqlite.store)
   const server: Server = app.listen(0, '127.0.0.1')
   await new Promise<void>((resolve) => server.once('listening', resolve))
   cleanup = async () => {
@@ -86,6 +92,29 @@ describe('the Express adapter', () => {
     const replayed = await send(`${url}/chunks`, { key: newKey() })
     expect(replayed.text).toBe('héllo wörld')
     expect(replayed.headers.get('location')).toBe('/jobs/1')
+  })
+
+  it("answers the store's refusal without the operation's Content-Encoding or Location", async () => {
+    let runs = 0
+    const url = await start((app, idempotency, store) => {
+      app.post('/orders', idempotency, (_request, res) => {
+        runs++
+        // The store goes away mid-operation (its claims with it): the completion is refused.
+        store.close()
+        res
+          .status(201)
+          .set({ 'content-encoding': 'gzip', location: '/orders/1', 'content-language': 'en' })
+          .type('application/json')
+          .send(gzipSync('{"order":1}'))
+      })
+    })
+    const answer = await send(`${url}/orders`, { key: newKey(), body: '{"item":"widget"}' })
+    expect(runs).toBe(1)
+    expect(answer.status).toBe(409)
+    for (const name of ['content-encoding', 'location', 'content-language']) {
+      expect(answer.headers.get(name)).toBeNull()
+    }
+    expect(Object.keys(JSON.parse(answer.text) as object)).toEqual(['error'])
   })
 
   it('sends a body larger than maxStoredBodyBytes whole, without storing it', async () => {

@@ -1,5 +1,6 @@
 /** What only the Fastify adapter has; the contract itself is adapter-contract.test.ts. */
 import { Readable } from 'node:stream'
+import { gzipSync } from 'node:zlib'
 import Fastify from 'fastify'
 import type { FastifyInstance } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
@@ -274,5 +275,81 @@ describe('the Fastify adapter', () => {
         () => 'never registered',
       ),
     ).toThrow(TypeError)
+  })
+})
+
+describe('the Fastify adapter behind an onSend hook that encodes (compression)', () => {
+  /** What @fastify/compress does: gzips string and buffer payloads the client accepts gzip for. */
+  function addGzipHook(app: FastifyInstance, options: { stream?: boolean } = {}): void {
+    app.addHook('onSend', (request, reply, payload, done) => {
+      const accepts = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))
+      const encodable = typeof payload === 'string' || Buffer.isBuffer(payload)
+      if (!accepts || !encodable || reply.hasHeader('content-encoding')) {
+        done(null, payload)
+        return
+      }
+      const zipped = gzipSync(payload)
+      reply.header('content-encoding', 'gzip').removeHeader('content-length')
+      done(null, options.stream === true ? Readable.from([zipped]) : zipped)
+    })
+  }
+  const gzip = { 'accept-encoding': 'gzip' }
+
+  it.each([
+    ['a buffer', false],
+    ['a stream', true],
+  ])(
+    'stores what the handler answered when the hook hands on %s: one run, replays encoded once',
+    async (_name, stream) => {
+      let runs = 0
+      const url = await bareApp((app) => {
+        addGzipHook(app, { stream })
+        app.post('/orders', (_request, reply) => {
+          runs++
+          return reply.code(201).send({ order: runs })
+        })
+      })
+      const key = newKey()
+      const answers = []
+      for (let i = 0; i < 3; i++) {
+        answers.push(await send(`${url}/orders`, { key, body: order, headers: gzip }))
+      }
+      expect(runs).toBe(1)
+      for (const [i, answer] of answers.entries()) {
+        expect(answer.status).toBe(201)
+        // fetch decodes one gzip layer: a replay gzipped twice would read as gzip bytes.
+        expect(answer.text).toBe('{"order":1}')
+        expect(answer.headers.get('content-encoding')).toBe('gzip')
+        expect(answer.headers.get('idempotent-replayed')).toBe(i === 0 ? null : 'true')
+      }
+      // A retry that takes no gzip gets the same body plainly: the encoding is the hook's.
+      const plain = await send(`${url}/orders`, {
+        key,
+        body: order,
+        headers: { 'accept-encoding': 'identity' },
+      })
+      expect(plain.text).toBe('{"order":1}')
+      expect(plain.headers.get('content-encoding')).toBeNull()
+      expect(plain.headers.get('idempotent-replayed')).toBe('true')
+    },
+  )
+
+  it("answers the store's refusal without the operation's Content-Encoding", async () => {
+    let runs = 0
+    const url = await bareApp((app, store) => {
+      addGzipHook(app)
+      app.post('/orders', (_request, reply) => {
+        runs++
+        // The store goes away mid-operation (its claims with it): the completion is refused.
+        store.close()
+        return reply.code(201).header('location', '/orders/1').send({ order: 1 })
+      })
+    })
+    const answer = await send(`${url}/orders`, { key: newKey(), body: order, headers: gzip })
+    expect(runs).toBe(1)
+    expect(answer.status).toBe(409)
+    expect(answer.headers.get('content-encoding')).toBeNull()
+    expect(answer.headers.get('location')).toBeNull()
+    expect(Object.keys(JSON.parse(answer.text) as object)).toEqual(['error'])
   })
 })
