@@ -285,6 +285,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
         // What the handler answers is noted before the app's onSend hooks see it.
         const state = stateOf(request)
         if (state !== undefined) {
+          // eslint-disable-next-line @typescript-eslint/unbound-method -- called on the reply again
           state.send = reply.send
           reply.send = sendNotingPayload
         }

@@ -282,7 +282,7 @@ describe('the Fastify adapter behind an onSend hook that encodes (compression)',
   /** What @fastify/compress does: gzips string and buffer payloads the client accepts gzip for. */
   function addGzipHook(app: FastifyInstance, options: { stream?: boolean } = {}): void {
     app.addHook('onSend', (request, reply, payload, done) => {
-      const accepts = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''))
+      const accepts = /\bgzip\b/.test(request.headers['accept-encoding'] ?? '')
       const encodable = typeof payload === 'string' || Buffer.isBuffer(payload)
       if (!accepts || !encodable || reply.hasHeader('content-encoding')) {
         done(null, payload)
