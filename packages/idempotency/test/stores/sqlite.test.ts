@@ -387,6 +387,58 @@ describe('SQLite store, one owner per file', () => {
     }
   })
 
+  it('owns the file at once after a killed owner of another host name on this kernel (a recreated container)', async () => {
+    const { dir, filename } = temporaryFile()
+    const key = randomUUID()
+    const holder = spawnHolder(filename, 'acct', key)
+    try {
+      expect(await holder.claimed).toBe('claimed')
+      holder.child.kill('SIGKILL')
+      await holder.exited
+      // As the owner row reads when the owner ran in a container that is gone: another host
+      // name, a pid of its own namespace (this one's is alive), a heartbeat just now.
+      const raw = new Database(filename)
+      raw
+        .prepare('UPDATE idempotency_records_owner SET host = ?, pid = ?, heartbeat_at = ?')
+        .run('container-7f3a', process.pid, Date.now())
+      raw.close()
+      const connection = openSqliteConnection(filename)
+      try {
+        const store = createSqliteStore({ connection })
+        expect(outcomeOf(await store.claim(request({ scope: 'acct', key })))).toBe('claimed')
+        store.close()
+      } finally {
+        connection.close()
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a store while the owner lives, whatever its row says of its host and heartbeat', async () => {
+    const { dir, filename } = temporaryFile()
+    const holder = spawnHolder(filename, 'acct', randomUUID())
+    try {
+      expect(await holder.claimed).toBe('claimed')
+      // A row that alone would read as a dead owner on another machine: its heartbeat an hour old.
+      const raw = new Database(filename)
+      raw
+        .prepare('UPDATE idempotency_records_owner SET host = ?, heartbeat_at = ?')
+        .run('container-7f3a', Date.now() - 3_600_000)
+      raw.close()
+      const connection = openSqliteConnection(filename)
+      try {
+        expect(() => createSqliteStore({ connection })).toThrow(SqliteStoreOwnedError)
+      } finally {
+        connection.close()
+      }
+    } finally {
+      holder.child.kill('SIGKILL')
+      await holder.exited
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
   it('gives the file back on close, so that the next owner needs no liveness check', async () => {
     const first = openTemporarySqlite()
     first.store.close()

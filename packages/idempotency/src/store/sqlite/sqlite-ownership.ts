@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
-import { readFileSync, realpathSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, realpathSync } from 'node:fs'
 import { hostname } from 'node:os'
+import Database from 'better-sqlite3'
 import type { SqliteConnection } from './sqlite-connection.js'
 
 /**
@@ -25,6 +26,8 @@ interface OwnerRow {
   boot_id: string | null
   process_start: string | null
   heartbeat_at: number
+  /** The lock file the owner held for its life; null for an owner of an earlier version. */
+  lock_path: string | null
 }
 
 /** Files whose records a store of this process owns (two stores would split the claims). */
@@ -34,9 +37,14 @@ const ownedHere = new Set<string>()
  * Makes this process the one owner of the records in `table`: refuses while another live
  * process owns them, and takes over from one that died.
  *
- * Whether the previous owner lives is known at once on the same machine: the process with its
- * pid must exist and have started when it did (so a reused pid does not count). An owner on
- * another machine (a shared volume) counts as alive while its heartbeat is fresh.
+ * Whether the previous owner lives is known at once on the same kernel: the owner holds an
+ * exclusive lock on a file beside the database (`<file>-owner`) for its life, which the kernel
+ * frees the moment the process dies, whatever its pid namespace or host name (a container
+ * recreated on the same volume has a new host name and pids of its own). Taking that lock
+ * proves the previous owner on this kernel gone. An owner of an earlier version, which held no
+ * lock, is checked by its pid, which must exist and have started when it did (so a reused pid
+ * does not count). An owner on another machine (a shared volume, whose locks may be local to
+ * each machine) counts as alive while its heartbeat is fresh.
  */
 export function acquireOwnership(
   connection: SqliteConnection,
@@ -64,6 +72,13 @@ export function acquireOwnership(
       process_start TEXT,
       heartbeat_at INTEGER NOT NULL
     )`)
+  const ownerColumns = db
+    .prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${owners}')`)
+    .all()
+  if (!ownerColumns.some((column) => column.name === 'lock_path')) {
+    db.exec(`ALTER TABLE ${owners} ADD COLUMN lock_path TEXT`)
+  }
+  const lock = file === undefined ? undefined : takeLifetimeLock(`${file}-owner`)
   const me: OwnerRow = {
     instance: randomUUID(),
     pid: process.pid,
@@ -71,25 +86,35 @@ export function acquireOwnership(
     boot_id: bootId(),
     process_start: processStart(process.pid),
     heartbeat_at: Date.now(),
+    lock_path: lock instanceof LifetimeLock ? lock.path : null,
   }
   // At start, before the process serves: wait for a lock synchronously, briefly.
   db.pragma('busy_timeout = 5000')
   try {
     db.transaction(() => {
       const current = db.prepare<[], OwnerRow>(`SELECT * FROM ${owners} WHERE id = 1`).get()
-      if (current !== undefined && isAlive(current, staleMs)) {
+      if (lock === 'held' || (current !== undefined && isAlive(current, staleMs, lock))) {
+        const who =
+          current === undefined
+            ? 'Another process'
+            : `Process ${String(current.pid)} on ${current.host}`
         throw new SqliteStoreOwnedError(
-          `Process ${String(current.pid)} on ${current.host} owns the idempotency records in ${db.name}: one process per SQLite database (claims live in its memory). Stop it, or use PostgreSQL to run several instances.`,
+          `${who} owns the idempotency records in ${db.name}: one process per SQLite database (claims live in its memory). Stop it, or use PostgreSQL to run several instances.`,
         )
       }
       db.prepare(
-        `INSERT INTO ${owners} (id, instance, pid, host, boot_id, process_start, heartbeat_at)
-         VALUES (1, @instance, @pid, @host, @boot_id, @process_start, @heartbeat_at)
+        `INSERT INTO ${owners} (id, instance, pid, host, boot_id, process_start, heartbeat_at,
+                                lock_path)
+         VALUES (1, @instance, @pid, @host, @boot_id, @process_start, @heartbeat_at, @lock_path)
          ON CONFLICT (id) DO UPDATE SET instance = excluded.instance, pid = excluded.pid,
            host = excluded.host, boot_id = excluded.boot_id,
-           process_start = excluded.process_start, heartbeat_at = excluded.heartbeat_at`,
+           process_start = excluded.process_start, heartbeat_at = excluded.heartbeat_at,
+           lock_path = excluded.lock_path`,
       ).run(me)
     }).immediate()
+  } catch (error) {
+    if (lock instanceof LifetimeLock) lock.release()
+    throw error
   } finally {
     db.pragma('busy_timeout = 0')
   }
@@ -117,6 +142,7 @@ export function acquireOwnership(
     release() {
       clearInterval(timer)
       if (slot !== undefined) ownedHere.delete(slot)
+      if (lock instanceof LifetimeLock) lock.release()
       if (!db.open) return
       // A clean stop frees the file at once; after a crash the next owner sees a dead pid.
       void connection
@@ -128,9 +154,15 @@ export function acquireOwnership(
   }
 }
 
-function isAlive(owner: OwnerRow, staleMs: number): boolean {
-  const sameMachine =
-    owner.host === hostname() && owner.boot_id !== null && owner.boot_id === bootId()
+function isAlive(
+  owner: OwnerRow,
+  staleMs: number,
+  lock: LifetimeLock | 'held' | undefined,
+): boolean {
+  const sameKernel = owner.boot_id !== null && owner.boot_id === bootId()
+  // The owner held this lock for its life, and now this process holds it: the owner is gone.
+  if (sameKernel && lock instanceof LifetimeLock && owner.lock_path === lock.path) return false
+  const sameMachine = sameKernel && owner.host === hostname()
   if (!sameMachine) return owner.heartbeat_at > Date.now() - staleMs
   if (owner.process_start !== null) return processStart(owner.pid) === owner.process_start
   try {
@@ -138,6 +170,64 @@ function isAlive(owner: OwnerRow, staleMs: number): boolean {
     return true
   } catch (error) {
     return (error as NodeJS.ErrnoException).code === 'EPERM'
+  }
+}
+
+/**
+ * An exclusive lock on a file, held until {@link release} or the process's death: SQLite's
+ * exclusive locking mode on a database of its own, which keeps its POSIX lock from the first
+ * write to the close. The file is never deleted: a process that opened it just before would
+ * hold a lock on a file no one else can see.
+ */
+class LifetimeLock {
+  readonly path: string
+  readonly #database: Database.Database
+  constructor(path: string, database: Database.Database) {
+    this.path = path
+    this.#database = database
+  }
+  release(): void {
+    if (this.#database.open) this.#database.close()
+  }
+}
+
+/**
+ * How long a lock held by another process is tried again. A killed process shows as a zombie
+ * once its main thread has exited, and its files (the lock with them) are closed only once its
+ * last thread has: a few milliseconds later, which a restart at once can meet.
+ */
+const LOCK_PATIENCE_MS = 1_000
+const LOCK_RETRY_MS = 20
+
+/**
+ * Takes the lock on `path`: the lock, `'held'` while another process holds it, or undefined
+ * where there can be none (a file that cannot be created: the owner checks go on without it).
+ */
+function takeLifetimeLock(path: string): LifetimeLock | 'held' | undefined {
+  const deadline = Date.now() + LOCK_PATIENCE_MS
+  for (;;) {
+    const taken = tryLifetimeLock(path)
+    if (taken !== 'held' || Date.now() >= deadline) return taken
+    // At start, before the process serves anything: a synchronous wait blocks no one.
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, LOCK_RETRY_MS)
+  }
+}
+
+function tryLifetimeLock(path: string): LifetimeLock | 'held' | undefined {
+  let database: Database.Database | undefined
+  try {
+    // Created readable by the owner only, as the database beside it.
+    closeSync(openSync(path, 'a', 0o600))
+    database = new Database(path, { timeout: 0 })
+    database.pragma('locking_mode = EXCLUSIVE')
+    database.pragma('journal_mode = OFF')
+    database.exec(
+      'CREATE TABLE IF NOT EXISTS lock (id INTEGER PRIMARY KEY); INSERT OR REPLACE INTO lock VALUES (1)',
+    )
+    return new LifetimeLock(path, database)
+  } catch (error) {
+    database?.close()
+    return (error as { code?: unknown }).code === 'SQLITE_BUSY' ? 'held' : undefined
   }
 }
 
