@@ -156,6 +156,25 @@ describe('/openapi.json', () => {
     }
   })
 
+  it('documents the 400 of every route and the Retry-After of the keyed 409, as the server answers them', async () => {
+    for (const { name, path, method, operation } of operations()) {
+      expect(Object.keys(operation.responses), name).toContain('400')
+      if (path.startsWith('/v1/') && (method === 'post' || method === 'delete')) {
+        const conflict = operation.responses['409'] as { headers?: Json } | undefined
+        expect(conflict?.headers?.['Retry-After'], name).toEqual({
+          $ref: '#/components/headers/Retry-After',
+        })
+      }
+    }
+    // Every GET with a NUL in its query: whatever it answers is in its description.
+    for (const { name, path, operation } of operations().filter((op) => op.method === 'get')) {
+      const answer = await send(`${server.url}${path.replace(/\{[^}]+\}/g, 'x1')}?q=%00`)
+      expect(Object.keys(operation.responses), `${name}: ${answer.text}`).toContain(
+        String(answer.status),
+      )
+    }
+  })
+
   it('shows the query parameters of paged lists, which the code parses', () => {
     const query = (path: string) =>
       (document.paths[path]?.['get']?.parameters ?? [])

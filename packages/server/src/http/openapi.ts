@@ -137,7 +137,8 @@ const HEADERS: Readonly<Record<string, Json>> = {
     ]),
   ),
   'Retry-After': {
-    description: 'Seconds to wait before retrying.',
+    description:
+      'Seconds to wait before retrying: on a 429, and on the 409 of a request whose idempotency key is still in progress (`1`).',
     schema: { type: 'integer', minimum: 1 },
   },
   'Idempotent-Replayed': {
@@ -151,6 +152,12 @@ const HEADERS: Readonly<Record<string, Json>> = {
 }
 
 const headerRef = (name: string): Json => ({ $ref: `#/components/headers/${name}` })
+
+/** An error answer in the envelope, as the routes' own error responses are written. */
+const errorAnswer = (description: string): Json => ({
+  description,
+  content: { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } },
+})
 
 /**
  * Completes what route schemas cannot say: what hooks add to answers (`X-Request-Id` on every
@@ -191,6 +198,16 @@ function completeDocument<D extends object>(generated: D, settings: OpenApiSetti
       const authenticated = path.startsWith('/v1/')
       const keyed = authenticated && (method === 'post' || method === 'delete')
       if (keyed) operation.parameters = [...(operation.parameters ?? []), idempotencyKey]
+      // Checks of every request, whatever its route: a NUL in the query or a parameter given
+      // twice is a 400 anywhere, and a keyed request can meet the idempotency 409s.
+      operation.responses['400'] ??= errorAnswer(
+        '`invalid_argument`: a NUL character in the query, or a query parameter given twice',
+      )
+      if (keyed) {
+        operation.responses['409'] ??= errorAnswer(
+          '`already_exists`: the idempotency key was reused with other parameters, or its request is still running',
+        )
+      }
       for (const [status, response] of Object.entries(operation.responses)) {
         const headers: Json = { ...(response['headers'] as Json | undefined) }
         headers['X-Request-Id'] = headerRef('X-Request-Id')
@@ -198,6 +215,8 @@ function completeDocument<D extends object>(generated: D, settings: OpenApiSetti
           for (const name of Object.keys(RATE_LIMIT_HEADERS)) headers[name] = headerRef(name)
         }
         if (status === '429') headers['Retry-After'] = headerRef('Retry-After')
+        // The "still in progress" 409 asks the retry to wait a second.
+        if (status === '409' && keyed) headers['Retry-After'] = headerRef('Retry-After')
         if (keyed && Number(status) < 500 && !['401', '429'].includes(status)) {
           headers['Idempotent-Replayed'] = headerRef('Idempotent-Replayed')
           headers['Original-Request'] = headerRef('Original-Request')
