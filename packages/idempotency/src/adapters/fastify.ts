@@ -218,7 +218,10 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     }
     const response = state.exchange.capture(
       reply.statusCode,
-      (name) => reply.getHeader(name),
+      // The hooks' encoding is theirs, and the body kept is not encoded.
+      encodedByHooks
+        ? (name) => (name === 'content-encoding' ? undefined : reply.getHeader(name))
+        : (name) => reply.getHeader(name),
       body,
       state.requestId(),
     )

@@ -1,7 +1,7 @@
 /**
  * A response as the store keeps it, and as a replay sends it again.
  *
- * Only the headers a replay needs are kept (`content-type`, `location`, and those an adapter is
+ * Only the headers a replay needs are kept (`content-type`, `content-encoding`, `location`, and those an adapter is
  * told to keep): never `set-cookie`, framing headers (`content-length`, `transfer-encoding`) or
  * anything that could carry a secret (see {@link NEVER_STORED_HEADER_NAMES}).
  */
@@ -16,9 +16,12 @@ export interface StoredResponse {
 
 /**
  * The headers a stored response always keeps; an adapter's `storedHeaders` option adds to them.
- * Everything else the original sent is dropped.
+ * Everything else the original sent is dropped. `content-encoding` labels the body's bytes (a
+ * handler that sends a body it compressed itself): without it a replay of those bytes is
+ * unreadable. An encoding added on the way out by the app's own compression is not the
+ * handler's: the adapters keep the body as the handler answered it, and leave the label out.
  */
-export const STORED_HEADER_NAMES = ['content-type', 'location'] as const
+export const STORED_HEADER_NAMES = ['content-type', 'content-encoding', 'location'] as const
 
 /**
  * Headers no stored response may keep, whatever an adapter is told: credentials and cookies
@@ -34,7 +37,6 @@ export const NEVER_STORED_HEADER_NAMES: ReadonlySet<string> = new Set([
   'proxy-authenticate',
   'content-length',
   'transfer-encoding',
-  'content-encoding',
   'connection',
   'keep-alive',
   'upgrade',

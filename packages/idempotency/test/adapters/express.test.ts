@@ -94,6 +94,29 @@ describe('the Express adapter', () => {
     expect(replayed.headers.get('location')).toBe('/jobs/1')
   })
 
+  it('replays a body the handler encoded itself with its Content-Encoding', async () => {
+    let runs = 0
+    const url = await start((app, idempotency) => {
+      app.post('/orders', idempotency, (_request, res) => {
+        runs++
+        res
+          .status(201)
+          .set('content-encoding', 'gzip')
+          .type('application/json')
+          .send(gzipSync('{"order":"pre-compressed"}'))
+      })
+    })
+    const key = newKey()
+    const first = await send(`${url}/orders`, { key, body: '{"item":"widget"}' })
+    const replay = await send(`${url}/orders`, { key, body: '{"item":"widget"}' })
+    expect(runs).toBe(1)
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    for (const answer of [first, replay]) {
+      expect(answer.headers.get('content-encoding')).toBe('gzip')
+      expect(answer.text).toBe('{"order":"pre-compressed"}')
+    }
+  })
+
   it("answers the store's refusal without the operation's Content-Encoding or Location", async () => {
     let runs = 0
     const url = await start((app, idempotency, store) => {

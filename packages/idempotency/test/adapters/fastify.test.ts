@@ -334,6 +334,38 @@ describe('the Fastify adapter behind an onSend hook that encodes (compression)',
     },
   )
 
+  it('replays a body the handler encoded itself with its Content-Encoding', async () => {
+    let runs = 0
+    const zipped = gzipSync('{"order":"pre-compressed"}')
+    const url = await bareApp((app) => {
+      addGzipHook(app)
+      app.post('/orders', (_request, reply) => {
+        runs++
+        return reply
+          .code(201)
+          .type('application/json')
+          .header('content-encoding', 'gzip')
+          .send(zipped)
+      })
+    })
+    const key = newKey()
+    const answers = [await send(`${url}/orders`, { key, body: order })]
+    answers.push(await send(`${url}/orders`, { key, body: order }))
+    answers.push(
+      await send(`${url}/orders`, { key, body: order, headers: { 'accept-encoding': 'identity' } }),
+    )
+    expect(runs).toBe(1)
+    for (const answer of answers) {
+      expect(answer.headers.get('content-encoding')).toBe('gzip')
+      expect(answer.text).toBe('{"order":"pre-compressed"}')
+    }
+    expect(answers.map((answer) => answer.headers.get('idempotent-replayed'))).toEqual([
+      null,
+      'true',
+      'true',
+    ])
+  })
+
   it("answers the store's refusal without the operation's Content-Encoding", async () => {
     let runs = 0
     const url = await bareApp((app, store) => {
