@@ -23,6 +23,21 @@ function temporaryFile(): { dir: string; filename: string } {
   return { dir, filename: join(dir, 'records.db') }
 }
 
+/** Opens a store on `filename` (as a restarted process would) and claims `key` of `acct`. */
+async function claimOnReopen(filename: string, key: string): Promise<string> {
+  const connection = openSqliteConnection(filename)
+  try {
+    const store = createSqliteStore({ connection })
+    try {
+      return outcomeOf(await store.claim(request({ scope: 'acct', key })))
+    } finally {
+      store.close()
+    }
+  } finally {
+    connection.close()
+  }
+}
+
 const stored = response('{"id":1}')
 const claimRequest = () => request({ scope: 'acct' })
 
@@ -281,6 +296,14 @@ describe('SQLite store, one owner per file', () => {
     return { child, claimed, exited }
   }
 
+  /** A process that claims `key` and is killed with its claim held (SIGKILL), and reaped. */
+  async function holdAndKill(filename: string, key: string): Promise<void> {
+    const holder = spawnHolder(filename, 'acct', key)
+    expect(await holder.claimed).toBe('claimed')
+    holder.child.kill('SIGKILL')
+    await holder.exited
+  }
+
   it('refuses a second store on the file in the same process', async () => {
     const first = openTemporarySqlite()
     const secondConnection = openSqliteConnection(first.filename)
@@ -315,21 +338,10 @@ describe('SQLite store, one owner per file', () => {
   it('owns the file at once after its owner was killed, with nothing left in progress', async () => {
     const { dir, filename } = temporaryFile()
     const key = randomUUID()
-    const holder = spawnHolder(filename, 'acct', key)
     try {
-      expect(await holder.claimed).toBe('claimed')
-      holder.child.kill('SIGKILL')
-      await holder.exited
-      const connection = openSqliteConnection(filename)
-      const store = createSqliteStore({ connection })
-      try {
-        // The killed holder's claim died with it: the retry claims at once, no lease to wait.
-        const retry = await store.claim({ ...request({ scope: 'acct', key }) })
-        expect(outcomeOf(retry)).toBe('claimed')
-      } finally {
-        store.close()
-        connection.close()
-      }
+      await holdAndKill(filename, key)
+      // The killed holder's claim died with it: the retry claims at once, no lease to wait.
+      expect(await claimOnReopen(filename, key)).toBe('claimed')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
@@ -373,14 +385,7 @@ describe('SQLite store, one owner per file', () => {
         if (tries > 200) throw new Error('the killed holder never became a zombie')
         await new Promise((resolve) => setTimeout(resolve, 10))
       }
-      const connection = openSqliteConnection(filename)
-      try {
-        const store = createSqliteStore({ connection })
-        expect(outcomeOf(await store.claim(request({ scope: 'acct', key })))).toBe('claimed')
-        store.close()
-      } finally {
-        connection.close()
-      }
+      expect(await claimOnReopen(filename, key)).toBe('claimed')
     } finally {
       parent.kill('SIGKILL')
       rmSync(dir, { recursive: true, force: true })
@@ -390,11 +395,8 @@ describe('SQLite store, one owner per file', () => {
   it('owns the file at once after a killed owner of another host name on this kernel (a recreated container)', async () => {
     const { dir, filename } = temporaryFile()
     const key = randomUUID()
-    const holder = spawnHolder(filename, 'acct', key)
     try {
-      expect(await holder.claimed).toBe('claimed')
-      holder.child.kill('SIGKILL')
-      await holder.exited
+      await holdAndKill(filename, key)
       // As the owner row reads when the owner ran in a container that is gone: another host
       // name, a pid of its own namespace (this one's is alive), a heartbeat just now.
       const raw = new Database(filename)
@@ -402,14 +404,7 @@ describe('SQLite store, one owner per file', () => {
         .prepare('UPDATE idempotency_records_owner SET host = ?, pid = ?, heartbeat_at = ?')
         .run('container-7f3a', process.pid, Date.now())
       raw.close()
-      const connection = openSqliteConnection(filename)
-      try {
-        const store = createSqliteStore({ connection })
-        expect(outcomeOf(await store.claim(request({ scope: 'acct', key })))).toBe('claimed')
-        store.close()
-      } finally {
-        connection.close()
-      }
+      expect(await claimOnReopen(filename, key)).toBe('claimed')
     } finally {
       rmSync(dir, { recursive: true, force: true })
     }
