@@ -249,6 +249,37 @@ describe('SQLite store, its filter of keys', () => {
     }
   })
 
+  it('grows past its size with a second filter, without reading the file again', async () => {
+    const { store, close } = openTemporarySqlite()
+    try {
+      await untilReady(store)
+      // The smallest filter takes 100,000 keys: write more than that.
+      const written: ReturnType<typeof claimRequest>[] = []
+      for (let batch = 0; batch < 105; batch++) {
+        const claims = Array.from({ length: 1_000 }, claimRequest)
+        await Promise.all(
+          claims.map(async (claim) => {
+            await store.claim(claim)
+            await store.complete(claim, stored)
+          }),
+        )
+        written.push(...claims)
+      }
+      expect(store.keyFilter()).toMatchObject({ ready: true, keys: 105_000, filters: 2 })
+      const skippedBefore = store.keyFilter().skipped
+      const fresh = Array.from({ length: 1_000 }, claimRequest)
+      for (const claim of fresh) expect((await store.claim(claim)).kind).toBe('claimed')
+      // New keys still skip their look-up (but for two filters' false positives).
+      expect(store.keyFilter().skipped - skippedBefore).toBeGreaterThanOrEqual(960)
+      // Keys of both filters are never missed: the first written, the last, and a sample.
+      for (const claim of [...written.slice(0, 200), ...written.slice(-200)]) {
+        expect(bodyOfReplay(await store.claim({ ...claim, token: randomUUID() }))).toBe('{"id":1}')
+      }
+    } finally {
+      await close()
+    }
+  }, 60_000)
+
   it('never misses a record written while the file is still being read in', async () => {
     const { store, close } = openTemporarySqlite()
     try {

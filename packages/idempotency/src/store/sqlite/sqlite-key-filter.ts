@@ -9,6 +9,8 @@ export interface SqliteKeyFilterStats {
   /** Keys added (read in, or written since). */
   readonly keys: number
   readonly bytes: number
+  /** Filters the keys are spread over: one, and one more each time the newest fills up. */
+  readonly filters: number
   /** Claims of a new key that skipped the look-up. */
   readonly skipped: number
 }
@@ -41,7 +43,15 @@ const MIN_CAPACITY = 100_000
 export function startSqliteKeyFilter(connection: SqliteConnection, table: string): SqliteKeyFilter {
   const db = connection.database
   const highest = db.prepare<[], { n: number | null }>(`SELECT max(id) AS n FROM ${table}`).get()
-  let filter = new BloomFilter(Math.max(MIN_CAPACITY, 2 * (highest?.n ?? 0)))
+  // The file's keys as it was opened go into the first filter; keys written since, into the
+  // last. A full filter is never rebuilt (that read the whole table again, with every claim
+  // looking meanwhile): the next, twice as large, takes the keys that follow, and a key may be
+  // in any of them. Each adds its ~1 % of false positives: a dozen filters past ten million
+  // keys written (a claim then looks in one of eight), each a look-up of one cache line.
+  const filters = [new BloomFilter(Math.max(MIN_CAPACITY, 2 * (highest?.n ?? 0)))]
+  const [filter] = filters
+  if (filter === undefined) throw new Error('unreachable: the key filter has its first filter')
+  let newest = filter
   let ready = false
   let skipped = 0
   let closed = false
@@ -75,41 +85,45 @@ export function startSqliteKeyFilter(connection: SqliteConnection, table: string
   // checked once with the probe, on the next claim that would skip its look-up.
   let schemaVersion = statementsOn(db).schemaVersion.get() ?? 0
 
-  /** Reads the records from `afterId` on, a chunk per turn, into `into`. */
-  const readIn = (into: BloomFilter, afterId: number) => {
+  /** Reads the records from `afterId` on, a chunk per turn, into the first filter. */
+  const readIn = (afterId: number) => {
     timer = setTimeout(() => {
       timer = undefined
-      if (closed || into !== filter) return
+      if (closed) return
       connection
         .read((handle) => statementsOn(handle).chunk.all(afterId, CHUNK_ROWS))
         .then(
           (rows) => {
-            if (closed || into !== filter) return
-            for (const row of rows) into.add(recordId(row.scope, row.key))
+            if (closed) return
+            for (const row of rows) filter.add(recordId(row.scope, row.key))
             const last = rows.at(-1)
             if (rows.length < CHUNK_ROWS || last === undefined) ready = true
-            else readIn(into, last.id)
+            else readIn(last.id)
           },
           // A file that cannot be read now is read again later; claims look meanwhile. A
           // connection closed under the store is not coming back.
           () => {
-            if (!closed && into === filter && db.open) readInLater(into, afterId)
+            if (!closed && db.open) readInLater(afterId)
           },
         )
     }, 0)
     timer.unref()
   }
-  const readInLater = (into: BloomFilter, afterId: number) => {
+  const readInLater = (afterId: number) => {
     timer = setTimeout(() => {
-      readIn(into, afterId)
+      readIn(afterId)
     }, 1_000)
     timer.unref()
   }
-  readIn(filter, 0)
+  readIn(0)
+  const mightContain = (id: string) => {
+    for (const each of filters) if (each.mightContain(id)) return true
+    return false
+  }
 
   return {
     mayHold(scope, key, handle) {
-      if (!ready || filter.mightContain(recordId(scope, key))) return true
+      if (!ready || mightContain(recordId(scope, key))) return true
       const statements = statementsOn(handle)
       const version = statements.schemaVersion.get() ?? 0
       if (version !== schemaVersion) {
@@ -120,18 +134,20 @@ export function startSqliteKeyFilter(connection: SqliteConnection, table: string
       return false
     },
     add(scope, key) {
-      filter.add(recordId(scope, key))
-      if (filter.added <= filter.capacity) return
-      // Past its size the filter would say "maybe" to ever more keys: a larger one is read in
-      // (the keys written meanwhile go into it as they are written).
-      filter = new BloomFilter(2 * filter.capacity)
-      // This key's record may commit after the read-in has passed its place.
-      filter.add(recordId(scope, key))
-      ready = false
-      if (timer !== undefined) clearTimeout(timer)
-      readIn(filter, 0)
+      // Past its size a filter would say "maybe" to ever more keys: the next one takes over.
+      if (newest.added >= newest.capacity) {
+        newest = new BloomFilter(2 * newest.capacity)
+        filters.push(newest)
+      }
+      newest.add(recordId(scope, key))
     },
-    stats: () => ({ ready, keys: filter.added, bytes: filter.bytes, skipped }),
+    stats: () => ({
+      ready,
+      keys: filters.reduce((sum, each) => sum + each.added, 0),
+      bytes: filters.reduce((sum, each) => sum + each.bytes, 0),
+      filters: filters.length,
+      skipped,
+    }),
     close() {
       closed = true
       if (timer !== undefined) clearTimeout(timer)
