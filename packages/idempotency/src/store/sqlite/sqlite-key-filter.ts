@@ -46,8 +46,9 @@ export function startSqliteKeyFilter(connection: SqliteConnection, table: string
   // The file's keys as it was opened go into the first filter; keys written since, into the
   // last. A full filter is never rebuilt (that read the whole table again, with every claim
   // looking meanwhile): the next, twice as large, takes the keys that follow, and a key may be
-  // in any of them. Each adds its ~1 % of false positives: a dozen filters past ten million
-  // keys written (a claim then looks in one of eight), each a look-up of one cache line.
+  // in any of them. Each adds its ~1 % of false positives: seven filters by ten million keys
+  // written (a new key's claim then looks about once in fifteen), each a look-up of one cache
+  // line.
   const filters = [new BloomFilter(Math.max(MIN_CAPACITY, 2 * (highest?.n ?? 0)))]
   const [filter] = filters
   if (filter === undefined) throw new Error('unreachable: the key filter has its first filter')
