@@ -1,7 +1,7 @@
-import { spawn } from 'node:child_process'
+import { execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
@@ -17,6 +17,13 @@ import { outcomeOf, request, response } from '../store-contract.js'
 import { openTemporarySqlite } from '../support/sqlite.js'
 
 const HOLD_CLAIM = fileURLToPath(new URL('../fixtures/hold-claim.mjs', import.meta.url))
+const TRY_OWN = fileURLToPath(new URL('../fixtures/try-own.mjs', import.meta.url))
+
+/** What another process gets when it tries to own the file: `owned` or `refused <error>`. */
+function ownFromAnotherProcess(filename: string, table?: string): string {
+  const args = [TRY_OWN, filename, ...(table === undefined ? [] : [table])]
+  return execFileSync(process.execPath, args, { encoding: 'utf8' }).trim()
+}
 
 function temporaryFile(): { dir: string; filename: string } {
   const dir = mkdtempSync(join(tmpdir(), 'idempotency-sqlite-'))
@@ -461,6 +468,127 @@ describe('SQLite store, one owner per file', () => {
     } finally {
       holder.child.kill('SIGKILL')
       await holder.exited
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a store while the owner lives, even when its lock file was deleted and made again', async () => {
+    const { dir, filename } = temporaryFile()
+    const holder = spawnHolder(filename, 'acct', randomUUID())
+    try {
+      expect(await holder.claimed).toBe('claimed')
+      unlinkSync(`${filename}-owner`)
+      expect(ownFromAnotherProcess(filename)).toBe('refused SqliteStoreOwnedError')
+    } finally {
+      holder.child.kill('SIGKILL')
+      await holder.exited
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('owns several tables of one file in one process, and holds the file while any is open', () => {
+    const { dir, filename } = temporaryFile()
+    const first = openSqliteConnection(filename)
+    const second = openSqliteConnection(filename)
+    try {
+      const records = createSqliteStore({ connection: first })
+      const others = createSqliteStore({ connection: second, tableName: 'other_records' })
+      others.close()
+      // The other table's store let go; this one still holds the file, for every table of it:
+      // one process per file.
+      expect(ownFromAnotherProcess(filename)).toBe('refused SqliteStoreOwnedError')
+      expect(ownFromAnotherProcess(filename, 'other_records')).toBe('refused SqliteStoreOwnedError')
+      records.close()
+      expect(ownFromAnotherProcess(filename)).toBe('owned')
+      expect(ownFromAnotherProcess(filename, 'other_records')).toBe('owned')
+    } finally {
+      first.close()
+      second.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a file an earlier version owns without touching its table', async () => {
+    const { dir, filename } = temporaryFile()
+    // A live process standing for an owner of the second version: a row without a lock file.
+    const owner = spawn('sleep', ['30'])
+    try {
+      await new Promise((resolve) => owner.once('spawn', resolve))
+      const pid = owner.pid ?? 0
+      const stat = readFileSync(`/proc/${String(pid)}/stat`, 'utf8')
+      const start = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[19]
+      const raw = new Database(filename)
+      raw.exec(`
+        CREATE TABLE idempotency_records (
+          id INTEGER PRIMARY KEY, scope TEXT NOT NULL, key TEXT NOT NULL,
+          fingerprint BLOB NOT NULL, expires_at INTEGER NOT NULL, created_at INTEGER NOT NULL,
+          status INTEGER NOT NULL, headers TEXT NOT NULL, body BLOB NOT NULL,
+          request_id TEXT NOT NULL
+        );
+        CREATE UNIQUE INDEX idempotency_records_key ON idempotency_records (scope, key);
+        CREATE TABLE idempotency_records_owner (
+          id INTEGER PRIMARY KEY CHECK (id = 1), instance TEXT NOT NULL, pid INTEGER NOT NULL,
+          host TEXT NOT NULL, boot_id TEXT, process_start TEXT, heartbeat_at INTEGER NOT NULL
+        );`)
+      raw
+        .prepare('INSERT INTO idempotency_records_owner VALUES (1, ?, ?, ?, ?, ?, ?)')
+        .run(
+          'v2',
+          pid,
+          hostname(),
+          readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+          start,
+          Date.now(),
+        )
+      raw.close()
+      expect(ownFromAnotherProcess(filename)).toBe('refused SqliteStoreOwnedError')
+      const after = new Database(filename, { readonly: true })
+      try {
+        const columns = after
+          .prepare<[], { name: string }>(
+            `SELECT name FROM pragma_table_info('idempotency_records')`,
+          )
+          .all()
+        expect(columns.map((column) => column.name)).not.toContain('key_hash')
+        expect(
+          after
+            .prepare<[], { name: string }>(
+              `SELECT name FROM pragma_index_list('idempotency_records')`,
+            )
+            .all(),
+        ).toEqual([{ name: 'idempotency_records_key' }])
+      } finally {
+        after.close()
+      }
+    } finally {
+      owner.kill('SIGKILL')
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a table that is not of idempotency records, leaves it as it is, and gives the file back', () => {
+    const { dir, filename } = temporaryFile()
+    const connection = openSqliteConnection(filename)
+    try {
+      connection.database.exec(`
+        CREATE TABLE api_keys (id INTEGER PRIMARY KEY, scope TEXT, key TEXT, secret TEXT);
+        CREATE UNIQUE INDEX api_keys_key ON api_keys (scope, key);`)
+      expect(() => createSqliteStore({ connection, tableName: 'api_keys' })).toThrow(
+        /api_keys is not an idempotency records table/,
+      )
+      const columns = connection.database
+        .prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('api_keys')`)
+        .all()
+      expect(columns.map((column) => column.name)).toEqual(['id', 'scope', 'key', 'secret'])
+      expect(
+        connection.database
+          .prepare<[], { name: string }>(`SELECT name FROM pragma_index_list('api_keys')`)
+          .all(),
+      ).toEqual([{ name: 'api_keys_key' }])
+      // The refused store holds nothing: another process may own the file.
+      expect(ownFromAnotherProcess(filename)).toBe('owned')
+    } finally {
+      connection.close()
       rmSync(dir, { recursive: true, force: true })
     }
   })

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto'
-import { closeSync, openSync, readFileSync, realpathSync } from 'node:fs'
+import { closeSync, openSync, readFileSync, realpathSync, statSync } from 'node:fs'
 import { hostname } from 'node:os'
 import Database from 'better-sqlite3'
 import type { SqliteConnection } from './sqlite-connection.js'
@@ -62,46 +62,44 @@ export function acquireOwnership(
     )
   }
   const owners = `${table}_owner`
-  db.exec(`
-    CREATE TABLE IF NOT EXISTS ${owners} (
-      id INTEGER PRIMARY KEY CHECK (id = 1),
-      instance TEXT NOT NULL,
-      pid INTEGER NOT NULL,
-      host TEXT NOT NULL,
-      boot_id TEXT,
-      process_start TEXT,
-      heartbeat_at INTEGER NOT NULL
-    )`)
-  const ownerColumns = db
-    .prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${owners}')`)
-    .all()
-  if (!ownerColumns.some((column) => column.name === 'lock_path')) {
-    db.exec(`ALTER TABLE ${owners} ADD COLUMN lock_path TEXT`)
-  }
-  const lock = file === undefined ? undefined : takeLifetimeLock(`${file}-owner`)
-  const me: OwnerRow = {
-    instance: randomUUID(),
-    pid: process.pid,
-    host: hostname(),
-    boot_id: bootId(),
-    process_start: processStart(process.pid),
-    heartbeat_at: Date.now(),
-    lock_path: lock instanceof LifetimeLock ? lock.path : null,
-  }
-  // At start, before the process serves: wait for a lock synchronously, briefly.
+  const refused = (current: OwnerRow | undefined) =>
+    new SqliteStoreOwnedError(
+      `${current === undefined ? 'Another process' : `Process ${String(current.pid)} on ${current.host}`} owns the idempotency records in ${db.name}: one process per SQLite database (claims live in its memory). Stop it, or use PostgreSQL to run several instances.`,
+    )
+  // First, before anything touches the file: a live owner on this kernel holds the lock.
+  const lock = file === undefined ? undefined : holdLifetimeLock(`${file}-owner`)
+  if (lock === 'held') throw refused(readOwnerQuietly(db, owners))
+  // At start, before the process serves: wait for a lock of the database synchronously, briefly.
   db.pragma('busy_timeout = 5000')
   try {
+    db.exec(`
+      CREATE TABLE IF NOT EXISTS ${owners} (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        instance TEXT NOT NULL,
+        pid INTEGER NOT NULL,
+        host TEXT NOT NULL,
+        boot_id TEXT,
+        process_start TEXT,
+        heartbeat_at INTEGER NOT NULL
+      )`)
+    const ownerColumns = db
+      .prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${owners}')`)
+      .all()
+    if (!ownerColumns.some((column) => column.name === 'lock_path')) {
+      db.exec(`ALTER TABLE ${owners} ADD COLUMN lock_path TEXT`)
+    }
+    const me: OwnerRow = {
+      instance: randomUUID(),
+      pid: process.pid,
+      host: hostname(),
+      boot_id: bootId(),
+      process_start: processStart(process.pid),
+      heartbeat_at: Date.now(),
+      lock_path: lock?.identity ?? null,
+    }
     db.transaction(() => {
       const current = db.prepare<[], OwnerRow>(`SELECT * FROM ${owners} WHERE id = 1`).get()
-      if (lock === 'held' || (current !== undefined && isAlive(current, staleMs, lock))) {
-        const who =
-          current === undefined
-            ? 'Another process'
-            : `Process ${String(current.pid)} on ${current.host}`
-        throw new SqliteStoreOwnedError(
-          `${who} owns the idempotency records in ${db.name}: one process per SQLite database (claims live in its memory). Stop it, or use PostgreSQL to run several instances.`,
-        )
-      }
+      if (current !== undefined && isAlive(current, staleMs, lock)) throw refused(current)
       db.prepare(
         `INSERT INTO ${owners} (id, instance, pid, host, boot_id, process_start, heartbeat_at,
                                 lock_path)
@@ -112,21 +110,44 @@ export function acquireOwnership(
            lock_path = excluded.lock_path`,
       ).run(me)
     }).immediate()
+    if (slot !== undefined) ownedHere.add(slot)
+    return watchOwnership(connection, owners, me.instance, heartbeatMs, () => {
+      if (slot !== undefined) ownedHere.delete(slot)
+      lock?.release()
+    })
   } catch (error) {
-    if (lock instanceof LifetimeLock) lock.release()
+    lock?.release()
     throw error
   } finally {
     db.pragma('busy_timeout = 0')
   }
-  if (slot !== undefined) ownedHere.add(slot)
+}
 
+/** The owner row as it is, for a refusal's message; undefined if it cannot be read now. */
+function readOwnerQuietly(db: Database.Database, owners: string): OwnerRow | undefined {
+  try {
+    return db.prepare<[], OwnerRow>(`SELECT * FROM ${owners} WHERE id = 1`).get()
+  } catch {
+    return undefined
+  }
+}
+
+/** The heartbeat of an owner, and its release. */
+function watchOwnership(
+  connection: SqliteConnection,
+  owners: string,
+  instance: string,
+  heartbeatMs: number,
+  letGo: () => void,
+): StoreOwnership {
+  const db = connection.database
   const controller = new AbortController()
   const beat = db.prepare<[number, string]>(
     `UPDATE ${owners} SET heartbeat_at = ? WHERE id = 1 AND instance = ?`,
   )
   const timer = setInterval(() => {
     connection
-      .write(() => beat.run(Date.now(), me.instance).changes)
+      .write(() => beat.run(Date.now(), instance).changes)
       .then(
         (changes) => {
           if (changes === 0) controller.abort(new SqliteStoreOwnedError('ownership lost'))
@@ -141,29 +162,32 @@ export function acquireOwnership(
     signal: controller.signal,
     release() {
       clearInterval(timer)
-      if (slot !== undefined) ownedHere.delete(slot)
-      if (lock instanceof LifetimeLock) lock.release()
+      letGo()
       if (!db.open) return
       // A clean stop frees the file at once; after a crash the next owner sees a dead pid.
       void connection
         .exclusive((database) =>
-          database.prepare(`DELETE FROM ${owners} WHERE id = 1 AND instance = ?`).run(me.instance),
+          database.prepare(`DELETE FROM ${owners} WHERE id = 1 AND instance = ?`).run(instance),
         )
         .catch(() => undefined)
     },
   }
 }
 
-function isAlive(
-  owner: OwnerRow,
-  staleMs: number,
-  lock: LifetimeLock | 'held' | undefined,
-): boolean {
+function isAlive(owner: OwnerRow, staleMs: number, lock: SharedLock | undefined): boolean {
   const sameKernel = owner.boot_id !== null && owner.boot_id === bootId()
-  // The owner held this lock for its life, and now this process holds it: the owner is gone.
-  if (sameKernel && lock instanceof LifetimeLock && owner.lock_path === lock.path) return false
-  const sameMachine = sameKernel && owner.host === hostname()
-  if (!sameMachine) return owner.heartbeat_at > Date.now() - staleMs
+  const sameHost = sameKernel && owner.host === hostname()
+  // The owner held this very lock file (the same inode, born at the same instant) for its
+  // life, and now this process holds it: on this kernel, the owner is gone. Under another host
+  // name (another container) that is all there is to know; under this one its pid must say so
+  // too, which it does unless the file was replaced under a live owner.
+  const heldItsLock = sameKernel && lock !== undefined && owner.lock_path === lock.identity
+  if (heldItsLock && !sameHost) return false
+  if (!sameHost) return owner.heartbeat_at > Date.now() - staleMs
+  return processAlive(owner)
+}
+
+function processAlive(owner: OwnerRow): boolean {
   if (owner.process_start !== null) return processStart(owner.pid) === owner.process_start
   try {
     process.kill(owner.pid, 0)
@@ -174,22 +198,20 @@ function isAlive(
 }
 
 /**
- * An exclusive lock on a file, held until {@link release} or the process's death: SQLite's
- * exclusive locking mode on a database of its own, which keeps its POSIX lock from the first
- * write to the close. The file is never deleted: a process that opened it just before would
- * hold a lock on a file no one else can see.
+ * An exclusive lock on a file, held until the last store of this process that uses it lets
+ * go, or the process dies: SQLite's exclusive locking mode on a database of its own, which
+ * keeps its POSIX lock from the first write to the close. One per file and process, shared by
+ * the stores of several tables of the file: POSIX drops every lock a process holds on a file
+ * when it closes any descriptor of it, so the file is opened once. It is never deleted: a
+ * process that opened it just before would hold a lock on a file no one else can see.
  */
-class LifetimeLock {
-  readonly path: string
-  readonly #database: Database.Database
-  constructor(path: string, database: Database.Database) {
-    this.path = path
-    this.#database = database
-  }
-  release(): void {
-    if (this.#database.open) this.#database.close()
-  }
+interface SharedLock {
+  /** The file as it is now: its path, device, inode and birth, which a replaced file changes. */
+  readonly identity: string
+  release(): void
 }
+
+const locksHere = new Map<string, { identity: string; database: Database.Database; refs: number }>()
 
 /**
  * How long a lock held by another process is tried again. A killed process shows as a zombie
@@ -200,31 +222,61 @@ const LOCK_PATIENCE_MS = 1_000
 const LOCK_RETRY_MS = 20
 
 /**
- * Takes the lock on `path`: the lock, `'held'` while another process holds it, or undefined
+ * Holds the lock on `path`: the lock, `'held'` while another process holds it, or undefined
  * where there can be none (a file that cannot be created: the owner checks go on without it).
  */
-function takeLifetimeLock(path: string): LifetimeLock | 'held' | undefined {
-  const deadline = Date.now() + LOCK_PATIENCE_MS
-  for (;;) {
-    const taken = tryLifetimeLock(path)
-    if (taken !== 'held' || Date.now() >= deadline) return taken
-    // At start, before the process serves anything: a synchronous wait blocks no one.
-    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, LOCK_RETRY_MS)
+function holdLifetimeLock(path: string): SharedLock | 'held' | undefined {
+  let entry = locksHere.get(path)
+  if (entry === undefined) {
+    const deadline = Date.now() + LOCK_PATIENCE_MS
+    for (;;) {
+      const taken = tryLifetimeLock(path)
+      if (taken === undefined) return undefined
+      if (taken !== 'held') {
+        entry = { ...taken, refs: 0 }
+        locksHere.set(path, entry)
+        break
+      }
+      if (Date.now() >= deadline) return 'held'
+      // At start, before the process serves anything: a synchronous wait blocks no one.
+      Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, LOCK_RETRY_MS)
+    }
+  }
+  const held = entry
+  held.refs++
+  let released = false
+  return {
+    identity: held.identity,
+    release() {
+      if (released) return
+      released = true
+      if (--held.refs > 0) return
+      locksHere.delete(path)
+      if (held.database.open) held.database.close()
+    },
   }
 }
 
-function tryLifetimeLock(path: string): LifetimeLock | 'held' | undefined {
+function tryLifetimeLock(
+  path: string,
+): { identity: string; database: Database.Database } | 'held' | undefined {
   let database: Database.Database | undefined
   try {
-    // Created readable by the owner only, as the database beside it.
-    closeSync(openSync(path, 'a', 0o600))
+    // Created readable by the owner only, as the database beside it; an existing one is kept.
+    try {
+      closeSync(openSync(path, 'wx', 0o600))
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error
+    }
     database = new Database(path, { timeout: 0 })
     database.pragma('locking_mode = EXCLUSIVE')
     database.pragma('journal_mode = OFF')
     database.exec(
       'CREATE TABLE IF NOT EXISTS lock (id INTEGER PRIMARY KEY); INSERT OR REPLACE INTO lock VALUES (1)',
     )
-    return new LifetimeLock(path, database)
+    const stat = statSync(path, { bigint: true })
+    const identity = `${path}@${String(stat.dev)}:${String(stat.ino)}:${String(stat.birthtimeNs)}`
+    return { identity, database }
   } catch (error) {
     database?.close()
     return (error as { code?: unknown }).code === 'SQLITE_BUSY' ? 'held' : undefined

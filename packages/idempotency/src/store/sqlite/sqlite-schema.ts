@@ -13,6 +13,37 @@ import { SQLITE_KEY_HASH_FUNCTION, sqliteKeyHash } from './sqlite-key-hash.js'
  * half again as much; a unique index on the (scope, key) text, as the second had, a third more
  * than the hash's (docs/benchmarks.md).
  */
+/** The columns of each layout, the current one first. */
+const CURRENT = [
+  'id',
+  'scope',
+  'key',
+  'fingerprint',
+  'expires_at',
+  'created_at',
+  'status',
+  'headers',
+  'body',
+  'request_id',
+  'key_hash',
+]
+const SECOND = CURRENT.filter((column) => column !== 'key_hash')
+const FIRST = [
+  'scope',
+  'key',
+  'fingerprint',
+  'state',
+  'token',
+  'lease_expires_at',
+  'expires_at',
+  'created_at',
+  'response_status',
+  'response_headers',
+  'response_body',
+  'original_request_id',
+]
+const LAYOUTS = [CURRENT, SECOND, FIRST]
+
 export function ensureSqliteSchema(db: Database.Database, table: string): void {
   const columns = db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`)
   const existing = new Set(columns.all().map((column) => column.name))
@@ -35,12 +66,19 @@ export function ensureSqliteSchema(db: Database.Database, table: string): void {
     db.exec(create(table))
     return
   }
-  if (existing.has('key_hash')) return
+  const layout = LAYOUTS.find((columns) => columns.every((column) => existing.has(column)))
+  if (layout === undefined || existing.size !== layout.length) {
+    // Not a table of ours: left as it is, and the store refuses to start on it.
+    throw new TypeError(
+      `The table ${table} is not an idempotency records table (its columns: ${[...existing].join(', ')}): give the store another \`tableName\`.`,
+    )
+  }
+  if (layout === CURRENT) return
   db.function(SQLITE_KEY_HASH_FUNCTION, { deterministic: true }, (scope, key) =>
     sqliteKeyHash(String(scope), String(key)),
   )
   db.transaction(() => {
-    if (existing.has('token')) {
+    if (layout === FIRST) {
       // The first version: claims were rows too. Its completed records are kept (their replays
       // are owed for the rest of their life), oldest first so that rowids follow expiry; its
       // claims belonged to a process that is gone.

@@ -10,7 +10,7 @@ import { createLocalClaims } from '../local-claims.js'
 import type { LocalClaim } from '../local-claims.js'
 import { createSettleListeners, recordId } from '../settle-listeners.js'
 import type { SqliteConnection, SqliteTransaction } from './sqlite-connection.js'
-import type { SqliteKeyFilterStats } from './sqlite-key-filter.js'
+import type { SqliteKeyFilter, SqliteKeyFilterStats } from './sqlite-key-filter.js'
 import { startSqliteKeyFilter } from './sqlite-key-filter.js'
 import { sqliteKeyHash } from './sqlite-key-hash.js'
 import { acquireOwnership } from './sqlite-ownership.js'
@@ -73,9 +73,17 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   const listeners = createSettleListeners()
   const claims = createLocalClaims()
 
-  ensureSqliteSchema(db, table)
+  // Owned first: a file another process owns is not touched, not even migrated (an owner of an
+  // earlier version would go on writing the layout it knows).
   const ownership = acquireOwnership(connection, table)
-  const keyFilter = startSqliteKeyFilter(connection, table)
+  let keyFilter: SqliteKeyFilter
+  try {
+    ensureSqliteSchema(db, table)
+    keyFilter = startSqliteKeyFilter(connection, table)
+  } catch (error) {
+    ownership.release()
+    throw error
+  }
   let closed = false
   // Waiters sleep until a notice (the engine does not poll a store whose claims are its own):
   // once the store cannot answer for its claims, they must look again and hear why.
