@@ -106,9 +106,9 @@ function nonEmpty(raw: string | undefined): string | undefined {
   return raw === undefined || raw === '' ? undefined : raw
 }
 
-/** A DNS name (RFC 1123 labels) or an IP address, without a port. */
+/** A DNS name (RFC 1123 labels; fully qualified, with a final dot, or not), without a port. */
 const HOST_NAME =
-  /^(?=.{1,253}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$/
+  /^(?=.{1,254}$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/
 
 /**
  * The address to listen on. Empty is the default, loopback: Node would read an empty host as

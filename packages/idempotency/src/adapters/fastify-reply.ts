@@ -53,7 +53,7 @@ export interface RequestState {
    * What the handler (or the app's error handler) last handed `reply.send`, before any onSend
    * hook, and whether the reply was already encoded then.
    */
-  handed?: { readonly payload: unknown; readonly encoded: boolean }
+  handed?: { readonly payload: unknown; readonly encoded: boolean } | undefined
 }
 
 const kState = Symbol('idempotency.state')

@@ -348,7 +348,10 @@ function sendReplay(reply: FastifyReply, replay: PreparedReplay): FastifyReply {
 function sendNotingPayload(this: FastifyReply, payload?: unknown): FastifyReply {
   const state = stateOf(this.request)
   if (state?.send === undefined) throw new Error('the idempotency adapter lost its reply')
-  state.handed = { payload, encoded: this.hasHeader('content-encoding') }
+  // An Error is not an answer yet: Fastify's error handling renders it and hands the result to
+  // the onSend hooks without another send, so only what reaches the adapter can be kept.
+  state.handed =
+    payload instanceof Error ? undefined : { payload, encoded: this.hasHeader('content-encoding') }
   return state.send.call(this, payload)
 }
 

@@ -334,6 +334,35 @@ describe('the Fastify adapter behind an onSend hook that encodes (compression)',
     },
   )
 
+  it("replays a thrown 4xx as Fastify's own error handler rendered it, encoded or not", async () => {
+    let runs = 0
+    const url = await bareApp((app) => {
+      addGzipHook(app)
+      app.post('/orders', () => {
+        runs++
+        throw Object.assign(new Error(`invalid order: ${'x'.repeat(200)}`), { statusCode: 422 })
+      })
+    })
+    const key = newKey()
+    const first = await send(`${url}/orders`, { key, body: order, headers: gzip })
+    const replays = [
+      await send(`${url}/orders`, { key, body: order, headers: gzip }),
+      await send(`${url}/orders`, {
+        key,
+        body: order,
+        headers: { 'accept-encoding': 'identity' },
+      }),
+    ]
+    expect(runs).toBe(1)
+    expect(first.status).toBe(422)
+    expect(JSON.parse(first.text)).toMatchObject({ statusCode: 422, error: 'Unprocessable Entity' })
+    for (const replay of replays) {
+      expect(replay.status).toBe(422)
+      expect(replay.headers.get('idempotent-replayed')).toBe('true')
+      expect(replay.text).toBe(first.text)
+    }
+  })
+
   it('replays a body the handler encoded itself with its Content-Encoding', async () => {
     let runs = 0
     const zipped = gzipSync('{"order":"pre-compressed"}')
