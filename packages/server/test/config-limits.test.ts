@@ -84,12 +84,18 @@ describe('HOST', () => {
     expect(loadConfig(env).host).toBe('127.0.0.1')
   })
 
-  it.each(['127.0.0.1', '0.0.0.0', '::', '::1', 'localhost', 'LOCALHOST.', 'api.internal', 'host-1.example.com'])(
-    'takes %s',
-    (host) => {
-      expect(loadConfig({ HOST: host }).host).toBe(host)
-    },
-  )
+  it.each([
+    '127.0.0.1',
+    '0.0.0.0',
+    '::',
+    '::1',
+    'localhost',
+    'LOCALHOST.',
+    'api.internal',
+    'host-1.example.com',
+  ])('takes %s', (host) => {
+    expect(loadConfig({ HOST: host }).host).toBe(host)
+  })
 
   it.each([
     ' ',
