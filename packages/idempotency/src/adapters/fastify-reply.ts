@@ -53,7 +53,10 @@ export interface RequestState {
    * What the handler (or the app's error handler) last handed `reply.send`, before any onSend
    * hook, and whether the reply was already encoded then.
    */
-  handed?: { readonly payload: unknown; readonly encoded: boolean } | undefined
+  handed?:
+    { readonly payload: unknown; readonly encoded: boolean; readonly error: boolean } | undefined
+  /** The answer is being stored: a later `send` of the handler is ignored. */
+  finishing?: boolean
 }
 
 const kState = Symbol('idempotency.state')

@@ -11,6 +11,7 @@ import type {
   preParsingHookHandler,
   RouteOptions,
 } from 'fastify'
+import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib'
 import Fastify from 'fastify'
 import fp from 'fastify-plugin'
 import type { ActiveClaim } from '../core/engine.js'
@@ -208,11 +209,53 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     // Accept-Encoding. Stored as sent, the replay would be encoded twice.
     const encodedByHooks =
       handed !== undefined && !handed.encoded && reply.hasHeader('content-encoding')
-    const body = toBytes(encodedByHooks ? handedBytes(reply, handed.payload) : payload)
+    if (!encodedByHooks) {
+      keep(state, reply, payload, toBytes(payload), false, next)
+      return
+    }
+    if (!handed.error) {
+      keep(state, reply, payload, toBytes(handedBytes(reply, handed.payload)), true, next)
+      return
+    }
+    // Fastify rendered a thrown Error and handed the rendering to the hooks without another
+    // send: only its encoded bytes reach the adapter, which keeps them decoded.
+    state.finishing = true
+    void wholeBytes(payload).then(
+      (encoded) => {
+        const coding = String(reply.getHeader('content-encoding'))
+        const limit = state.exchange.maxStoredBodyBytes
+        keep(state, reply, encoded, decodeContent(coding, encoded, limit), true, next)
+      },
+      (error: unknown) => {
+        state.finishing = false
+        void state.exchange.giveUp('streamed', reply.statusCode)
+        next(error as Error)
+      },
+    )
+  }
+
+  /**
+   * Stores `body` as the key's response (or gives the key back when there is none to store),
+   * then sends `sending` on: the bytes stored, unless the hooks encoded them.
+   */
+  function keep(
+    state: RequestState,
+    reply: FastifyReply,
+    sending: unknown,
+    body: Uint8Array | undefined,
+    encodedByHooks: boolean,
+    next: (error?: Error | null, payload?: unknown) => void,
+  ): void {
+    // Until the answer goes on, a second send of the handler is its mistake, not an answer.
+    state.finishing = true
+    const goOn = (error: Error | null, payload?: unknown) => {
+      state.finishing = false
+      next(error, payload)
+    }
     if (body === undefined) {
       // A streamed body cannot be stored for replay: give the key back instead.
       void state.exchange.giveUp('streamed', reply.statusCode).then(() => {
-        next(null, payload)
+        goOn(null, sending)
       })
       return
     }
@@ -229,7 +272,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
       // The bytes stored are the bytes sent (no second encoding of the same string), unless
       // the hooks encoded them.
       () => {
-        next(null, encodedByHooks ? payload : body)
+        goOn(null, encodedByHooks ? sending : body)
       },
       (error: unknown) => {
         // The operation's answer is not the key's answer: none of its headers about its body
@@ -240,10 +283,10 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
         if (isIdempotencyHttpError(error) && (!appHandlesErrors(reply) || state.answersAnError)) {
           const { response } = error
           reply.code(response.status).headers(response.headers)
-          next(null, response.body)
+          goOn(null, response.body)
           return
         }
-        next(error as Error)
+        goOn(error as Error)
       },
     )
   }
@@ -348,10 +391,21 @@ function sendReplay(reply: FastifyReply, replay: PreparedReplay): FastifyReply {
 function sendNotingPayload(this: FastifyReply, payload?: unknown): FastifyReply {
   const state = stateOf(this.request)
   if (state?.send === undefined) throw new Error('the idempotency adapter lost its reply')
-  // An Error is not an answer yet: Fastify's error handling renders it and hands the result to
-  // the onSend hooks without another send, so only what reaches the adapter can be kept.
-  state.handed =
-    payload instanceof Error ? undefined : { payload, encoded: this.hasHeader('content-encoding') }
+  if (state.finishing === true) {
+    // Sent twice while the first answer is being stored: Fastify itself keeps the first answer
+    // of a reply and warns of any later one; so does the adapter.
+    this.log.warn(
+      'Reply was already sent: this send is ignored (the idempotency key keeps the first)',
+    )
+    return this
+  }
+  // An Error is not an answer yet: Fastify's error handling renders it and hands the rendering
+  // to the onSend hooks without another send.
+  state.handed = {
+    payload,
+    encoded: this.hasHeader('content-encoding'),
+    error: payload instanceof Error,
+  }
   return state.send.call(this, payload)
 }
 
@@ -361,6 +415,40 @@ function handedBytes(reply: FastifyReply, payload: unknown): unknown {
   if (payload instanceof Uint8Array || typeof (payload as { pipe?: unknown }).pipe === 'function')
     return payload
   return reply.serialize(payload)
+}
+
+/** The whole of a payload, read to its end when it is a stream. */
+async function wholeBytes(payload: unknown): Promise<Buffer> {
+  const bytes = toBytes(payload)
+  if (bytes !== undefined) return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)
+  const chunks: Buffer[] = []
+  for await (const chunk of payload as AsyncIterable<Buffer | string>) {
+    chunks.push(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+  }
+  return Buffer.concat(chunks)
+}
+
+/**
+ * `bytes` without the content codings `header` lists (the last applied first), or undefined for
+ * a coding this cannot undo, bytes that do not decode, or more than `limit` bytes decoded.
+ */
+function decodeContent(header: string, bytes: Buffer, limit: number): Buffer | undefined {
+  const options = { maxOutputLength: Math.max(1, limit) }
+  let decoded = bytes
+  try {
+    for (const coding of header
+      .split(',')
+      .map((value) => value.trim().toLowerCase())
+      .reverse()) {
+      if (coding === 'gzip' || coding === 'x-gzip') decoded = gunzipSync(decoded, options)
+      else if (coding === 'deflate') decoded = inflateSync(decoded, options)
+      else if (coding === 'br') decoded = brotliDecompressSync(decoded, options)
+      else if (coding !== 'identity' && coding !== '') return undefined
+    }
+  } catch {
+    return undefined
+  }
+  return decoded
 }
 
 function toBytes(payload: unknown): Uint8Array | undefined {

@@ -334,33 +334,63 @@ describe('the Fastify adapter behind an onSend hook that encodes (compression)',
     },
   )
 
-  it("replays a thrown 4xx as Fastify's own error handler rendered it, encoded or not", async () => {
-    let runs = 0
-    const url = await bareApp((app) => {
-      addGzipHook(app)
-      app.post('/orders', () => {
-        runs++
-        throw Object.assign(new Error(`invalid order: ${'x'.repeat(200)}`), { statusCode: 422 })
+  it.each([
+    ['a buffer', false],
+    ['a stream', true],
+  ])(
+    "keeps a thrown 4xx as Fastify's error handler rendered it, decoded, when the hook hands on %s",
+    async (_name, stream) => {
+      let runs = 0
+      const url = await bareApp((app) => {
+        addGzipHook(app, { stream })
+        app.post('/orders', () => {
+          runs++
+          throw Object.assign(new Error(`invalid order: ${'x'.repeat(200)}`), { statusCode: 422 })
+        })
       })
-    })
-    const key = newKey()
-    const first = await send(`${url}/orders`, { key, body: order, headers: gzip })
-    const replays = [
-      await send(`${url}/orders`, { key, body: order, headers: gzip }),
-      await send(`${url}/orders`, {
+      const key = newKey()
+      const first = await send(`${url}/orders`, { key, body: order, headers: gzip })
+      const again = await send(`${url}/orders`, { key, body: order, headers: gzip })
+      const plain = await send(`${url}/orders`, {
         key,
         body: order,
         headers: { 'accept-encoding': 'identity' },
-      }),
-    ]
+      })
+      expect(runs).toBe(1)
+      expect(first.status).toBe(422)
+      expect(first.headers.get('content-encoding')).toBe('gzip')
+      expect(JSON.parse(first.text)).toMatchObject({
+        statusCode: 422,
+        error: 'Unprocessable Entity',
+      })
+      for (const replay of [again, plain]) {
+        expect(replay.status).toBe(422)
+        expect(replay.headers.get('idempotent-replayed')).toBe('true')
+        expect(replay.text).toBe(first.text)
+      }
+      // Encoded for the retry that takes gzip, plain for the one that does not.
+      expect(again.headers.get('content-encoding')).toBe('gzip')
+      expect(plain.headers.get('content-encoding')).toBeNull()
+    },
+  )
+
+  it('keeps the first of two sends of a handler, and answers with it', async () => {
+    let runs = 0
+    const url = await bareApp((app) => {
+      app.post('/orders', (_request, reply) => {
+        runs++
+        void reply.code(201).send({ send: 'first' })
+        void reply.send({ send: 'second' })
+        return reply
+      })
+    })
+    const key = newKey()
+    const first = await send(`${url}/orders`, { key, body: order })
+    const replay = await send(`${url}/orders`, { key, body: order })
     expect(runs).toBe(1)
-    expect(first.status).toBe(422)
-    expect(JSON.parse(first.text)).toMatchObject({ statusCode: 422, error: 'Unprocessable Entity' })
-    for (const replay of replays) {
-      expect(replay.status).toBe(422)
-      expect(replay.headers.get('idempotent-replayed')).toBe('true')
-      expect(replay.text).toBe(first.text)
-    }
+    expect([first.status, replay.status]).toEqual([201, 201])
+    expect(first.text).toBe('{"send":"first"}')
+    expect(replay.text).toBe('{"send":"first"}')
   })
 
   it('replays a body the handler encoded itself with its Content-Encoding', async () => {

@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs'
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -587,6 +587,63 @@ describe('SQLite store, one owner per file', () => {
       ).toEqual([{ name: 'api_keys_key' }])
       // The refused store holds nothing: another process may own the file.
       expect(ownFromAnotherProcess(filename)).toBe('owned')
+    } finally {
+      connection.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses to own a file whose lock file cannot be taken, and holds nothing of it', () => {
+    const { dir, filename } = temporaryFile()
+    mkdirSync(`${filename}-owner`)
+    const connection = openSqliteConnection(filename)
+    try {
+      expect(() => createSqliteStore({ connection })).toThrow(/Cannot take the owner's lock/)
+      expect(() => createSqliteStore({ connection, tableName: 'other_records' })).toThrow(
+        SqliteStoreOwnedError,
+      )
+    } finally {
+      connection.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('owns a file again whose owner row a closed store of this process could not delete', async () => {
+    const { dir, filename } = temporaryFile()
+    const first = openSqliteConnection(filename)
+    try {
+      const store = createSqliteStore({ connection: first })
+      // Closed while a transaction holds the connection (its owner row's delete must wait),
+      // and the connection closed before the delete could run: the row names this process.
+      await expect(
+        first.transaction(async () => {
+          store.close()
+          first.close()
+          return Promise.resolve()
+        }),
+      ).rejects.toThrow()
+      expect(await claimOnReopen(filename, randomUUID())).toBe('claimed')
+      expect(ownFromAnotherProcess(filename)).toBe('owned')
+    } finally {
+      if (first.database.open) first.close()
+      rmSync(dir, { recursive: true, force: true })
+    }
+  })
+
+  it('refuses a view under the records table name, and holds nothing of the file', () => {
+    const { dir, filename } = temporaryFile()
+    const connection = openSqliteConnection(filename)
+    try {
+      connection.database.exec(`
+        CREATE TABLE base (id INTEGER PRIMARY KEY, scope TEXT, key TEXT, fingerprint BLOB,
+          expires_at INTEGER, created_at INTEGER, status INTEGER, headers TEXT, body BLOB,
+          request_id TEXT, key_hash INTEGER);
+        CREATE VIEW idempotency_records AS SELECT * FROM base;`)
+      expect(() => createSqliteStore({ connection })).toThrow(/view idempotency_records is not/)
+      expect(ownFromAnotherProcess(filename, 'other_records')).toBe('owned')
+      connection.database.exec('DROP VIEW idempotency_records')
+      const store = createSqliteStore({ connection })
+      store.close()
     } finally {
       connection.close()
       rmSync(dir, { recursive: true, force: true })

@@ -165,11 +165,17 @@ function watchOwnership(
       letGo()
       if (!db.open) return
       // A clean stop frees the file at once; after a crash the next owner sees a dead pid.
-      void connection
-        .exclusive((database) =>
-          database.prepare(`DELETE FROM ${owners} WHERE id = 1 AND instance = ?`).run(instance),
-        )
-        .catch(() => undefined)
+      const remove = (database: Database.Database) =>
+        database.prepare(`DELETE FROM ${owners} WHERE id = 1 AND instance = ?`).run(instance)
+      if (!db.inTransaction) {
+        try {
+          remove(db)
+          return
+        } catch {
+          // Locked by another process for now: queued, as below.
+        }
+      }
+      void connection.exclusive(remove).catch(() => undefined)
     },
   }
 }
@@ -188,6 +194,9 @@ function isAlive(owner: OwnerRow, staleMs: number, lock: SharedLock | undefined)
 }
 
 function processAlive(owner: OwnerRow): boolean {
+  // A row of this very process: one of its stores, closed (every store still open is in
+  // `ownedHere`, refused before this), whose row could not be deleted yet.
+  if (owner.pid === process.pid && owner.process_start === processStart(process.pid)) return false
   if (owner.process_start !== null) return processStart(owner.pid) === owner.process_start
   try {
     process.kill(owner.pid, 0)
@@ -222,16 +231,15 @@ const LOCK_PATIENCE_MS = 1_000
 const LOCK_RETRY_MS = 20
 
 /**
- * Holds the lock on `path`: the lock, `'held'` while another process holds it, or undefined
- * where there can be none (a file that cannot be created: the owner checks go on without it).
+ * Holds the lock on `path`: the lock, or `'held'` while another process holds it. Throws
+ * {@link SqliteStoreOwnedError} when it cannot be taken at all (a directory in its place).
  */
-function holdLifetimeLock(path: string): SharedLock | 'held' | undefined {
+function holdLifetimeLock(path: string): SharedLock | 'held' {
   let entry = locksHere.get(path)
   if (entry === undefined) {
     const deadline = Date.now() + LOCK_PATIENCE_MS
     for (;;) {
       const taken = tryLifetimeLock(path)
-      if (taken === undefined) return undefined
       if (taken !== 'held') {
         entry = { ...taken, refs: 0 }
         locksHere.set(path, entry)
@@ -257,9 +265,7 @@ function holdLifetimeLock(path: string): SharedLock | 'held' | undefined {
   }
 }
 
-function tryLifetimeLock(
-  path: string,
-): { identity: string; database: Database.Database } | 'held' | undefined {
+function tryLifetimeLock(path: string): { identity: string; database: Database.Database } | 'held' {
   let database: Database.Database | undefined
   try {
     // Created readable by the owner only, as the database beside it; an existing one is kept.
@@ -279,7 +285,12 @@ function tryLifetimeLock(
     return { identity, database }
   } catch (error) {
     database?.close()
-    return (error as { code?: unknown }).code === 'SQLITE_BUSY' ? 'held' : undefined
+    if ((error as { code?: unknown }).code === 'SQLITE_BUSY') return 'held'
+    // The lock is how a second process is kept out: without it the file is not owned at all.
+    throw new SqliteStoreOwnedError(
+      `Cannot take the owner's lock ${path} (${error instanceof Error ? error.message : String(error)}): it must be a file this process can create and write, beside the database.`,
+      { cause: error },
+    )
   }
 }
 

@@ -13,40 +13,44 @@ import { SQLITE_KEY_HASH_FUNCTION, sqliteKeyHash } from './sqlite-key-hash.js'
  * half again as much; a unique index on the (scope, key) text, as the second had, a third more
  * than the hash's (docs/benchmarks.md).
  */
-/** The columns of each layout, the current one first. */
-const CURRENT = [
-  'id',
-  'scope',
-  'key',
-  'fingerprint',
-  'expires_at',
-  'created_at',
-  'status',
-  'headers',
-  'body',
-  'request_id',
-  'key_hash',
-]
-const SECOND = CURRENT.filter((column) => column !== 'key_hash')
-const FIRST = [
-  'scope',
-  'key',
-  'fingerprint',
-  'state',
-  'token',
-  'lease_expires_at',
-  'expires_at',
-  'created_at',
-  'response_status',
-  'response_headers',
-  'response_body',
-  'original_request_id',
-]
+/** Each layout's columns and their declared types, the current one first. */
+const CURRENT: Readonly<Record<string, string>> = {
+  id: 'INTEGER',
+  scope: 'TEXT',
+  key: 'TEXT',
+  fingerprint: 'BLOB',
+  expires_at: 'INTEGER',
+  created_at: 'INTEGER',
+  status: 'INTEGER',
+  headers: 'TEXT',
+  body: 'BLOB',
+  request_id: 'TEXT',
+  key_hash: 'INTEGER',
+}
+const SECOND = Object.fromEntries(Object.entries(CURRENT).filter(([name]) => name !== 'key_hash'))
+const FIRST: Readonly<Record<string, string>> = {
+  scope: 'TEXT',
+  key: 'TEXT',
+  fingerprint: 'TEXT',
+  state: 'TEXT',
+  token: 'TEXT',
+  lease_expires_at: 'INTEGER',
+  expires_at: 'INTEGER',
+  created_at: 'INTEGER',
+  response_status: 'INTEGER',
+  response_headers: 'TEXT',
+  response_body: 'BLOB',
+  original_request_id: 'TEXT',
+}
 const LAYOUTS = [CURRENT, SECOND, FIRST]
 
 export function ensureSqliteSchema(db: Database.Database, table: string): void {
-  const columns = db.prepare<[], { name: string }>(`SELECT name FROM pragma_table_info('${table}')`)
-  const existing = new Set(columns.all().map((column) => column.name))
+  const columns = db
+    .prepare<[], { name: string; type: string }>(
+      `SELECT name, type FROM pragma_table_info('${table}')`,
+    )
+    .all()
+  const existing = new Map(columns.map((column) => [column.name, column.type.toUpperCase()]))
   const create = (name: string) => `
     CREATE TABLE ${name} (
       id INTEGER PRIMARY KEY,
@@ -66,11 +70,26 @@ export function ensureSqliteSchema(db: Database.Database, table: string): void {
     db.exec(create(table))
     return
   }
-  const layout = LAYOUTS.find((columns) => columns.every((column) => existing.has(column)))
-  if (layout === undefined || existing.size !== layout.length) {
-    // Not a table of ours: left as it is, and the store refuses to start on it.
+  const layout = LAYOUTS.find(
+    (columns) =>
+      Object.keys(columns).length === existing.size &&
+      Object.entries(columns).every(([name, type]) => existing.get(name) === type),
+  )
+  const definition = db
+    .prepare<[string], { type: string; sql: string | null }>(
+      'SELECT type, sql FROM sqlite_master WHERE name = ?',
+    )
+    .get(table)
+  // The store's own tables: a rowid table (appended to, purged by rowid) of a layout it wrote;
+  // the first version's was WITHOUT ROWID.
+  const ours =
+    layout !== undefined &&
+    definition?.type === 'table' &&
+    (layout === FIRST || !/WITHOUT\s+ROWID/i.test(definition.sql ?? ''))
+  if (!ours) {
+    // Left as it is, and the store refuses to start on it.
     throw new TypeError(
-      `The table ${table} is not an idempotency records table (its columns: ${[...existing].join(', ')}): give the store another \`tableName\`.`,
+      `The ${definition?.type ?? 'table'} ${table} is not an idempotency records table (its columns: ${columns.map((column) => `${column.name} ${column.type}`).join(', ')}): give the store another \`tableName\`.`,
     )
   }
   if (layout === CURRENT) return
