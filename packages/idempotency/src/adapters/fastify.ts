@@ -248,14 +248,11 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   ): void {
     // Until the answer goes on, a second send of the handler is its mistake, not an answer.
     state.finishing = true
-    const goOn = (error: Error | null, payload?: unknown) => {
-      state.finishing = false
-      next(error, payload)
-    }
     if (body === undefined) {
       // A streamed body cannot be stored for replay: give the key back instead.
       void state.exchange.giveUp('streamed', reply.statusCode).then(() => {
-        goOn(null, sending)
+        state.finishing = false
+        next(null, sending)
       })
       return
     }
@@ -272,9 +269,11 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
       // The bytes stored are the bytes sent (no second encoding of the same string), unless
       // the hooks encoded them.
       () => {
-        goOn(null, encodedByHooks ? sending : body)
+        state.finishing = false
+        next(null, encodedByHooks ? sending : body)
       },
       (error: unknown) => {
+        state.finishing = false
         // The operation's answer is not the key's answer: none of its headers about its body
         // or its resource may go out with the error.
         for (const name of OPERATION_ANSWER_HEADERS) reply.removeHeader(name)
@@ -283,10 +282,10 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
         if (isIdempotencyHttpError(error) && (!appHandlesErrors(reply) || state.answersAnError)) {
           const { response } = error
           reply.code(response.status).headers(response.headers)
-          goOn(null, response.body)
+          next(null, response.body)
           return
         }
-        goOn(error as Error)
+        next(error as Error)
       },
     )
   }
