@@ -53,8 +53,7 @@ export interface RequestState {
    * What the handler (or the app's error handler) last handed `reply.send`, before any onSend
    * hook, and whether the reply was already encoded then.
    */
-  handed?:
-    { readonly payload: unknown; readonly encoded: boolean; readonly error: boolean } | undefined
+  handed?: { readonly payload: unknown; readonly encoded: boolean; readonly error: boolean }
   /** The answer is being stored: a later `send` of the handler is ignored. */
   finishing?: boolean
 }

@@ -1,9 +1,10 @@
 /**
  * A response as the store keeps it, and as a replay sends it again.
  *
- * Only the headers a replay needs are kept (`content-type`, `content-encoding`, `location`, and those an adapter is
- * told to keep): never `set-cookie`, framing headers (`content-length`, `transfer-encoding`) or
- * anything that could carry a secret (see {@link NEVER_STORED_HEADER_NAMES}).
+ * Only the headers a replay needs are kept (`content-type`, `content-encoding`, `location`, and
+ * those an adapter is told to keep): never `set-cookie`, framing headers (`content-length`,
+ * `transfer-encoding`) or anything that could carry a secret (see
+ * {@link NEVER_STORED_HEADER_NAMES}).
  */
 export interface StoredResponse {
   readonly status: number

@@ -49,9 +49,8 @@ export function startSqliteKeyFilter(connection: SqliteConnection, table: string
   // in any of them. Each adds its ~1 % of false positives: seven filters by ten million keys
   // written (a new key's claim then looks about once in fifteen), each a look-up of one cache
   // line.
-  const filters = [new BloomFilter(Math.max(MIN_CAPACITY, 2 * (highest?.n ?? 0)))]
-  const [filter] = filters
-  if (filter === undefined) throw new Error('unreachable: the key filter has its first filter')
+  const filter = new BloomFilter(Math.max(MIN_CAPACITY, 2 * (highest?.n ?? 0)))
+  const filters = [filter]
   let newest = filter
   let ready = false
   let skipped = 0
