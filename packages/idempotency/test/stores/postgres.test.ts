@@ -4,7 +4,7 @@ import { describe, expect, it } from 'vitest'
 import { createIdempotencyEngine } from '@ticksupply/idempotency'
 import type { PostgresTransaction } from '@ticksupply/idempotency/stores/postgres'
 import { request, response } from '../store-contract.js'
-import { openTemporaryPostgres } from '../support/postgres.js'
+import { killClaimHolders, openTemporaryPostgres } from '../support/postgres.js'
 
 const stored = response('{"id":1}')
 const claimRequest = () => request({ scope: 'acct' })
@@ -234,6 +234,50 @@ describe('PostgreSQL store across instances', () => {
         ),
       )
       expect(outcomes.filter((outcome) => outcome.kind === 'claimed')).toHaveLength(1)
+    } finally {
+      await c.close()
+      await b.close()
+      await a.close()
+    }
+  })
+
+  it('answers each key of one batch that mixes new keys with keys another instance holds, completed or dead', async () => {
+    const a = await openTemporaryPostgres()
+    const b = await openTemporaryPostgres({ table: a.table, channel: a.channel })
+    const c = await openTemporaryPostgres({ table: a.table, channel: a.channel })
+    try {
+      const held = claimRequest()
+      const completed = claimRequest()
+      const orphaned = claimRequest()
+      expect((await a.store.claim(held)).kind).toBe('claimed')
+      expect((await a.store.claim(completed)).kind).toBe('claimed')
+      expect(await a.store.complete(completed, stored)).toBe(true)
+      expect((await c.store.claim(orphaned)).kind).toBe('claimed')
+      expect(await killClaimHolders(a.pool, a.table)).toBeGreaterThan(0)
+      // c's session is gone (a's too); a's instance starts a new epoch, c's claim is dead.
+      const fresh = [claimRequest(), claimRequest(), claimRequest()]
+      const retry = (claim: ReturnType<typeof claimRequest>) => ({ ...claim, token: randomUUID() })
+      // All in one turn of the event loop: one batch on b.
+      const [first, second, third, onHeld, onCompleted, changedBody, onOrphaned] =
+        await Promise.all([
+          ...fresh.map((claim) => b.store.claim(claim)),
+          b.store.claim(retry(held)),
+          b.store.claim(retry(completed)),
+          b.store.claim({ ...retry(completed), fingerprint: 'e'.repeat(64) }),
+          b.store.claim(retry(orphaned)),
+        ])
+      expect([first?.kind, second?.kind, third?.kind]).toEqual(['claimed', 'claimed', 'claimed'])
+      // a's session died too, so its held claim may be taken over like c's.
+      expect(onHeld).toMatchObject({ kind: 'claimed', takeover: true })
+      expect(
+        onCompleted?.kind === 'replay' && Buffer.from(onCompleted.response.body).toString(),
+      ).toBe('{"id":1}')
+      expect(changedBody?.kind).toBe('mismatch')
+      expect(onOrphaned).toMatchObject({ kind: 'claimed', takeover: true })
+      const { rows } = await a.pool.query<{ n: string }>(
+        `SELECT count(*) AS n FROM ${a.table} WHERE state = 'in_progress'`,
+      )
+      expect(Number(rows[0]?.n)).toBe(5)
     } finally {
       await c.close()
       await b.close()
