@@ -266,7 +266,7 @@ describe('PostgreSQL store across instances', () => {
           b.store.claim({ ...retry(completed), fingerprint: 'e'.repeat(64) }),
           b.store.claim(retry(orphaned)),
         ])
-      expect([first?.kind, second?.kind, third?.kind]).toEqual(['claimed', 'claimed', 'claimed'])
+      expect([first.kind, second.kind, third.kind]).toEqual(['claimed', 'claimed', 'claimed'])
       // a's session died too, so its held claim may be taken over like c's.
       expect(onHeld).toMatchObject({ kind: 'claimed', takeover: true })
       expect(
