@@ -109,6 +109,110 @@ describe('PostgreSQL store, table statistics', () => {
   })
 })
 
+describe('PostgreSQL store, when a statement of a claim batch fails', () => {
+  it('grants the keys the batch inserted even when the look-up of its other keys fails', async () => {
+    const other = await openTemporaryPostgres()
+    // One connection, and a short wait for it: an application transaction that takes it between
+    // the claim statement and the look-up fails the look-up.
+    const one = await openTemporaryPostgres({
+      table: other.table,
+      channel: other.channel,
+      pool: { max: 1, connectionTimeoutMillis: 200 },
+    })
+    try {
+      const completed = claimRequest()
+      await other.store.claim(completed)
+      await other.store.complete(completed, stored)
+      const fresh = claimRequest()
+      const outcomes = Promise.allSettled([
+        one.store.claim(fresh),
+        one.store.claim({ ...completed, token: randomUUID() }),
+      ])
+      // Queued behind the claim statement: it gets the connection before the look-up does.
+      const application = new Promise<void>((resolve, reject) => {
+        setImmediate(() => {
+          one.pool
+            .connect()
+            .then(async (client) => {
+              await sleep(600)
+              client.release()
+            })
+            .then(resolve, reject)
+        })
+      })
+      const [onFresh, onCompleted] = await outcomes
+      await application
+      expect(onFresh.status === 'fulfilled' && onFresh.value.kind).toBe('claimed')
+      expect(onCompleted.status).toBe('rejected')
+      // The granted claim is the request's to complete: nothing of it is left behind.
+      expect(await one.store.complete(fresh, stored)).toBe(true)
+      const replay = await other.store.claim({ ...fresh, token: randomUUID() })
+      expect(replay.kind).toBe('replay')
+      expect(one.store.inProgress).toBe(0)
+    } finally {
+      await one.close()
+      await other.close()
+    }
+  })
+
+  it('gives back the keys of a claim statement whose outcome its caller never learned', async () => {
+    // A client-side timeout: the statement goes on in the database after its caller gave up.
+    const a = await openTemporaryPostgres({ leaseMs: 3_000, pool: { query_timeout: 300 } })
+    const b = await openTemporaryPostgres({ table: a.table, channel: a.channel })
+    const blocker = await b.pool.connect()
+    try {
+      const contested = claimRequest()
+      const fresh = claimRequest()
+      // Another session's uncommitted claim of one key holds the whole statement up.
+      await blocker.query('BEGIN')
+      await blocker.query(
+        `INSERT INTO ${a.table} (scope, key, fingerprint, state, token, lease_expires_at, expires_at, created_at)
+         VALUES ($1, $2, $3, 'in_progress', $4, 9000000000000000, 9000000000000000, 0)`,
+        [contested.scope, contested.key, contested.fingerprint, randomUUID()],
+      )
+      const outcomes = await Promise.allSettled([a.store.claim(fresh), a.store.claim(contested)])
+      expect(outcomes.map((outcome) => outcome.status)).toEqual(['rejected', 'rejected'])
+      await blocker.query('ROLLBACK')
+      // The statement commits now, for requests that answered 503 and never run: a retry on
+      // another instance must get the key within a lease.
+      const deadline = Date.now() + 5_000
+      let retry = await b.store.claim({ ...fresh, token: randomUUID() })
+      while (retry.kind === 'in_progress' && Date.now() < deadline) {
+        await sleep(100)
+        retry = await b.store.claim({ ...fresh, token: randomUUID() })
+      }
+      expect(retry.kind).toBe('claimed')
+      const again = await b.store.claim({ ...contested, token: randomUUID() })
+      expect(again.kind).toBe('claimed')
+    } finally {
+      blocker.release()
+      await b.close()
+      await a.close()
+    }
+  })
+
+  it('answers every body sent under one key in one turn, however many, while another instance holds it', async () => {
+    const a = await openTemporaryPostgres()
+    const b = await openTemporaryPostgres({ table: a.table, channel: a.channel })
+    try {
+      const held = claimRequest()
+      expect((await a.store.claim(held)).kind).toBe('claimed')
+      const bodies = Array.from({ length: 12 }, (_, index) =>
+        index === 7 ? held.fingerprint : index.toString(16).repeat(64),
+      )
+      const outcomes = await Promise.all(
+        bodies.map((fingerprint) => b.store.claim({ ...held, fingerprint, token: randomUUID() })),
+      )
+      expect(outcomes.map((outcome) => outcome.kind)).toEqual(
+        bodies.map((_, index) => (index === 7 ? 'in_progress' : 'mismatch')),
+      )
+    } finally {
+      await b.close()
+      await a.close()
+    }
+  })
+})
+
 describe('PostgreSQL store, its replay cache after a refusal', () => {
   it('caches the record a mismatch read on another instance: no round trip for the key after it', async () => {
     const a = await openTemporaryPostgres()

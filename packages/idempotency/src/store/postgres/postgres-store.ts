@@ -81,10 +81,9 @@ export interface PostgresStore extends Store<PostgresTransaction> {
   readonly cache: () => CompletedCacheStats
 }
 
-/** A key the claim statement inserted: it is this request's now. */
+/** A key the claim statement inserted, by the token it carries: it is this request's now. */
 interface InsertedRow {
-  scope: string
-  key: string
+  token: string
   now_ms: string
 }
 
@@ -150,6 +149,19 @@ const BATCHES_IN_FLIGHT = 2
 
 /** A claim the batch could not decide (a concurrent claimant's row changed under it). */
 const AGAIN = Symbol('again')
+/** A claim whose statement failed: its request fails, the rest of its batch does not. */
+class ClaimFailed {
+  readonly error: unknown
+  constructor(error: unknown) {
+    this.error = error
+  }
+}
+type BatchAnswer = ClaimOutcome | typeof AGAIN | ClaimFailed
+/**
+ * Claims in doubt this process keeps giving back, at most; beyond it the oldest are left to
+ * their epoch's end. Each one is a request that answered 503 while its statement went on.
+ */
+const MAX_IN_DOUBT = 10_000
 const IN_PROGRESS = { kind: 'in_progress' } as const
 const MISMATCH = { kind: 'mismatch' } as const
 
@@ -242,7 +254,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       -- instances) wait for each other instead of deadlocking.
       ORDER BY i.scope, i.key
     ON CONFLICT (scope, key) DO NOTHING
-    RETURNING r.scope, r.key, r.created_at AS now_ms`
+    RETURNING r.token, r.created_at AS now_ms`
 
   // Each key's row as it is now, with whether its holder is alive. A row gone since the claim
   // statement found it (completed and purged, or released) reads as absent, and that claim is
@@ -378,20 +390,18 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     readonly id: string
   }
 
-  const claimBatcher = createBatcher<ClaimItem, ClaimOutcome | typeof AGAIN>(runClaims, {
+  const claimBatcher = createBatcher<ClaimItem, BatchAnswer>(runClaims, {
     maxInFlight: BATCHES_IN_FLIGHT,
   })
 
-  async function runClaims(items: readonly ClaimItem[]): Promise<(ClaimOutcome | typeof AGAIN)[]> {
+  async function runClaims(items: readonly ClaimItem[]): Promise<BatchAnswer[]> {
     const epoch = liveness.current()
     if (epoch === undefined) {
       throw new Error('the idempotency store instance is not live: its database connection is down')
     }
-    const results: (ClaimOutcome | typeof AGAIN)[] = new Array<ClaimOutcome | typeof AGAIN>(
-      items.length,
-    )
-    // One row per key in the statement; a duplicate of the same request shares its leader's
-    // answer, a different request under the same key goes in the next batch.
+    const results = new Array<BatchAnswer>(items.length)
+    // One row per key in the statement: the key's other requests in the batch follow its
+    // leader's answer (see `settle`).
     const leaders: number[] = []
     const leaderOf = new Map<string, number>()
     const followers = new Map<number, number[]>()
@@ -405,68 +415,156 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
       if (leader === undefined) {
         leaderOf.set(item.id, index)
         leaders.push(index)
-      } else if (items[leader]?.request.fingerprint === item.request.fingerprint) {
-        const group = followers.get(leader)
-        if (group === undefined) followers.set(leader, [index])
-        else group.push(index)
-      } else {
-        results[index] = AGAIN
+        return
       }
+      const group = followers.get(leader)
+      if (group === undefined) followers.set(leader, [index])
+      else group.push(index)
     })
-    if (leaders.length > 0) {
-      const batch = leaders.map((index) => (items[index] as ClaimItem).request)
-      const sentAt = Date.now()
-      const { rows } = await pool.query<InsertedRow>({
+    const settle = (index: number, answer: BatchAnswer, view?: RecordView, now = 0) => {
+      results[index] = answer
+      const group = followers.get(index)
+      if (group === undefined) return
+      const { fingerprint } = (items[index] as ClaimItem).request
+      for (const follower of group) {
+        const other = (items[follower] as ClaimItem).request.fingerprint
+        results[follower] =
+          other === fingerprint
+            ? // The same request: the leader's claim is held now, the duplicate sees it so.
+              answer !== AGAIN && !(answer instanceof ClaimFailed) && answer.kind === 'claimed'
+              ? IN_PROGRESS
+              : answer
+            : answerOtherBody(answer, other, view, now)
+      }
+    }
+    if (leaders.length === 0) return results
+    const batch = leaders.map((index) => items[index] as ClaimItem)
+    const sentAt = Date.now()
+    let inserted
+    try {
+      inserted = await pool.query<InsertedRow>({
         ...claimQuery,
         values: [
           testNow(),
-          batch.map((request) => request.scope),
-          batch.map((request) => request.key),
-          batch.map((request) => request.fingerprint),
-          batch.map((request) => request.token),
-          batch.map((request) => request.ttlMs),
+          batch.map((item) => item.request.scope),
+          batch.map((item) => item.request.key),
+          batch.map((item) => item.request.fingerprint),
+          batch.map((item) => item.request.token),
+          batch.map((item) => item.request.ttlMs),
           epoch.instanceId,
         ],
       })
-      const first = rows[0]
-      if (first !== undefined) learnClock(first.now_ms, sentAt)
-      statistics.inserted(rows.length)
-      const insertedAt = new Map<string, number>()
-      for (const row of rows) insertedAt.set(recordId(row.scope, row.key), Number(row.now_ms))
-      const taken: number[] = []
-      const settle = (index: number, outcome: ClaimOutcome | typeof AGAIN) => {
-        results[index] = outcome
-        // The leader's claim is held now: its duplicates see it in progress.
-        const shared = outcome !== AGAIN && outcome.kind === 'claimed' ? IN_PROGRESS : outcome
-        for (const follower of followers.get(index) ?? []) results[follower] = shared
-      }
-      for (const index of leaders) {
-        const item = items[index] as ClaimItem
-        const now = insertedAt.get(item.id)
-        if (now === undefined) taken.push(index)
-        else settle(index, hold(item, epoch, now + item.request.ttlMs, false))
-      }
-      if (taken.length > 0) {
-        const lookUp = await pool.query<RecordRow>({
-          ...lookUpQuery,
-          values: [
-            testNow(),
-            taken.map((index) => (items[index] as ClaimItem).request.scope),
-            taken.map((index) => (items[index] as ClaimItem).request.key),
-          ],
-        })
-        await Promise.all(
-          taken.map(async (index, position) => {
-            const row = lookUp.rows[position]
-            settle(
-              index,
-              row === undefined ? AGAIN : await decide(items[index] as ClaimItem, row, epoch),
-            )
-          }),
-        )
-      }
+    } catch (error) {
+      // The statement may have reached the database, and may still commit.
+      doubt(batch, epoch)
+      for (const index of leaders) settle(index, new ClaimFailed(error))
+      return results
     }
+    const { rows } = inserted
+    const first = rows[0]
+    if (first !== undefined) learnClock(first.now_ms, sentAt)
+    statistics.inserted(rows.length)
+    // By token, which comes back from the database exactly as it went: a scope or key need not.
+    const insertedAt = new Map<string, number>()
+    for (const row of rows) insertedAt.set(row.token, Number(row.now_ms))
+    const taken: number[] = []
+    for (const index of leaders) {
+      const item = items[index] as ClaimItem
+      const now = insertedAt.get(item.request.token)
+      if (now === undefined) taken.push(index)
+      else settle(index, hold(item, epoch, now + item.request.ttlMs, false))
+    }
+    if (taken.length === 0) return results
+    let lookUp
+    try {
+      lookUp = await pool.query<RecordRow>({
+        ...lookUpQuery,
+        values: [
+          testNow(),
+          taken.map((index) => (items[index] as ClaimItem).request.scope),
+          taken.map((index) => (items[index] as ClaimItem).request.key),
+        ],
+      })
+    } catch (error) {
+      // A read: it changed nothing, and only the keys it was for fail.
+      for (const index of taken) settle(index, new ClaimFailed(error))
+      return results
+    }
+    await Promise.all(
+      taken.map(async (index, position) => {
+        const item = items[index] as ClaimItem
+        const row = lookUp.rows[position]
+        const view = row === undefined ? undefined : toView(row)
+        if (row === undefined || view === undefined) {
+          settle(index, AGAIN)
+          return
+        }
+        try {
+          settle(index, await decide(item, row, view, epoch), view, Number(row.now_ms))
+        } catch (error) {
+          doubt([item], epoch)
+          settle(index, new ClaimFailed(error))
+        }
+      }),
+    )
     return results
+  }
+
+  /**
+   * A request in the batch under the same key as its leader, with another body. What the
+   * leader's answer says of the row decides it: a row the leader holds, waits for or replays
+   * carries the leader's body; one the leader mismatched is judged again for this body.
+   */
+  function answerOtherBody(
+    answer: BatchAnswer,
+    fingerprint: string,
+    view: RecordView | undefined,
+    now: number,
+  ): BatchAnswer {
+    if (answer === AGAIN || answer instanceof ClaimFailed) return answer
+    if (answer.kind !== 'mismatch') return MISMATCH
+    if (view === undefined) return AGAIN
+    const decision = decideClaim(view, fingerprint, now)
+    // Claiming the row (its holder died, and this is its body) is the next batch's to do.
+    return decision.kind === 'fresh' || decision.kind === 'take_over' ? AGAIN : decision
+  }
+
+  // Claims whose statement failed after it may have reached the database (a connection that
+  // broke, a client-side timeout): it may still commit them after their requests answered
+  // 503, and nothing would ever complete or release them while this instance lives. They are
+  // given back at once and at each epoch check after, until a release finds them, their epoch
+  // ends (its rows are dead to every instance then) or ten leases pass.
+  const inDoubt = new Map<string, { ref: ClaimRef; id: string; epoch: Epoch; until: number }>()
+  const doubt = (batch: readonly ClaimItem[], epoch: Epoch) => {
+    const until = Date.now() + 10 * leaseMs
+    for (const { request, id } of batch) {
+      const { scope, key, token } = request
+      inDoubt.set(token, { ref: { scope, key, token }, id, epoch, until })
+    }
+    for (const token of inDoubt.keys()) {
+      if (inDoubt.size <= MAX_IN_DOUBT) break
+      inDoubt.delete(token)
+    }
+    void releaseInDoubt()
+  }
+  let releasingInDoubt = false
+  async function releaseInDoubt(): Promise<void> {
+    if (releasingInDoubt || inDoubt.size === 0) return
+    releasingInDoubt = true
+    try {
+      const now = Date.now()
+      for (const [token, entry] of inDoubt) {
+        if (entry.epoch.signal.aborted || entry.until <= now) inDoubt.delete(token)
+      }
+      await Promise.all(
+        [...inDoubt].map(async ([token, { ref, id }]) => {
+          const released = await releaseBatcher.push({ ref, id }).catch(() => false)
+          if (released) inDoubt.delete(token)
+        }),
+      )
+    } finally {
+      releasingInDoubt = false
+    }
   }
 
   /** What this process knows without asking: its own claims, and cached completions. */
@@ -498,12 +596,11 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
   async function decide(
     item: ClaimItem,
     row: RecordRow,
+    view: RecordView,
     epoch: Epoch,
   ): Promise<ClaimOutcome | typeof AGAIN> {
     const { request } = item
     const now = Number(row.now_ms)
-    const view = toView(row)
-    if (view === undefined) return AGAIN
     const decision = decideClaim(view, request.fingerprint, now)
     switch (decision.kind) {
       case 'fresh': {
@@ -554,6 +651,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     // A few rounds at most: each one means another claimant changed the row meanwhile.
     for (let round = 0; round < 5; round++) {
       const outcome = await claimBatcher.push(item)
+      if (outcome instanceof ClaimFailed) throw outcome.error
       if (outcome !== AGAIN) return outcome
     }
     throw new Error(`Claim of an idempotency key kept losing races in ${table}`)
@@ -673,7 +771,13 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     )
   }
   watchEpoch()
-  const epochWatcher = setInterval(watchEpoch, Math.max(100, Math.floor(leaseMs / 6)))
+  const epochWatcher = setInterval(
+    () => {
+      watchEpoch()
+      void releaseInDoubt()
+    },
+    Math.max(100, Math.floor(leaseMs / 6)),
+  )
   epochWatcher.unref()
 
   return {
