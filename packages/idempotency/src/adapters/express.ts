@@ -113,8 +113,11 @@ export function expressIdempotency<
     const body = readRawBody(req)
     if (body !== undefined) return body
     // A body left out of the fingerprint would let another body under the same key get this
-    // one's replay: refuse rather than guess.
+    // one's replay: refuse rather than guess. A body nothing read is of a content type the app
+    // has no parser for: the client's to fix, as Fastify's 415 says. A body read without its
+    // bytes kept is the app's.
     if (announcesBody(req.headers)) {
+      if (!bodyWasRead(req)) throw new UnparsedBodyError()
       throw new TypeError(
         'the idempotency middleware found no raw body: mount express.json({ verify: keepRawBody }) (or another parser with it) before it, or pass readRawBody',
       )
@@ -217,6 +220,31 @@ export function expressIdempotency<
 
 const EMPTY = new Uint8Array(0)
 
+/**
+ * A keyed request whose body no parser read: its content type is none the app parses, so the
+ * body can be neither fingerprinted nor used. Handed to `next(err)` with status 415, the way
+ * body-parser hands on its own refusals (`status`, `statusCode`, `expose`, `type`), before the
+ * key is claimed: nothing runs.
+ */
+export class UnparsedBodyError extends Error {
+  override readonly name = 'UnparsedBodyError'
+  readonly code = 'body_unparsed'
+  readonly type = 'idempotency.body.unparsed'
+  readonly status = 415
+  readonly statusCode = 415
+  readonly expose = true
+  constructor() {
+    super('Unsupported Media Type: no parser reads the content type of this request body')
+  }
+}
+
+/** Whether a parser (or anything else) consumed the request's body stream. */
+function bodyWasRead(req: IncomingMessage): boolean {
+  return (
+    (req as { _body?: unknown })._body === true || req.readableEnded || req.readableFlowing !== null
+  )
+}
+
 function defaultRawBody(req: IncomingMessage): Uint8Array | undefined {
   const kept = rawBodies.get(req)
   if (kept !== undefined) return kept
@@ -271,6 +299,7 @@ function holdResponse(res: ServerResponse, state: ExchangeState): void {
     write: res.write.bind(res) as (chunk: Uint8Array) => boolean,
     end: res.end.bind(res) as (chunk: Uint8Array | string, callback?: () => void) => void,
     flushHeaders: res.flushHeaders.bind(res),
+    destroy: res.destroy.bind(res),
   }
   const chunks: Buffer[] = []
   let size = 0
@@ -282,6 +311,7 @@ function holdResponse(res: ServerResponse, state: ExchangeState): void {
     res.write = original.write as ServerResponse['write']
     res.end = original.end as ServerResponse['end']
     res.flushHeaders = original.flushHeaders
+    res.destroy = original.destroy
   }
 
   const flush = () => {
@@ -383,6 +413,16 @@ function holdResponse(res: ServerResponse, state: ExchangeState): void {
 
   // Headers go out with the body, once it is settled.
   res.flushHeaders = () => undefined
+
+  // The handler's side gave the response up before ending it (a piped stream that failed,
+  // res.destroy()): no answer is coming, so the key is given back. A client that disconnects
+  // does not come this way (Node closes the response without destroy()): its operation goes
+  // on, and its end() still stores the answer for the retry.
+  res.destroy = function heldDestroy(this: ServerResponse, error?: Error) {
+    restore()
+    if (settling === undefined) void exchange.giveUp('unfinished', res.statusCode)
+    return original.destroy(error)
+  }
 }
 
 function toBuffer(chunk: unknown, encoding: BufferEncoding | undefined): Buffer {

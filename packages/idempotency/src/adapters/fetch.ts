@@ -167,7 +167,14 @@ export function createFetchIdempotency<Tx extends StoreTransaction, A extends un
         await keyed.giveUp('threw')
         throw error
       }
-      return respond(request, keyed, response)
+      try {
+        return await respond(request, keyed, response)
+      } catch (error) {
+        // The response could not be read (its body stream failed, or it is no Response): no
+        // answer to store, so the key goes back as for a throw. A settled exchange ignores this.
+        await keyed.giveUp('threw')
+        throw error
+      }
     }
   }
 

@@ -266,6 +266,22 @@ const rows: Row[] = [
     },
   },
   {
+    name: 'releases the key of a response whose body fails mid-way: the retry runs again',
+    async check(app) {
+      const key = newKey()
+      // However the framework ends it (a destroyed socket, a 500), nothing usable arrives.
+      const attempt = () =>
+        send(`${app.url}/broken-stream`, { key }).then(
+          (answer) => answer.status,
+          () => 'connection closed',
+        )
+      expect(await attempt()).not.toBe(200)
+      const retry = await attempt()
+      expect(retry).not.toBe(409)
+      expect(app.runs['POST /broken-stream']).toBe(2)
+    },
+  },
+  {
     name: 'releases the key after a 408: the retry runs again',
     async check(app) {
       const key = newKey()

@@ -27,6 +27,17 @@ afterEach(async () => {
   cleanup = undefined
 })
 
+/** A keyed POST whose body carries no Content-Type (fetch sets none for bytes); its status. */
+async function sendUntyped(url: string, key: string, body: string): Promise<number> {
+  const response = await fetch(url, {
+    method: 'POST',
+    headers: { 'idempotency-key': key },
+    body: Buffer.from(body),
+  })
+  await response.arrayBuffer()
+  return response.status
+}
+
 /** An Express app behind the adapter, without an error handler of its own. */
 async function start(
   routes: (
@@ -179,11 +190,39 @@ describe('the Express adapter', () => {
     expect(runs).toBe(2)
   })
 
-  it('refuses a body no parser kept rather than fingerprint without it', async () => {
+  it('answers 415 for a keyed body of a content type no parser reads, and runs nothing', async () => {
+    let runs = 0
+    const url = await start((app, idempotency) => {
+      app.post('/orders', idempotency, (_req, res) => {
+        runs++
+        res.status(201).end()
+      })
+    })
+    for (const type of ['text/plain', 'application/x-www-form-urlencoded', 'application/xml']) {
+      const answer = await send(`${url}/orders`, {
+        key: newKey(),
+        body: 'a=1',
+        headers: { 'content-type': type },
+      })
+      expect(`${type}: ${String(answer.status)}`).toBe(`${type}: 415`)
+    }
+    // No content type at all: no parser reads it either.
+    const untyped = await sendUntyped(`${url}/orders`, newKey(), 'a=1')
+    expect(untyped).toBe(415)
+    expect(runs).toBe(0)
+    // Without a key the layer has nothing to fingerprint: the app's own handling applies.
+    expect(
+      (await send(`${url}/orders`, { body: 'a=1', headers: { 'content-type': 'text/plain' } }))
+        .status,
+    ).toBe(201)
+    expect(runs).toBe(1)
+  })
+
+  it('refuses a body a parser read without keeping it, rather than fingerprint without it', async () => {
     let runs = 0
     const url = await start(
       (app, idempotency) => {
-        app.post('/orders', idempotency, (_req, res) => {
+        app.post('/orders', express.json(), idempotency, (_req, res) => {
           runs++
           res.status(201).end()
         })

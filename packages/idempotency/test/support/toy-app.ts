@@ -1,5 +1,6 @@
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { Readable, pipeline } from 'node:stream'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { createAdaptorServer } from '@hono/node-server'
 import express from 'express'
@@ -72,6 +73,7 @@ const JSON_TYPE = 'application/json; charset=utf-8'
  * - `POST /unkeyed`: a route that opted out of idempotency, answers 201;
  * - `POST /fail` throws (500); `POST /timeout` answers 408; `POST /missing` answers 404;
  * - `POST /big?bytes=N` answers N bytes of text;
+ * - `POST /broken-stream` starts a 200 whose body stream fails after its first chunk;
  * - `POST /tx-orders[?fail=1]` inserts a row and completes the claim in the same SQLite
  *   transaction (with `fail=1` it throws after the completion, so both roll back);
  * - `DELETE /orders/:id` answers 204; `PUT /orders/:id` and `GET /orders` answer 200.
@@ -123,6 +125,19 @@ export async function startToyApp(options: ToyAppOptions = {}): Promise<ToyApp> 
     missing(): Answer {
       count('POST /missing')
       return { status: 404, body: { error: { code: 'not_found', message: 'No such thing' } } }
+    },
+    /** The body of `POST /broken-stream`: one chunk, then its source fails. */
+    brokenStream(): Readable {
+      count('POST /broken-stream')
+      let pushed = false
+      return new Readable({
+        read() {
+          if (pushed) return
+          pushed = true
+          this.push('partial ')
+          setImmediate(() => this.destroy(new Error('the upstream broke')))
+        },
+      })
     },
     big(bytes: number): Answer {
       count('POST /big')
@@ -224,6 +239,9 @@ export async function startToyApp(options: ToyAppOptions = {}): Promise<ToyApp> 
     app.post('/big', async (request: FastifyRequest<{ Querystring: { bytes: string } }>, reply) =>
       sendAnswer(reply, operations.big(Number(request.query.bytes))),
     )
+    app.post('/broken-stream', async (_request, reply) =>
+      reply.type('text/plain').send(operations.brokenStream()),
+    )
     app.post(
       '/tx-orders',
       orderSchema,
@@ -278,6 +296,10 @@ export async function startToyApp(options: ToyAppOptions = {}): Promise<ToyApp> 
     })
     app.post('/big', json, idempotency, (req, res) => {
       sendExpress(res, operations.big(Number(req.query['bytes'])))
+    })
+    app.post('/broken-stream', json, idempotency, (_req, res) => {
+      res.type('text/plain')
+      pipeline(operations.brokenStream(), res, () => undefined)
     })
     app.post('/tx-orders', idempotency.checkKey, json, validate, idempotency, async (req, res) => {
       let sent: Buffer = Buffer.alloc(0)
@@ -340,6 +362,12 @@ export async function startToyApp(options: ToyAppOptions = {}): Promise<ToyApp> 
       'POST /missing': idempotency.wrap(() => fetchAnswer(operations.missing())),
       'POST /big': idempotency.wrap((request) =>
         fetchAnswer(operations.big(Number(new URL(request.url).searchParams.get('bytes')))),
+      ),
+      'POST /broken-stream': idempotency.wrap(
+        () =>
+          new Response(Readable.toWeb(operations.brokenStream()) as ReadableStream<Uint8Array>, {
+            headers: { 'content-type': 'text/plain' },
+          }),
       ),
       'DELETE /orders/:id': idempotency.wrap(() => fetchAnswer(operations.remove())),
       'PUT /orders/:id': idempotency.wrap(() => fetchAnswer(operations.replace())),
