@@ -112,9 +112,31 @@ describe('bad input', () => {
         '1e30',
         '1e19',
         '-9007199254740993',
+        '9'.repeat(1000),
+        // Not JSON at all: a leading zero, on either side of 2^53.
+        '09007199254740993',
+        '-09007199254740993',
+        '007',
       ])('%s is not an int64: 400 invalid_argument', async (id) => {
         expectEnvelope(await create(id), 400, 'invalid_argument')
       })
+    })
+
+    it('answers an export whose nanoseconds carry a leading zero as malformed JSON, and creates nothing', async () => {
+      for (const field of ['start_time', 'end_time']) {
+        const other = field === 'start_time' ? 'end_time' : 'start_time'
+        const answer = await send(`${url}/v1/exports`, {
+          method: 'POST',
+          key: crypto.randomUUID(),
+          rawBody: `{"datastream_id":1,"${field}":01767225600000000000,"${other}":1767225600000000001}`,
+        })
+        expectEnvelope(answer, 400, 'invalid_argument')
+        expect(answer.json<{ error: { message: string } }>().error.message).toBe(
+          'Malformed JSON body',
+        )
+      }
+      const list = await send(`${url}/v1/exports`)
+      expect(list.json<{ total: number }>().total).toBe(0)
     })
 
     it('answers a missing field, unknown fields and non-object bodies with 400 invalid_argument', async () => {
@@ -156,6 +178,56 @@ describe('bad input', () => {
         '{"datastream_id":5}',
       )
       expectEnvelope(raw, 400, 'invalid_argument')
+    })
+
+    it('answers bytes that are not UTF-8 as malformed, on every JSON route, and creates nothing', async () => {
+      const invalid = Buffer.from([0xff, 0xfe, 0xc0, 0x80])
+      const schema = (tag: Buffer) =>
+        Buffer.concat([
+          Buffer.from(
+            '{"name":"latin","stream_category":"trade","columns":[{"output_column":"ts","meta":{"value":"collection_timestamp_ns"}}],"derive":{"binance":[{"field":"f","concat":[{"path":"p","tag":"',
+          ),
+          tag,
+          Buffer.from('"}]}]}}'),
+        ])
+      for (const [path, body] of [
+        ['/v1/export-schemas', schema(invalid)],
+        [
+          '/v1/subscriptions',
+          Buffer.concat([Buffer.from('{"datastream_id":5'), invalid, Buffer.from('}')]),
+        ],
+      ] as const) {
+        const answer = await send(`${url}${path}`, {
+          method: 'POST',
+          key: crypto.randomUUID(),
+          rawBody: body,
+        })
+        expectEnvelope(answer, 400, 'invalid_argument')
+        expect(answer.json<{ error: { message: string } }>().error.message).toBe(
+          'Malformed JSON body: it is not UTF-8',
+        )
+      }
+      const schemas = await send(`${url}/v1/export-schemas`)
+      expect(schemas.text).not.toContain('"latin"')
+    })
+
+    it('answers a JSON body labelled with a charset other than UTF-8 with 400, and takes UTF-8 in any spelling', async () => {
+      for (const charset of ['latin1', 'ISO-8859-1', '"utf-16"', 'us-ascii']) {
+        const answer = await post('{"datastream_id":5}', {
+          'content-type': `application/json; charset=${charset}`,
+        })
+        expectEnvelope(answer, 400, 'invalid_argument')
+        expect(answer.json<{ error: { message: string } }>().error.message).toMatch(
+          /^Content-Type charset .+ is not supported: send the body as UTF-8$/,
+        )
+      }
+      for (const charset of ['utf-8', 'UTF-8', '"utf-8"', 'utf8']) {
+        // An unknown datastream: the body was read, and the call ran to its own answer.
+        const answer = await post('{"datastream_id":999999}', {
+          'content-type': `application/json; charset=${charset}`,
+        })
+        expectEnvelope(answer, 404, 'not_found')
+      }
     })
 
     it('answers a body over the limit with an error envelope, not a 500', async () => {

@@ -8,6 +8,11 @@ const ESCAPED_MARKER = MARKER.replace('\u0000', '\\u0000')
 const MARKED = new RegExp(`"${ESCAPED_MARKER.replace('\\', '\\\\')}(-?\\d+)"`, 'g')
 
 const SIXTEEN_DIGITS = /\d{16}/
+// A number as it stands in the text, read where the scan is (sticky), however long: fraction
+// and exponent included, so that only a whole integer literal is taken for one.
+const NUMBER = /-?\d+(?:\.\d*)?(?:[eE][-+]?\d*)?/y
+// JSON's own integer grammar: no leading zero. Anything else is left for JSON.parse to refuse.
+const INTEGER = /^-?(?:0|[1-9]\d*)$/
 
 /**
  * JSON.parse, except that an integer literal beyond Number.MAX_SAFE_INTEGER becomes a `bigint`
@@ -31,9 +36,9 @@ export function parseJsonKeepingInt64(text: string): unknown {
       continue
     }
     if (char === '-' || (char !== undefined && char >= '0' && char <= '9')) {
-      const match = /^-?\d+([.eE][-+]?\d*)?(?:[eE][-+]?\d+)?/.exec(text.slice(index, index + 400))
-      const literal = match?.[0] ?? char
-      if (match !== null && match[1] === undefined && !Number.isSafeInteger(Number(literal))) {
+      NUMBER.lastIndex = index
+      const literal = NUMBER.exec(text)?.[0] ?? char
+      if (INTEGER.test(literal) && !Number.isSafeInteger(Number(literal))) {
         out += `${text.slice(last, index)}"${ESCAPED_MARKER}${literal}"`
         last = index + literal.length
       }

@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { ApiError } from '../domain/api-error.js'
 
@@ -29,8 +30,27 @@ function unsupportedContentCoding(header: string | string[] | undefined): string
 }
 
 /**
+ * The charset a JSON content type names when it is not UTF-8. JSON between systems is UTF-8
+ * (RFC 8259 8.1): a body labelled Latin-1 or UTF-16 would be read as bytes it is not.
+ */
+function unsupportedCharset(header: string | undefined): string | undefined {
+  if (header === undefined) return undefined
+  for (const parameter of header.split(';').slice(1)) {
+    const equals = parameter.indexOf('=')
+    if (equals === -1 || parameter.slice(0, equals).trim().toLowerCase() !== 'charset') continue
+    const charset = parameter
+      .slice(equals + 1)
+      .trim()
+      .replace(/^"(.*)"$/, '$1')
+      .toLowerCase()
+    if (charset !== 'utf-8' && charset !== 'utf8') return charset
+  }
+  return undefined
+}
+
+/**
  * JSON bodies, and only JSON: another content type is a 400 (there is no text/plain parser to
- * let a body past the fingerprint). The bytes are kept as received for the idempotency
+ * let a body past the fingerprint), and so is a charset other than UTF-8 or bytes that are not. The bytes are kept as received for the idempotency
  * fingerprint, then parsed once. An empty body is no body (a POST such as `/pause` may carry the
  * header without one); a malformed one is the envelope's `invalid_argument`, never a 500.
  *
@@ -58,6 +78,23 @@ export function registerJsonBody(
           ),
           undefined,
         )
+        return
+      }
+      const charset = unsupportedCharset(request.headers['content-type'])
+      if (charset !== undefined && bytes.length > 0) {
+        done(
+          new ApiError(
+            'invalid_argument',
+            `Content-Type charset ${charset} is not supported: send the body as UTF-8`,
+          ),
+          undefined,
+        )
+        return
+      }
+      // Decoded as it is, a byte that is not UTF-8 would become U+FFFD and the operation would
+      // run on text the client never sent.
+      if (!isUtf8(bytes)) {
+        done(new ApiError('invalid_argument', 'Malformed JSON body: it is not UTF-8'), undefined)
         return
       }
       const text = bytes.toString('utf8')

@@ -318,7 +318,8 @@ export interface SendOptions {
   apiKey?: string | null
   /** A JSON value (serialised) or the raw body text. */
   body?: unknown
-  rawBody?: string
+  /** The body exactly as sent: text (as UTF-8) or bytes. */
+  rawBody?: string | Buffer
   headers?: Record<string, string>
 }
 
@@ -328,7 +329,7 @@ export async function send(url: string, options: SendOptions = {}): Promise<Answ
   const apiKey = options.apiKey === undefined ? ACME_KEY : options.apiKey
   if (apiKey !== null) headers['x-api-key'] = apiKey
   if (options.key !== undefined) headers['idempotency-key'] = options.key
-  let body: string | undefined
+  let body: string | Buffer | undefined
   if (options.rawBody !== undefined) body = options.rawBody
   else if (options.body !== undefined) body = JSON.stringify(options.body)
   if (body !== undefined) headers['content-type'] = 'application/json'
