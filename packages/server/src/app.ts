@@ -31,6 +31,7 @@ import { createServerMetrics, registerMetrics } from './http/metrics.js'
 import { registerOpenApi } from './http/openapi.js'
 import { registerRateLimit } from './http/rate-limit.js'
 import { closeConnections, createShutdownCoordinator } from './http/shutdown.js'
+import { routeUndecodablePathsLiterally } from './http/path-escapes.js'
 import { generateRequestId } from './http/request-id.js'
 import { registerResponseHeaders } from './http/response-headers.js'
 import { registerAvailabilityRoutes } from './routes/availability.js'
@@ -74,6 +75,11 @@ export interface RegisteredRoute {
 }
 
 const BODY_LIMIT_BYTES = 1024 * 1024
+/**
+ * Longer than any request line Node takes (16 KiB of headers in all): no path parameter is
+ * refused by the router for its length; the routes' own checks of an id are plain patterns.
+ */
+const MAX_PATH_PARAMETER_LENGTH = 16 * 1024
 
 /**
  * The Ticksupply API, ready to listen. Hooks run in the contract's order of checks: request id,
@@ -136,7 +142,11 @@ export async function buildApp(config: ServerConfig, options: AppOptions = {}): 
     genReqId: generateRequestId,
     requestIdHeader: false,
     bodyLimit: BODY_LIMIT_BYTES,
-    // Bad percent-encoding and over-long path parameters are unknown routes, in the envelope.
+    // A path that does not decode is routed with its percent signs literal, and an id of any
+    // length reaches its route: a malformed id is the operation's stored 404, not the router's.
+    rewriteUrl: routeUndecodablePathsLiterally,
+    routerOptions: { maxParamLength: MAX_PATH_PARAMETER_LENGTH },
+    // What the router still refuses is an unknown route, in the envelope.
     frameworkErrors: answerFrameworkErrors(guards),
     // Bytes that are not HTTP at all still get the envelope and a request id.
     clientErrorHandler: answerClientError,

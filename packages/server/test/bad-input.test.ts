@@ -317,6 +317,37 @@ describe('bad input', () => {
       }
     })
 
+    // A malformed id is the operation's own answer (step 5): stored and replayed under its key,
+    // after the key's format was checked, whatever the router made of the path.
+    it.each([
+      ['a broken percent-encoding', '%zz'],
+      ['an escape that is not UTF-8', 'sub_%FF'],
+      ['a truncated escape', 'sub_%E0%A4%A'],
+      ['an id of 101 characters', `sub_${'a'.repeat(97)}`],
+      ['an id of 5,000 characters', `sub_${'a'.repeat(4996)}`],
+    ])('answers a keyed call on %s with a stored 404, after the key check', async (_name, id) => {
+      const path = `${url}/v1/subscriptions/${id}/pause`
+      const key = crypto.randomUUID()
+      const first = await send(path, { method: 'POST', key })
+      expectEnvelope(first, 404, 'not_found')
+      expect(first.headers.get('idempotent-replayed')).toBeNull()
+      const replay = await send(path, { method: 'POST', key })
+      expect(replay.status).toBe(404)
+      expect(replay.headers.get('idempotent-replayed')).toBe('true')
+      expect(replay.text).toBe(first.text)
+      // Another path under the same key is another request.
+      const other = await send(`${url}/v1/subscriptions/sub_${'0'.repeat(32)}/pause`, {
+        method: 'POST',
+        key,
+      })
+      expectEnvelope(other, 409, 'already_exists')
+      expectEnvelope(
+        await send(path, { method: 'POST', key: 'not-a-key' }),
+        400,
+        'invalid_argument',
+      )
+    })
+
     it("answers unknown routes and methods with the 404 envelope, never Fastify's default shape", async () => {
       const cases: [string, string][] = [
         ['GET', '/v1/nope'],

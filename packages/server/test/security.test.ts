@@ -138,14 +138,18 @@ describe('authentication by route', () => {
     }
   })
 
-  // The router cannot decode these, and Fastify answers them before any hook: they are unknown
-  // routes all the same, authenticated and rate limited like /nope.
-  const UNDECODABLE = [
-    '/%zz',
-    '/v1/subscriptions/%ZZ',
-    '/v1/exchanges/%ff/instruments',
-    '/downloads/%zz',
-  ]
+  // Paths that do not decode are routed with their percent signs taken literally: an unknown
+  // route or a route with a malformed id, authenticated and rate limited like /nope.
+  const UNDECODABLE = ['/%zz', '/v1/subscriptions/%ZZ', '/v1/exchanges/%ff/instruments']
+
+  it('answers a download link whose id does not decode as any bad link, key or not', async () => {
+    for (const apiKey of [undefined, ACME_KEY]) {
+      const answer = await sendTarget(server.url, 'GET', '/downloads/%zz?expires=1&sig=x', {
+        ...(apiKey === undefined ? {} : { apiKey }),
+      })
+      expectRawEnvelope(answer, 403, 'permission_denied')
+    }
+  })
 
   it('answers a path it cannot decode without an API key with 401, as any unknown route', async () => {
     for (const target of UNDECODABLE) {

@@ -107,7 +107,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
         const exchange = adapter.open(
           request,
           request.method,
-          request.url,
+          targetAsSent(request),
           headerValues(request.raw.rawHeaders, 'idempotency-key'),
           settings,
         )
@@ -128,7 +128,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   const preParsing: preParsingHookHandler = (request, _reply, payload, next) => {
     const state = stateOf(request)
     if (state !== undefined) {
-      state.body = new BodyFingerprint(request.method, request.url)
+      state.body = new BodyFingerprint(request.method, targetAsSent(request))
       state.bodyStream = payload
       observeBody(payload, state.body)
     }
@@ -348,6 +348,14 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
 let fastifyDefaultErrorHandler: FastifyInstance['errorHandler'] | undefined
 
 /** Whether the route's error handler is the app's own. */
+/**
+ * The request target exactly as sent, for the fingerprint: before an app's `rewriteUrl`
+ * (Fastify keeps the original on the raw request then), as sent otherwise.
+ */
+function targetAsSent(request: FastifyRequest): string {
+  return (request.raw as { originalUrl?: string }).originalUrl ?? request.url
+}
+
 function appHandlesErrors(reply: FastifyReply): boolean {
   // One throwaway instance, never listening, the first time an error needs the answer.
   fastifyDefaultErrorHandler ??= Fastify().errorHandler

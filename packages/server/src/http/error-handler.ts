@@ -108,8 +108,8 @@ export function registerErrorHandling(app: FastifyInstance): void {
 export type RequestGuard = (request: FastifyRequest, reply: FastifyReply) => Promise<boolean>
 
 /**
- * Fastify's own routing errors (a path with broken percent-encoding, a path parameter over the
- * length limit) are answered as an unknown route. Fastify answers them before any hook, so the
+ * Fastify's own routing errors (whatever the router still refuses once undecodable paths are
+ * routed literally and path parameters have no length limit) are answered as an unknown route. Fastify answers them before any hook, so the
  * guards the hooks run are run here, in order: a stranger gets the 401 as for any unknown route
  * (decision 0304), an account gets the 404 with its rate-limit headers and pays for it. The
  * guards are filled in once the app has registered them.
