@@ -67,6 +67,35 @@ describe('IdempotencyEngine', () => {
     await expect(engine.begin({ ...request, body: elsewhere })).rejects.toThrow(TypeError)
   })
 
+  it('refuses a scope no store can keep apart from another, before any claim', async () => {
+    const store = counting(open().store)
+    const engine = createIdempotencyEngine({ store })
+    for (const scope of ['acct\u0000', 'acct\uD800', '\uDC00acct', 'a'.repeat(513), 5]) {
+      await expect(engine.begin(keyed({ scope: scope as string }))).rejects.toThrow(TypeError)
+    }
+    expect(store.claims).toBe(0)
+    for (const scope of ['', 'acct_\u{1F984}', 'é'.repeat(512)]) {
+      expect((await engine.begin(keyed({ scope }))).kind).toBe('claimed')
+    }
+    expect(store.claims).toBe(3)
+  })
+
+  it('keeps a scope of any well-formed text exact on PostgreSQL', async () => {
+    const postgres = await openTemporaryPostgres()
+    try {
+      const engine = createIdempotencyEngine({ store: postgres.store })
+      const request = keyed({ scope: `acct_\u{1F984}_${'é'.repeat(500)}` })
+      const first = await engine.begin(request)
+      if (first.kind !== 'claimed') throw new Error('expected a claim')
+      await first.claim.complete(answer(201))
+      expect((await engine.begin(request)).kind).toBe('replay')
+      expect((await engine.begin({ ...request, scope: 'acct_\u{1F985}' })).kind).toBe('claimed')
+      await expect(engine.begin({ ...request, scope: 'acct_\uD83E' })).rejects.toThrow(TypeError)
+    } finally {
+      await postgres.close()
+    }
+  })
+
   it('runs the operation once and replays its response afterwards', async () => {
     const engine = createIdempotencyEngine({ store: open().store })
     const request = keyed()

@@ -14,12 +14,16 @@ import type { IdempotencyEvent, IdempotencyOptions, ResolvedIdempotencyOptions }
 import { resolveIdempotencyOptions } from './options.js'
 import type { StoredResponse } from './record.js'
 import { isStorableStatus } from './record.js'
+import { checkScope } from './scope.js'
 import type { ClaimOutcome, ClaimRef, Store, StoreTransaction } from './store.js'
 import { WakeUps, nextPollDelay, untilDeadline } from './wait.js'
 
 /** What an adapter hands the engine: a framework-neutral view of one keyed request. */
 export interface IdempotentRequest {
-  /** Whose keys these are (the account). Never shared between tenants. */
+  /**
+   * Whose keys these are (the account). Never shared between tenants. At most 512 characters,
+   * without NUL or unpaired surrogates (anything else is a `TypeError`: see `checkScope`).
+   */
   readonly scope: string
   /** The canonical key, from {@link parseIdempotencyKeyHeader}. */
   readonly key: string
@@ -202,6 +206,7 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
   }
 
   async function begin(request: IdempotentRequest): Promise<BeginOutcome<Tx>> {
+    checkScope(request.scope)
     const fingerprint = fingerprintOf(request)
     const token = randomUUID()
     // The common case, one claim and nothing else: no timer, no listener, no signal.
