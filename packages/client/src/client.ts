@@ -111,7 +111,9 @@ export interface ExportsApi {
   waitFor(id: string, options?: WaitForExportOptions): Promise<ExportJob>
   /**
    * Saves the files of a succeeded job into `directory` (resuming `.partial` files left by an
-   * interrupted download) and resolves their paths.
+   * interrupted download) and resolves their paths. `timeoutMs` (the call's, else the
+   * client's) is the longest stall of a file, unless `idleTimeoutMs` says otherwise;
+   * `deadlineMs`, given on the call, bounds the whole download.
    */
   downloadFiles(
     id: string,
@@ -290,12 +292,16 @@ export function createClient(options: ClientOptions): TicksupplyClient {
       download: getDownload,
       waitFor: (id, options) => waitForExport(getExport, id, options, resolved.signal),
       downloadFiles: async (id, directory, options = {}) => {
-        const { onProgress, fetch: fetchFn, baseUrl, ...call } = options
-        // The files are fetched outside sendWithRetries: the client's signal must reach them.
+        const { onProgress, fetch: fetchFn, baseUrl, idleTimeoutMs, ...call } = options
+        // The files are fetched outside sendWithRetries: the client's signal must reach them,
+        // and its timeout too, as the longest stall (a whole file may rightly take longer).
         const signal = combineSignals(resolved.signal, call.signal)
+        const deadlineMs = options.deadlineMs
         return downloadFiles(await getDownload(id, call), directory, {
           baseUrl: baseUrl ?? resolved.baseUrl,
           fetch: fetchFn ?? resolved.fetch,
+          idleTimeoutMs: idleTimeoutMs ?? call.timeoutMs ?? resolved.timeoutMs,
+          ...(deadlineMs === undefined ? {} : { deadlineMs }),
           ...(signal === undefined ? {} : { signal }),
           ...(onProgress === undefined ? {} : { onProgress }),
         })

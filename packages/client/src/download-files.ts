@@ -4,8 +4,10 @@ import { basename, join } from 'node:path'
 import { Readable } from 'node:stream'
 import { pipeline } from 'node:stream/promises'
 import type { ReadableStream as WebReadableStream } from 'node:stream/web'
+import { combineSignals } from './combine-signals.js'
 import { createApiError } from './errors/create-api-error.js'
 import { NetworkError } from './errors/network-error.js'
+import { TimeoutError } from './errors/timeout-error.js'
 import { UnexpectedResponseError } from './errors/unexpected-response-error.js'
 import type { ExportDownload } from './types.js'
 import { USER_AGENT } from './version.js'
@@ -32,6 +34,18 @@ export interface DownloadFilesOptions {
   readonly baseUrl?: string
   /** @default globalThis.fetch */
   readonly fetch?: typeof globalThis.fetch
+  /**
+   * The longest wait for a file's answer, and then for each next chunk of it: a stalled
+   * download fails with a `TimeoutError`, and its `.partial` is resumed by the next one.
+   * Not a bound on a whole file, which may rightly take long.
+   * @default no limit
+   */
+  readonly idleTimeoutMs?: number
+  /**
+   * The most the whole download may take; past it, a `TimeoutError` (the `.partial` stays).
+   * @default no limit
+   */
+  readonly deadlineMs?: number
 }
 
 /**
@@ -60,6 +74,40 @@ export async function downloadFiles(
     }
   }
   await mkdir(directory, { recursive: true })
+  // The caller's signal, and this download's own for its timeouts: either stops it.
+  const timeouts = new AbortController()
+  const signal = combineSignals(options.signal, timeouts.signal)
+  const { idleTimeoutMs, deadlineMs } = options
+  let idle: NodeJS.Timeout | undefined
+  const stillMoving = () => {
+    if (idleTimeoutMs === undefined) return
+    clearTimeout(idle)
+    idle = setTimeout(() => {
+      timeouts.abort(new TimeoutError(idleTimeoutMs))
+    }, idleTimeoutMs)
+  }
+  const deadline =
+    deadlineMs === undefined
+      ? undefined
+      : setTimeout(() => {
+          timeouts.abort(new TimeoutError(deadlineMs))
+        }, deadlineMs)
+  try {
+    return await downloadEach(download, directory, fetchFn, options, signal, stillMoving)
+  } finally {
+    clearTimeout(idle)
+    clearTimeout(deadline)
+  }
+}
+
+async function downloadEach(
+  download: ExportDownload,
+  directory: string,
+  fetchFn: typeof globalThis.fetch,
+  options: DownloadFilesOptions,
+  signal: AbortSignal | undefined,
+  stillMoving: () => void,
+): Promise<string[]> {
   const totalBytes = download.artifacts.reduce((sum, artifact) => sum + artifact.bytes, 0)
   let doneBytes = 0
   const written: string[] = []
@@ -76,13 +124,11 @@ export async function downloadFiles(
     }
     const url = new URL(artifact.url, `${options.baseUrl ?? 'http://127.0.0.1'}/`)
     let response: Response
+    stillMoving()
     try {
-      response = await fetchFn(url, {
-        headers,
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
-      })
+      response = await fetchFn(url, { headers, ...(signal === undefined ? {} : { signal }) })
     } catch (error) {
-      if (options.signal?.aborted === true) throw options.signal.reason
+      if (signal?.aborted === true) throw signal.reason
       throw new NetworkError({ message: `Downloading ${artifact.filename} failed`, cause: error })
     }
     if ((response.status !== 200 && response.status !== 206) || response.body === null) {
@@ -109,6 +155,7 @@ export async function downloadFiles(
     const body = Readable.fromWeb(response.body as WebReadableStream<Uint8Array>)
     body.on('data', (chunk: Buffer) => {
       fileBytes += chunk.length
+      stillMoving()
       report()
     })
     // Which side failed decides the error: the body (the connection dropped mid-file) is a
@@ -119,10 +166,10 @@ export async function downloadFiles(
     })
     try {
       await pipeline(body, createWriteStream(partial, { flags: appending ? 'a' : 'w' }), {
-        ...(options.signal === undefined ? {} : { signal: options.signal }),
+        ...(signal === undefined ? {} : { signal }),
       })
     } catch (error) {
-      if (options.signal?.aborted === true) throw options.signal.reason
+      if (signal?.aborted === true) throw signal.reason
       if (bodyError === undefined) throw error
       throw new NetworkError({
         message: `Downloading ${artifact.filename} failed after ${String(fileBytes)} of ${String(artifact.bytes)} bytes; ${basename(partial)} is resumed by the next download`,

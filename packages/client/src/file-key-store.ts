@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, open, readFile, rename, rm } from 'node:fs/promises'
+import { link, mkdir, open, readFile, rename, rm } from 'node:fs/promises'
 import { join } from 'node:path'
 import { KeyFileError } from './key-file-error.js'
 import type { KeyStore } from './key-store.js'
@@ -38,7 +38,23 @@ export function createFileKeyStore(options: FileKeyStoreOptions): KeyStore {
   const fileOf = (operationId: string): string =>
     join(directory, `${createHash('sha256').update(operationId).digest('hex')}.json`)
 
-  return {
+  /** The key file's content in a new temporary file beside `target`, on disk. */
+  const writeTemporary = async (target: string, content: KeyFile): Promise<string> => {
+    await mkdir(directory, { recursive: true })
+    const temporary = `${target}.${randomBytes(6).toString('hex')}.tmp`
+    const handle = await open(temporary, 'wx', 0o600)
+    try {
+      await handle.writeFile(JSON.stringify(content))
+      // Flushed before the rename or link: otherwise a power cut could leave the name
+      // pointing at an empty file.
+      await handle.sync()
+    } finally {
+      await handle.close()
+    }
+    return temporary
+  }
+
+  const store: KeyStore = {
     async get(operationId) {
       let text: string
       try {
@@ -66,19 +82,8 @@ export function createFileKeyStore(options: FileKeyStoreOptions): KeyStore {
     },
 
     async set(operationId, key) {
-      await mkdir(directory, { recursive: true })
       const target = fileOf(operationId)
-      const temporary = `${target}.${randomBytes(6).toString('hex')}.tmp`
-      const content: KeyFile = { operationId, key, savedAtMs: Date.now() }
-      const handle = await open(temporary, 'wx', 0o600)
-      try {
-        await handle.writeFile(JSON.stringify(content))
-        // Flushed before the rename: otherwise a power cut could leave the new name pointing
-        // at an empty file.
-        await handle.sync()
-      } finally {
-        await handle.close()
-      }
+      const temporary = await writeTemporary(target, { operationId, key, savedAtMs: Date.now() })
       try {
         await rename(temporary, target)
       } catch (error) {
@@ -87,10 +92,29 @@ export function createFileKeyStore(options: FileKeyStoreOptions): KeyStore {
       }
     },
 
+    // A hard link to a name that exists fails: the first process to link its file wins, and
+    // the others read its key.
+    async add(operationId, key) {
+      const target = fileOf(operationId)
+      const temporary = await writeTemporary(target, { operationId, key, savedAtMs: Date.now() })
+      try {
+        await link(temporary, target)
+        return key
+      } catch (error) {
+        if ((error as { code?: unknown } | null)?.code !== 'EEXIST') throw error
+        const saved = await store.get(operationId)
+        if (saved === undefined) throw error
+        return saved
+      } finally {
+        await rm(temporary, { force: true })
+      }
+    },
+
     async delete(operationId) {
       await rm(fileOf(operationId), { force: true })
     },
   }
+  return store
 }
 
 function isNotFound(error: unknown): boolean {

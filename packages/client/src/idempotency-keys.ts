@@ -15,7 +15,11 @@ export function createIdempotencyKey(): string {
   return randomUUID()
 }
 
-/** Whether `value` is a key the server will accept (a UUID in one of its four forms). */
+/**
+ * Whether `value` is a key the server will accept (a UUID in one of its four forms). Only
+ * spaces and tabs around it are the server's to ignore (the header's optional whitespace):
+ * `trim()` would also take Unicode spaces, which the server refuses and fetch cannot send.
+ */
 export function isIdempotencyKey(value: string): boolean {
-  return value.length <= 128 && KEY_FORMS.test(value.trim())
+  return value.length <= 128 && KEY_FORMS.test(value.replace(/^[ \t]+|[ \t]+$/g, ''))
 }

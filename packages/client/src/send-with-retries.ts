@@ -6,6 +6,7 @@ import { TimeoutError } from './errors/timeout-error.js'
 import { UnexpectedResponseError } from './errors/unexpected-response-error.js'
 import { isHeaderValue } from './header-value.js'
 import { createIdempotencyKey, isIdempotencyKey } from './idempotency-keys.js'
+import type { KeyStore } from './key-store.js'
 import type { ResolvedClientOptions } from './options.js'
 import { resolveCallDuration } from './options.js'
 import type { HttpResponse } from './request.js'
@@ -79,13 +80,29 @@ export interface ApiResponse<T> extends ResponseMetadata {
   readonly data: T
 }
 
-/** Headers only the client sets: a caller's value would break a key or the fingerprint. */
+/**
+ * Headers only the client sets: a caller's value would break a key or the fingerprint, or
+ * (`User-Agent`) the promise that every request names the client.
+ */
 const OWN_HEADERS = new Set([
   'x-api-key',
   'idempotency-key',
   'content-type',
   'accept',
   'content-length',
+  'user-agent',
+])
+
+/**
+ * Headers fetch refuses to send: set, every attempt would fail before leaving the process, and
+ * the failure would look like a lost connection, retried until the attempts run out.
+ */
+const UNSENDABLE_HEADERS = new Set([
+  'connection',
+  'keep-alive',
+  'transfer-encoding',
+  'upgrade',
+  'expect',
 ])
 
 function callHeaders(given: unknown): Record<string, string> {
@@ -98,6 +115,8 @@ function callHeaders(given: unknown): Record<string, string> {
       throw new TypeError(`Expected \`headers\` to have valid header names, got "${name}".`)
     if (OWN_HEADERS.has(name.toLowerCase()))
       throw new TypeError(`\`headers\` cannot set ${name}: the client sets it.`)
+    if (UNSENDABLE_HEADERS.has(name.toLowerCase()))
+      throw new TypeError(`\`headers\` cannot set ${name}: fetch does not send it.`)
     if (typeof value !== 'string' || !isHeaderValue(value))
       throw new TypeError(
         `Expected \`headers.${name}\` to be a string of Latin-1 characters without line breaks or NUL.`,
@@ -133,28 +152,38 @@ export async function sendWithRetries<T>(
   // server ignores its key) could run twice, so it is sent once.
   const maxAttempts = mutation || IDEMPOTENT_METHODS.has(method) ? options.retry.maxAttempts : 1
   const operationId = mutation ? call.operationId : undefined
-  const idempotencyKey = mutation ? await resolveKey(options, call) : undefined
+  // Serialised once, and before a key is saved (a body that cannot be serialised is a bad
+  // option): every attempt must send the same bytes, or the server's fingerprint would differ
+  // and the retry would get the mismatch 409.
+  const body = request.body === undefined ? undefined : JSON.stringify(request.body)
+  const resolved = mutation ? await resolveKey(options, call) : undefined
+  const idempotencyKey = resolved?.key
 
   const url = buildUrl(options.baseUrl, request.path, request.query)
   const headers: Record<string, string> = {
-    'user-agent': USER_AGENT,
     ...extraHeaders,
+    'user-agent': USER_AGENT,
     accept: 'application/json',
     'x-api-key': options.apiKey,
   }
   if (idempotencyKey !== undefined) headers['idempotency-key'] = idempotencyKey
-  let body: string | undefined
-  if (request.body !== undefined) {
-    // Serialised once: every attempt must send the same bytes, or the server's fingerprint
-    // would differ and the retry would get the mismatch 409.
-    body = JSON.stringify(request.body)
-    headers['content-type'] = 'application/json'
-  }
+  if (body !== undefined) headers['content-type'] = 'application/json'
 
-  /** The operation has its answer: the saved key has done its job. */
+  /**
+   * The operation has its answer: the saved key has done its job. Forgetting it is tidying
+   * only (a key kept is reused by the next call with the id, which then gets the replay), so
+   * a store that fails to forget does not turn the answer into an error.
+   */
   const settle = async (): Promise<void> => {
-    if (operationId !== undefined) await options.keyStore?.delete(operationId)
+    if (operationId !== undefined)
+      await options.keyStore?.delete(operationId).catch(() => undefined)
   }
+  // Whether an attempt of this operation may have reached the server with no answer telling
+  // what became of it: an earlier process's (the key was saved for the id), or an earlier
+  // attempt of this call. An answer that comes before the claim (a 401 from an expired API
+  // key, a proxy's 403) says nothing about that attempt, so the key must stay for the next
+  // call: forgetting it would mint a new key and could run the operation twice.
+  let mayHaveRun = resolved?.fromStore === true
 
   let lastError: AnyTicksupplyError | undefined
   for (let attempt = 1; ; attempt++) {
@@ -192,14 +221,16 @@ export async function sendWithRetries<T>(
         retryAfterMs: parseRetryAfter(response.headers.get('retry-after'), Date.now()),
       }) as AnyTicksupplyError
       if (!error.retryable) {
-        // A definitive answer: the server decided (and, for a keyed request, stored it).
-        await settle()
+        // A definitive answer for this key when nothing else of it may have run, or when it
+        // is the stored answer itself (a replay).
+        if (!mayHaveRun || response.headers.get('idempotent-replayed') === 'true') await settle()
         throw error
       }
       lastError = error
     } else {
       lastError = outcome.error
     }
+    mayHaveRun = true
     if (attempt >= maxAttempts) throw lastError
     const delayMs = computeRetryDelayMs(lastError, attempt, options.retry, options.random)
     // Waiting past the deadline only to give up then helps no one: fail now with the cause.
@@ -236,15 +267,32 @@ async function attemptOnce(
   }
 }
 
+/** The key of an operation, and whether it was saved for its id before this call. */
+interface ResolvedKey {
+  readonly key: string
+  readonly fromStore: boolean
+}
+
+/**
+ * Keys being resolved, per key store and operation id: calls made at once with one id share
+ * one key (a `get` then `set` each would mint two, and run the operation twice).
+ */
+const resolving = new WeakMap<KeyStore, Map<string, Promise<ResolvedKey>>>()
+
 /** The key of this operation: the caller's, else the one saved for its id, else a new one. */
-async function resolveKey(options: ResolvedClientOptions, call: MutationOptions): Promise<string> {
+async function resolveKey(
+  options: ResolvedClientOptions,
+  call: MutationOptions,
+): Promise<ResolvedKey> {
   const { idempotencyKey, operationId } = call
   if (idempotencyKey !== undefined && !isIdempotencyKey(idempotencyKey)) {
     throw new TypeError(
       `Expected \`idempotencyKey\` to be a UUID (hyphenated, simple, braced or urn:uuid:), got "${idempotencyKey}".`,
     )
   }
-  if (operationId === undefined) return idempotencyKey ?? createIdempotencyKey()
+  if (operationId === undefined) {
+    return { key: idempotencyKey ?? createIdempotencyKey(), fromStore: false }
+  }
   if (typeof operationId !== 'string' || operationId === '') {
     throw new TypeError('Expected `operationId` to be a non-empty string.')
   }
@@ -252,12 +300,50 @@ async function resolveKey(options: ResolvedClientOptions, call: MutationOptions)
   if (store === undefined) {
     throw new TypeError('`operationId` needs a `keyStore` in the client options.')
   }
+  let pending = resolving.get(store)
+  if (pending === undefined)
+    resolving.set(store, (pending = new Map<string, Promise<ResolvedKey>>()))
+  const earlier = pending.get(operationId)
+  if (earlier !== undefined) {
+    const shared = await earlier
+    if (idempotencyKey !== undefined && idempotencyKey !== shared.key) {
+      throw new TypeError(
+        `\`idempotencyKey\` differs from the key of operation "${operationId}" already under way.`,
+      )
+    }
+    return { key: shared.key, fromStore: true }
+  }
+  const resolution = saveKey(store, operationId, idempotencyKey)
+  pending.set(operationId, resolution)
+  try {
+    return await resolution
+  } finally {
+    pending.delete(operationId)
+  }
+}
+
+async function saveKey(
+  store: KeyStore,
+  operationId: string,
+  given: string | undefined,
+): Promise<ResolvedKey> {
   const saved = await store.get(operationId)
-  const key = idempotencyKey ?? saved ?? createIdempotencyKey()
+  if (saved !== undefined && !isIdempotencyKey(saved)) {
+    throw new TypeError(
+      `The key store holds "${saved}" for operation "${operationId}", which is not a UUID: repair or remove it (a new key could run the operation twice).`,
+    )
+  }
+  const key = given ?? saved ?? createIdempotencyKey()
+  if (key === saved) return { key, fromStore: true }
   // Saved before the first attempt is sent: if the process dies after sending, the next run
-  // must find the key, or it would mint a new one and could run the operation twice.
-  if (key !== saved) await store.set(operationId, key)
-  return key
+  // must find the key, or it would mint a new one and could run the operation twice. A store
+  // that can add without replacing settles a race with another process: the first key wins.
+  if (given === undefined && saved === undefined && store.add !== undefined) {
+    const kept = await store.add(operationId, key)
+    return { key: kept, fromStore: kept !== key }
+  }
+  await store.set(operationId, key)
+  return { key, fromStore: false }
 }
 
 function parseSuccess(

@@ -53,6 +53,21 @@ describe('createFileKeyStore', () => {
     expect(Object.keys(first).sort()).toEqual(['key', 'operationId', 'savedAtMs'])
   })
 
+  it('adds one key for an operation however many stores (processes) add at once', async () => {
+    const keys = Array.from({ length: 20 }, (_, index) => `key-${String(index)}`)
+    const kept = await Promise.all(
+      keys.map(async (key) => {
+        const store = createFileKeyStore({ directory })
+        if (store.add === undefined) throw new Error('the file store adds without replacing')
+        return store.add('op', key)
+      }),
+    )
+    expect(new Set(kept).size).toBe(1)
+    expect(keys).toContain(kept[0])
+    expect(await createFileKeyStore({ directory }).get('op')).toBe(kept[0])
+    expect(readdirSync(directory)).toHaveLength(1)
+  })
+
   it('refuses a missing directory option', () => {
     expect(() => createFileKeyStore({ directory: '' })).toThrow('`directory`')
   })

@@ -19,6 +19,7 @@ import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from
 import {
   CLIENT_VERSION,
   NetworkError,
+  TimeoutError,
   UnexpectedResponseError,
   createClient,
   responseOf,
@@ -200,7 +201,14 @@ describe('exports.downloadFiles against a server that cuts a file short', () => 
   const FILE_NAME = 'binance_BTCUSDT_trade_part_2026110100.csv.gz'
   const CONTENT = Buffer.alloc(ARTIFACT_BYTES, 'x')
   let api: TestHttpServer
-  let mode: 'reset-mid' | 'short-content-length' | 'short-chunked' | 'whole' = 'whole'
+  let mode:
+    | 'reset-mid'
+    | 'short-content-length'
+    | 'short-chunked'
+    | 'whole'
+    | 'stall-mid'
+    | 'no-answer'
+    | 'trickle' = 'whole'
   let directory: string
 
   beforeAll(async () => {
@@ -231,6 +239,19 @@ describe('exports.downloadFiles against a server that cuts a file short', () => 
       } else if (mode === 'whole') {
         response.writeHead(200, { 'content-length': String(ARTIFACT_BYTES) })
         response.end(CONTENT)
+      } else if (mode === 'stall-mid') {
+        // Some bytes, then nothing more, the connection left open.
+        response.writeHead(200, { 'content-length': String(ARTIFACT_BYTES) })
+        response.write(CONTENT.subarray(0, 300))
+      } else if (mode === 'no-answer') {
+        // Never answers at all.
+      } else if (mode === 'trickle') {
+        // A byte every 50 ms: never stalled, never done (1,000 bytes would take 50 s).
+        response.writeHead(200, { 'content-length': String(ARTIFACT_BYTES) })
+        const timer = setInterval(() => response.write('x'), 50)
+        response.on('close', () => {
+          clearInterval(timer)
+        })
       } else if (mode === 'short-chunked') {
         // Chunked and ended cleanly: nothing on the wire says bytes are missing.
         response.writeHead(200)
@@ -276,6 +297,34 @@ describe('exports.downloadFiles against a server that cuts a file short', () => 
       expect(fileRequests().length - before).toBe(1)
     },
   )
+
+  it.each(['stall-mid', 'no-answer'] as const)(
+    'gives up on a file that stalls (%s) after the timeout, keeping what came as .partial',
+    async (stall) => {
+      mode = stall
+      const error: unknown = await createClient({
+        apiKey: 'library-key-0123456789',
+        baseUrl: api.url,
+        timeoutMs: 300,
+      })
+        .exports.downloadFiles(JOB.id, directory)
+        .catch((e: unknown) => e)
+
+      expect(error).toBeInstanceOf(TimeoutError)
+      expect(listing()).toEqual(stall === 'stall-mid' ? [[`${FILE_NAME}.partial`, 300]] : [])
+    },
+  )
+
+  it('gives up on a download that moves but outlasts the deadline the call gave it', async () => {
+    mode = 'trickle'
+    const error: unknown = await client()
+      .exports.downloadFiles(JOB.id, directory, { deadlineMs: 400 })
+      .catch((e: unknown) => e)
+
+    expect(error).toBeInstanceOf(TimeoutError)
+    expect(listing()).toHaveLength(1)
+    expect(listing()[0]?.[0]).toBe(`${FILE_NAME}.partial`)
+  })
 
   it('refuses a file shorter than its artifact, leaving it as .partial for a resume', async () => {
     mode = 'short-chunked'

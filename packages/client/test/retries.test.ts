@@ -399,6 +399,79 @@ describe('an operation with an operationId', () => {
     expect(await keyStore.get('op-2')).toBeUndefined()
   })
 
+  it('keeps its key after an answer from before the claim, when an earlier attempt may have run', async () => {
+    const keyStore = createMemoryKeyStore()
+    let runs = 0
+    const { client, requests } = await clientOf(
+      (_request, response, index) => {
+        if (index === 0) {
+          // The operation runs, and its answer is lost with the connection.
+          runs++
+          response.socket?.destroy()
+        } else if (index === 1) sendError(response, 401, 'unauthenticated', 'Invalid API key')
+        else if (index === 2) {
+          response.writeHead(403, { 'content-type': 'text/html' }).end('<h1>Forbidden</h1>')
+        } else sendJson(response, 201, SUBSCRIPTION, { 'idempotent-replayed': 'true' })
+      },
+      { keyStore },
+    )
+
+    await expect(
+      client.subscriptions.create({ datastream_id: 7 }, { operationId: 'op-lost' }),
+    ).rejects.toBeInstanceOf(UnauthenticatedError)
+    await expect(
+      client.subscriptions.create({ datastream_id: 7 }, { operationId: 'op-lost' }),
+    ).rejects.toBeTruthy()
+    const replay = await client.subscriptions.create(
+      { datastream_id: 7 },
+      { operationId: 'op-lost' },
+    )
+    expect(replay.id).toBe(SUBSCRIPTION.id)
+    expect(new Set(requests.map((request) => request.headers['idempotency-key'])).size).toBe(1)
+    expect(runs).toBe(1)
+    expect(await keyStore.get('op-lost')).toBeUndefined()
+  })
+
+  it('shares one key among calls made at once with one id', async () => {
+    const keyStore = createMemoryKeyStore()
+    const { client, requests } = await clientOf(failThen([]), { keyStore })
+
+    await Promise.all(
+      [1, 2, 3].map(() =>
+        client.subscriptions.create({ datastream_id: 7 }, { operationId: 'op-together' }),
+      ),
+    )
+    expect(requests).toHaveLength(3)
+    expect(new Set(requests.map((request) => request.headers['idempotency-key'])).size).toBe(1)
+  })
+
+  it('forgets nothing it was not asked to: a success stands even when the store cannot forget', async () => {
+    const memory = createMemoryKeyStore()
+    const keyStore = { ...memory, delete: () => Promise.reject(new Error('disk full')) }
+    const { client } = await clientOf(failThen([]), { keyStore })
+
+    const created = await client.subscriptions.create({ datastream_id: 7 }, { operationId: 'op-4' })
+    expect(created.id).toBe(SUBSCRIPTION.id)
+  })
+
+  it('saves no key for a body it cannot send', async () => {
+    const keyStore = createMemoryKeyStore()
+    const { client, requests } = await clientOf(failThen([]), { keyStore })
+
+    await expect(
+      client.request(
+        {
+          method: 'POST',
+          path: '/v1/subscriptions',
+          body: { datastream_id: 7n },
+        },
+        { operationId: 'op-5' },
+      ),
+    ).rejects.toBeInstanceOf(TypeError)
+    expect(await keyStore.get('op-5')).toBeUndefined()
+    expect(requests).toHaveLength(0)
+  })
+
   it('needs a key store', async () => {
     const { client, requests } = await clientOf(failThen([]))
 
@@ -554,6 +627,64 @@ describe('per-call headers', () => {
       // The line is at U+00FF: Latin-1 beyond ASCII is what fetch can still send.
       await client.exchanges.list({ headers: { 'x-trace': 'caf\u00e9' } })
       expect(requests).toHaveLength(1)
+    },
+  )
+})
+
+describe('keys and headers fetch could not send', () => {
+  it.each([
+    ['a no-break space', '\u00a0'],
+    ['a byte order mark', '\ufeff'],
+    ['a line separator', '\u2028'],
+    ['an ideographic space', '\u3000'],
+  ])('refuses a key padded with %s before sending anything', async (_name, pad) => {
+    const events: RetryEvent[] = []
+    const { client, requests } = await clientOf(failThen([]), {
+      onRetry: (event) => events.push(event),
+    })
+
+    await expect(
+      client.subscriptions.create(
+        { datastream_id: 7 },
+        { idempotencyKey: `${pad}0190a0b0-c0d0-4e0f-8000-000000000001` },
+      ),
+    ).rejects.toBeInstanceOf(TypeError)
+    expect(events).toHaveLength(0)
+    expect(requests).toHaveLength(0)
+    // Spaces and tabs are the header's own whitespace: the server takes them.
+    await client.subscriptions.create(
+      { datastream_id: 7 },
+      { idempotencyKey: ' \t0190a0b0-c0d0-4e0f-8000-000000000001\t ' },
+    )
+    expect(requests).toHaveLength(1)
+  })
+
+  it('refuses a saved key that is not a UUID rather than send it or mint another', async () => {
+    const keyStore = createMemoryKeyStore()
+    await keyStore.set('op-bad', 'hello')
+    const { client, requests } = await clientOf(failThen([]), { keyStore })
+
+    await expect(
+      client.subscriptions.create({ datastream_id: 7 }, { operationId: 'op-bad' }),
+    ).rejects.toThrow('not a UUID')
+    expect(requests).toHaveLength(0)
+    expect(await keyStore.get('op-bad')).toBe('hello')
+  })
+
+  it.each(['Transfer-Encoding', 'Expect', 'Upgrade', 'Keep-Alive', 'Connection', 'User-Agent'])(
+    'refuses a %s header of the caller with a TypeError, not as a lost connection',
+    async (name) => {
+      const events: RetryEvent[] = []
+      const { client, requests } = await clientOf(failThen([]), {
+        onRetry: (event) => events.push(event),
+      })
+
+      const error: unknown = await client.exchanges
+        .list({ headers: { [name]: 'x' } })
+        .catch((e: unknown) => e)
+      expect(error).toBeInstanceOf(TypeError)
+      expect(events).toHaveLength(0)
+      expect(requests).toHaveLength(0)
     },
   )
 })

@@ -22,6 +22,23 @@ describe('parseRetryAfter', () => {
     expect(parseRetryAfter(header, NOW_MS)).toBe(expected)
   })
 
+  it.each(['America/New_York', 'Asia/Tokyo'])(
+    'reads the asctime form as GMT, as every HTTP-date is, in %s too',
+    (zone) => {
+      const before = process.env['TZ']
+      // Node reads TZ again whenever it is set.
+      process.env['TZ'] = zone
+      try {
+        expect(new Date(NOW_MS).getTimezoneOffset()).not.toBe(0)
+        expect(parseRetryAfter('Sun Nov 29 12:00:05 2026', NOW_MS)).toBe(5_000)
+        expect(parseRetryAfter('Sun Nov  1 12:00:05 2026', NOW_MS)).toBe(0)
+      } finally {
+        if (before === undefined) delete process.env['TZ']
+        else process.env['TZ'] = before
+      }
+    },
+  )
+
   it.each([null, undefined, '', '-1', '1.5', 'soon', '2026-11-29'])('ignores %j', (header) => {
     expect(parseRetryAfter(header, NOW_MS)).toBeUndefined()
   })
