@@ -69,7 +69,7 @@ describe('Engine on Redis: leases', () => {
     await server?.close()
   })
 
-  it('loses a claim whose renewal fails with a store error, and gives it back by token once Redis answers again', async () => {
+  it('loses a claim whose renewal fails with a store error, and gives it back by token when there is nothing to store', async () => {
     const url = server?.url ?? ''
     const { client, store, close } = await openTemporaryRedis({ url, commandTimeoutMs: 300 })
     const admin = await connectRedis(url)
@@ -88,9 +88,9 @@ describe('Engine on Redis: leases', () => {
       expect(claim.signal.reason).toBeInstanceOf(LeaseLostError)
       expect(claim.state).toBe('lost')
 
-      // The request ends: its answer is not the key's, and the claim goes back in the
+      // The request ends without an answer to store (a 503): the claim goes back in the
       // background.
-      await expect(claim.finish(answer)).rejects.toBeInstanceOf(LeaseLostError)
+      await expect(claim.finish({ ...answer, status: 503 })).rejects.toBeInstanceOf(LeaseLostError)
 
       // A lapsed lease would leave the record in place (in progress, expiring in 10 minutes);
       // only the release by token deletes it.
@@ -101,6 +101,91 @@ describe('Engine on Redis: leases', () => {
       expect(outcomeOf(next)).toBe('claimed')
     } finally {
       admin.destroy()
+      await close()
+    }
+  })
+
+  it('stores the answer of an operation that ran through a renewal that failed, by token: a retry replays it', async () => {
+    const url = server?.url ?? ''
+    const { store, close } = await openTemporaryRedis({ url, commandTimeoutMs: 300 })
+    const admin = await connectRedis(url)
+    try {
+      const events: string[] = []
+      // Renewals every second: the first is sent at 1 s, into a Redis paused from 0.8 to 1.4 s,
+      // and times out at 1.3 s.
+      const engine = createIdempotencyEngine({
+        store,
+        leaseMs: 3_000,
+        ttlMs: 600_000,
+        onEvent: (event) => events.push(event.type),
+      })
+      const request = keyed()
+      let runs = 0
+      const operation = async () => {
+        runs++
+        // The effects commit elsewhere; meanwhile Redis stalls across a renewal.
+        await sleep(800)
+        await admin.sendCommand(['CLIENT', 'PAUSE', '600', 'WRITE'])
+        await sleep(1_200)
+        return answer
+      }
+      await engine.execute(request, operation)
+      expect(events).toContain('lease_lost')
+      const retry = await engine.execute(request, operation)
+      expect(retry.replayed).toBe(true)
+      expect(runs).toBe(1)
+    } finally {
+      admin.destroy()
+      await close()
+    }
+  })
+
+  it('counts a claim lost once its lease ran out while the event loop stood still, before any renewal says so', async () => {
+    const { store, close } = await openTemporaryRedis()
+    try {
+      const leaseMs = 300
+      const engine = createIdempotencyEngine({ store, leaseMs, ttlMs: 600_000 })
+      const begun = await engine.begin(keyed())
+      if (begun.kind !== 'claimed') throw new Error('expected a claim')
+      const { claim } = begun
+      const signal = claim.signal
+      // Nothing else runs meanwhile: no renewal, no timer.
+      const until = performance.now() + 2 * leaseMs
+      while (performance.now() < until) {
+        // Busy: the event loop is blocked.
+      }
+      expect(claim.state).toBe('lost')
+      expect(signal.aborted).toBe(true)
+      expect(signal.reason).toBeInstanceOf(LeaseLostError)
+    } finally {
+      await close()
+    }
+  })
+
+  it('gives back a claim whose answer timed out even when Redis has not cached the release script', async () => {
+    const url = server?.url ?? ''
+    const { client, store, close } = await openTemporaryRedis({ url, commandTimeoutMs: 300 })
+    const peer = await openTemporaryRedis({ url })
+    const admin = await connectRedis(url)
+    try {
+      // A server that restarted knows no script; one claim and completion cache only theirs.
+      await admin.sendCommand(['SCRIPT', 'FLUSH'])
+      const warm = claimRequest()
+      await store.claim(warm)
+      await store.complete(warm, answer)
+      // The claim lands once Redis resumes, after its caller gave up on the answer.
+      await admin.sendCommand(['CLIENT', 'PAUSE', '800', 'WRITE'])
+      const lost = claimRequest()
+      await expect(store.claim(lost)).rejects.toThrow()
+      const key = store.keyOf(lost.scope, lost.key)
+      const deadline = Date.now() + 5_000
+      while ((await client.exists(key)) === 1 && Date.now() < deadline) await sleep(50)
+      expect(await client.exists(key)).toBe(0)
+      const retry = await peer.store.claim(claimRequest({ scope: lost.scope, key: lost.key }))
+      expect(outcomeOf(retry)).toBe('claimed')
+    } finally {
+      admin.destroy()
+      await peer.close()
       await close()
     }
   })

@@ -121,6 +121,7 @@ interface ClaimContext<Tx extends StoreTransaction> {
   readonly emit: (event: IdempotencyEvent) => void
   readonly retrier: BackgroundRetrier
   readonly leases: LeaseKeeper | undefined
+  readonly leaseMs: number
 }
 
 const NEVER_ABORTED = new AbortController().signal
@@ -150,6 +151,7 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
     emit,
     retrier,
     leases: store.renew === undefined ? undefined : createLeaseKeeper(store, leaseMs, emit),
+    leaseMs,
   }
 
   async function claimOnce(
@@ -172,10 +174,14 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
     }
   }
 
+  /** When a claim is sent, for a lease's own clock: only where claims are leases. */
+  const leaseClock = (): number => (context.leases === undefined ? 0 : performance.now())
+
   function settleFirst(
     request: IdempotentRequest,
     outcome: ClaimOutcome,
     token: string,
+    sentAt: number,
     waitStartedAt?: number,
   ): BeginOutcome<Tx> | undefined {
     switch (outcome.kind) {
@@ -184,7 +190,7 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
         if (waitStartedAt !== undefined) emitWaited('claimed', waitStartedAt)
         return {
           kind: 'claimed',
-          claim: new Claim(context, request.scope, request.key, token, outcome.lost),
+          claim: new Claim(context, request.scope, request.key, token, outcome.lost, sentAt),
         }
       case 'replay':
         emit(REPLAYED)
@@ -210,7 +216,8 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
     const fingerprint = fingerprintOf(request)
     const token = randomUUID()
     // The common case, one claim and nothing else: no timer, no listener, no signal.
-    const first = settleFirst(request, await claimOnce(request, fingerprint, token), token)
+    const sentAt = leaseClock()
+    const first = settleFirst(request, await claimOnce(request, fingerprint, token), token, sentAt)
     if (first !== undefined) return first
     if (waitMs === 0) {
       emit(STILL_IN_PROGRESS)
@@ -251,6 +258,7 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
       for (;;) {
         const noticesBeforeClaim = wakeUps.notices
         const token = randomUUID()
+        const sentAt = leaseClock()
         const outcome = await claimOnce(request, fingerprint, token)
         if (outcome.kind === 'claimed' && signal?.aborted === true) {
           // The client left while the claim was in flight: nobody would read the answer, and
@@ -259,7 +267,7 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
           emitWaited('aborted', startedAt)
           throw new WaitAbortedError()
         }
-        const done = settleFirst(request, outcome, token, startedAt)
+        const done = settleFirst(request, outcome, token, sentAt, startedAt)
         if (done !== undefined) return done
         if (wakeUps.notices !== noticesBeforeClaim) continue
         const remainingMs = deadline - performance.now()
@@ -346,8 +354,17 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
   readonly #storeSignal: AbortSignal | undefined
   /** Only for claims that can be lost on their own (leases), or once read after a loss. */
   #controller: AbortController | undefined
-  /** Lost because a renewal failed (not because another request took the key over). */
-  #lostToStoreError = false
+  /**
+   * Lost without the store saying so (a renewal failed, or the lease ran out on this process's
+   * clock before a renewal answered): the record may still carry this claim's token.
+   */
+  #mayStillHold = false
+  /**
+   * Until when the lease is surely held (`performance.now()`): from when the claim or the
+   * latest renewal that succeeded was sent. Past it, another request may have taken the key,
+   * whether or not a renewal has said so yet (the event loop may have stalled).
+   */
+  #heldUntil: number | undefined
 
   constructor(
     context: ClaimContext<Tx>,
@@ -355,6 +372,7 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
     key: string,
     token: string,
     storeSignal: AbortSignal | undefined,
+    sentAt: number,
   ) {
     this.#context = context
     this.scope = scope
@@ -363,13 +381,31 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
     this.#storeSignal = storeSignal
     if (context.leases !== undefined) {
       this.#controller = new AbortController()
+      this.#heldUntil = sentAt + context.leaseMs
       context.leases.add(this)
     }
   }
 
   get state(): ClaimState {
-    if (this.#state === 'active' && this.#storeSignal?.aborted === true) this.lose()
+    if (this.#state === 'active') {
+      if (this.#storeSignal?.aborted === true) this.lose()
+      else this.#checkLease()
+    }
     return this.#state
+  }
+
+  /** Loses a lease claim whose lease ran out on this process's clock. */
+  #checkLease(): void {
+    if (this.#heldUntil !== undefined && performance.now() >= this.#heldUntil) {
+      this.lose(new Error('the lease ran out before a renewal was answered'))
+    }
+  }
+
+  /** A renewal sent at `sentAt` succeeded: the lease is held until a lease after it. */
+  renewed(sentAt: number): void {
+    if (this.#heldUntil !== undefined) {
+      this.#heldUntil = Math.max(this.#heldUntil, sentAt + this.#context.leaseMs)
+    }
   }
 
   get settled(): boolean {
@@ -378,7 +414,11 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
   }
 
   get signal(): AbortSignal {
-    if (this.#controller !== undefined) return this.#controller.signal
+    if (this.#controller !== undefined) {
+      // A lease that ran out while the event loop stood still aborts as it is read.
+      if (this.#state === 'active') this.#checkLease()
+      return this.#controller.signal
+    }
     if (this.#state === 'lost') return AbortSignal.abort(new LeaseLostError())
     return this.#storeSignal ?? NEVER_ABORTED
   }
@@ -387,7 +427,7 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
   lose(cause?: unknown): void {
     if (this.#state !== 'active' && this.#state !== 'committing') return
     this.#state = 'lost'
-    this.#lostToStoreError = cause !== undefined
+    this.#mayStillHold = cause !== undefined
     this.#context.leases?.remove(this)
     this.#context.emit({ type: 'lease_lost' })
     this.#controller?.abort(new LeaseLostError(cause === undefined ? undefined : { cause }))
@@ -447,13 +487,36 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
    * request took it meanwhile), so that the retry need not wait out the lease.
    */
   #releaseAfterLoss(): void {
-    if (!this.#lostToStoreError) return
-    this.#lostToStoreError = false
+    if (!this.#mayStillHold) return
+    this.#mayStillHold = false
     const { retrier, store } = this.#context
     const ref = this.ref
     store.release(ref).catch(() => {
       retrier.schedule(() => store.release(ref))
     })
+  }
+
+  /**
+   * The operation ran to its answer while the claim could not be shown to be held, and its
+   * effects (outside the store) may have committed. Storing the answer by token is what keeps
+   * a retry from running it again: a completion lands only on a record that still carries this
+   * claim's token, so it can never overwrite a request that took the key over.
+   */
+  async #completeAfterLoss(response: StoredResponse): Promise<void> {
+    this.#mayStillHold = false
+    const { emit, retrier, store } = this.#context
+    const ref = this.ref
+    let owned: boolean
+    try {
+      owned = await store.complete(ref, response)
+    } catch (error) {
+      emit({ type: 'store_error', error })
+      retrier.schedule(() => store.release(ref))
+      throw new LeaseLostError({ cause: error })
+    }
+    if (!owned) throw new LeaseLostError()
+    this.#state = 'completed'
+    emit(COMPLETED)
   }
 
   async release(): Promise<void> {
@@ -471,6 +534,10 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
 
   async finish(response: StoredResponse): Promise<void> {
     if (this.state === 'lost') {
+      if (this.#mayStillHold && isStorableStatus(response.status)) {
+        await this.#completeAfterLoss(response)
+        return
+      }
       this.#releaseAfterLoss()
       throw new LeaseLostError()
     }
@@ -506,10 +573,12 @@ function createLeaseKeeper<Tx extends StoreTransaction>(
     for (const claim of active) {
       if (inFlight.has(claim)) continue
       inFlight.add(claim)
+      const sentAt = performance.now()
       renew(claim.ref, leaseMs).then(
         (owned) => {
           inFlight.delete(claim)
-          if (!owned) claim.lose()
+          if (owned) claim.renewed(sentAt)
+          else claim.lose()
         },
         (error: unknown) => {
           inFlight.delete(claim)

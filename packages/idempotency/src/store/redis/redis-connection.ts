@@ -80,6 +80,16 @@ export interface RedisCommander {
   readonly ready: boolean
   /** Runs `script` on the node of `key`, sending its source only when the server lacks it. */
   runScript(script: RedisScript, key: string, args: readonly RedisArgument[]): Promise<unknown>
+  /**
+   * Runs `script` with its source, whatever the server's script cache holds: for a command
+   * whose reply may never be read (sent after a timeout, to undo what may have landed), which
+   * a `NOSCRIPT` answered to nobody would silently drop.
+   */
+  runScriptSource(
+    script: RedisScript,
+    key: string,
+    args: readonly RedisArgument[],
+  ): Promise<unknown>
   /** Runs a command that names no key (on a cluster: on any node). */
   command(args: readonly RedisArgument[]): Promise<unknown>
   /** A way to send commands to each node that holds keys (a cluster's masters; the server). */
@@ -126,6 +136,7 @@ export function createRedisCommander(
         return send(key, ['EVAL', script.source, ...tail])
       }
     },
+    runScriptSource: (script, key, args) => send(key, ['EVAL', script.source, '1', key, ...args]),
     command: (args) => send(undefined, args),
     async nodes() {
       if (!isCluster(connection)) return [(args) => send(undefined, args)]

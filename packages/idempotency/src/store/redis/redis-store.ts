@@ -188,10 +188,16 @@ export async function createRedisStore(options: RedisStoreOptions): Promise<Redi
     } catch (error) {
       // A claim whose answer never came may still have landed: give it back by token, so that
       // it does not hold the key for a lease. Redis runs the release after the claim (one
-      // connection, in order); when the claim did not land, the release matches nothing.
+      // connection, in order); when the claim did not land, the release matches nothing. Its
+      // source goes with it: its reply is likely lost too, and with it a NOSCRIPT.
       if (!(error instanceof RedisStoreDisconnectedError)) {
         commander
-          .runScript(RELEASE_SCRIPT, redisKey, [testNow(), request.token, channel, origin + id])
+          .runScriptSource(RELEASE_SCRIPT, redisKey, [
+            testNow(),
+            request.token,
+            channel,
+            origin + id,
+          ])
           .catch(() => undefined)
       }
       throw error
