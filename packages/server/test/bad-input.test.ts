@@ -117,6 +117,11 @@ describe('bad input', () => {
         '09007199254740993',
         '-09007199254740993',
         '007',
+        // A fraction, however close to a whole number a double would make it.
+        '2.00000000000000001',
+        '1.0000000000000001',
+        '9007199254740993.5',
+        '1e-400',
       ])('%s is not an int64: 400 invalid_argument', async (id) => {
         expectEnvelope(await create(id), 400, 'invalid_argument')
       })

@@ -298,6 +298,24 @@ describe('built-in schemas', () => {
 })
 
 describe('drafts and publishing', () => {
+  it('copies the published version into a draft on a POST of {} as on an empty one', async () => {
+    const schema = await create({})
+    for (const rawBody of ['{}', ' { } ']) {
+      const draft = await send(`${url}/v1/export-schemas/${schema.id}/draft`, {
+        method: 'POST',
+        rawBody,
+      })
+      expect(draft.status, draft.text).toBe(201)
+      expect(draft.json()).toEqual({ ...schema, has_draft: true })
+    }
+    // A body with content is the draft's own, and is checked as one.
+    const bad = await send(`${url}/v1/export-schemas/${schema.id}/draft`, {
+      method: 'POST',
+      body: { columns: [] },
+    })
+    expect(bad.status).toBe(400)
+  })
+
   it('copies the published version into a draft on an empty POST, publishes it as version 2', async () => {
     const schema = await create({})
     const draft = await send(`${url}/v1/export-schemas/${schema.id}/draft`, { method: 'POST' })

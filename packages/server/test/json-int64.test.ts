@@ -48,14 +48,45 @@ describe('parseJsonKeepingInt64', () => {
   it('gives what JSON.parse gives where no integer is unsafe', () => {
     for (const text of [
       '{"n":9007199254740991}',
-      '{"n":1.7672256000000000001e18}',
-      '{"n":17672256000000000001.5}',
+      '{"n":1.5e-3}',
+      '{"n":123.25}',
       '{"n":1e400}',
       '{"n":-0}',
       '{"s":"9007199254740993","t":"\\"9007199254740993\\""}',
       '[0,1,-1,10,9007199254740991,-9007199254740991]',
     ]) {
       expect(parseJsonKeepingInt64(text), text).toEqual(JSON.parse(text))
+    }
+  })
+
+  it('keeps a whole number past 2^53 exact in any notation', () => {
+    for (const [literal, digits] of [
+      ['9007199254740993.0', '9007199254740993'],
+      ['9.007199254740993e15', '9007199254740993'],
+      ['90071992547409930E-1', '9007199254740993'],
+      ['1.767225600000000001e18', '1767225600000000001'],
+      ['-9.007199254740993e+15', '-9007199254740993'],
+    ] as const) {
+      expect(parseJsonKeepingInt64(`{"n":${literal}}`), literal).toEqual({ n: BigInt(digits) })
+    }
+  })
+
+  it('reads a fraction a double would round to a whole number as no integer at all', () => {
+    for (const literal of [
+      '2.00000000000000001',
+      '1.0000000000000001',
+      '1.7672256000000000001e18',
+      '17672256000000000001.5',
+      '1e-400',
+      '-5e-330',
+    ]) {
+      const parsed = parseJsonKeepingInt64(`{"n":${literal}}`) as { n: number }
+      expect(Number.isNaN(parsed.n), literal).toBe(true)
+    }
+    // Whole numbers and plain fractions read as JSON.parse reads them.
+    for (const literal of ['2.0', '2.50e1', '1.5', '1e3', '0.0', '-0.0e5', '1e400']) {
+      const text = `{"n":${literal}}`
+      expect(parseJsonKeepingInt64(text), literal).toEqual(JSON.parse(text))
     }
   })
 

@@ -48,10 +48,20 @@ const schemaAnswer = (description: string) => ref(EXPORT_SCHEMA_SCHEMA.$id, desc
 
 const createBody = parseBodyOnce(parseCreateSchemaBody)
 const replaceBody = parseBodyOnce(parseReplaceSchemaBody)
-// An empty body copies the published version; a body is the draft's content.
+// An empty body copies the published version, and so does `{}`, as on every call that may take
+// no body (decision 0005); a body with content is the draft's content.
 const createDraftBody = parseBodyOnce((body) =>
-  body === undefined ? undefined : parseDraftBody(body),
+  body === undefined || isEmptyObject(body) ? undefined : parseDraftBody(body),
 )
+
+function isEmptyObject(body: unknown): boolean {
+  return (
+    typeof body === 'object' &&
+    body !== null &&
+    !Array.isArray(body) &&
+    Object.keys(body).length === 0
+  )
+}
 const updateDraftBody = parseBodyOnce(parseDraftBody)
 
 /**
@@ -183,7 +193,7 @@ export function registerExportSchemaRoutes(
         operationId: 'createExportSchemaDraft',
         summary: 'Create or replace the draft',
         description:
-          'No body: a copy of the published version. A body (`columns`, `unfold`?, `derive`?): that content. Replaces any draft.',
+          'No body (or `{}`): a copy of the published version. A body (`columns`, `unfold`?, `derive`?): that content. Replaces any draft.',
         tags: TAGS,
         params,
         documentedBody: { schema: DRAFT_BODY, required: false },
