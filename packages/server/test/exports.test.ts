@@ -219,6 +219,19 @@ describe('creating an export', () => {
     expect(errorOf(answer).message).toMatch(message)
   })
 
+  it('takes ISO 8601 times in lower case and without seconds, as the same instants', async () => {
+    const answer = await createExport(url, {
+      datastream_id: binance.datastreamId,
+      start_time: '2024-01-15t10:00z',
+      end_time: '2024-01-15T11:00:00.5+01:00',
+    })
+    expect(answer.status, answer.text).toBe(202)
+    expect(answer.json<ExportJob>()).toMatchObject({
+      start_time: 1_705_312_800_000_000_000,
+      end_time: 1_705_312_800_500_000_000,
+    })
+  })
+
   it('answers 404 for an unknown datastream and 403 without a subscription', async () => {
     const unknown = await createExport(url, {
       datastream_id: 999_999,

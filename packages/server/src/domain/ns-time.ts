@@ -4,8 +4,10 @@ import { ApiError } from './api-error.js'
 const INT64_MAX = 9_223_372_036_854_775_807n
 const NS_PER_MS = 1_000_000n
 
+// RFC 3339's profile of ISO 8601, `t` and `z` in either case as it allows, and ISO 8601's time
+// without seconds (`18:37Z`).
 const ISO_8601 =
-  /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|[+-]\d{2}:\d{2})$/
+  /^(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?([Zz]|[+-]\d{2}:\d{2})$/
 
 /**
  * An export time in nanoseconds since the epoch from any of its input forms: a JSON integer
@@ -38,7 +40,7 @@ function throwError(error: Error): never {
 function parseIso8601(text: string): bigint | undefined {
   const match = ISO_8601.exec(text)
   if (match === null) return undefined
-  const [, year, month, day, hour, minute, second, fraction = '', zone = 'Z'] = match
+  const [, year, month, day, hour, minute, second = '00', fraction = '', zone = 'Z'] = match
   const fields = [year, month, day, hour, minute, second].map(Number) as [
     number,
     number,
@@ -60,7 +62,7 @@ function parseIso8601(text: string): bigint | undefined {
   )
     return undefined
   let offsetMs = 0
-  if (zone !== 'Z') {
+  if (zone !== 'Z' && zone !== 'z') {
     const sign = zone.startsWith('-') ? -1 : 1
     const [hours, minutes] = zone.slice(1).split(':').map(Number) as [number, number]
     if (hours > 23 || minutes > 59) return undefined

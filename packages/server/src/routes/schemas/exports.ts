@@ -314,7 +314,8 @@ const NS_TIME = {
     {
       type: 'string',
       format: 'date-time',
-      description: 'ISO 8601 with `Z` or an offset and up to 9 fractional digits.',
+      description:
+        'ISO 8601 (RFC 3339: `T` and `Z` in either case) with `Z` or an offset and up to 9 fractional digits; the seconds may be left out (`10:00Z`).',
     },
   ],
 }
