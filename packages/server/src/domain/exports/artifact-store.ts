@@ -70,7 +70,8 @@ export function createLocalArtifactStore(root: string): ArtifactStore {
     },
     async deletePrefix(prefix) {
       if (!prefix.endsWith('/')) throw new Error(`a prefix ends with "/", got "${prefix}"`)
-      await rm(pathOf(prefix), { recursive: true, force: true })
+      // Retried where a writer adds a file to the folder while it is being removed (ENOTEMPTY).
+      await rm(pathOf(prefix), { recursive: true, force: true, maxRetries: 5, retryDelay: 20 })
     },
     async list(prefix) {
       try {

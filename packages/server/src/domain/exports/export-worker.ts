@@ -242,13 +242,25 @@ export function createExportWorker(options: ExportWorkerOptions): ExportWorker {
         return
       }
       if (controller.signal.aborted) return
-      options.onError(error, `export ${job.id} failed`)
-      await db.run(
+      const failed = await db.run(
         `UPDATE exports SET status = 'failed', reason = ?, finished_at = ?, worker_token = NULL,
                 worker_lease_expires_at = NULL
           WHERE id = ? AND worker_token = ? AND status = 'running'`,
         ['Internal error while producing the export files', Date.now(), job.id, job.token],
       )
+      if (failed === 1) {
+        options.onError(error, `export ${job.id} failed`)
+        return
+      }
+      // Canceled, deleted or taken over while its files were written (the removal of a deleted
+      // export's folder races the writes, which then fail): not a failure, and what the race
+      // left of a deleted export's folder goes too.
+      const exists = await db.get<{ id: string }>('SELECT id FROM exports WHERE id = ?', [job.id])
+      if (exists === undefined) {
+        await store.deletePrefix(exportPrefix(job.id)).catch((cleanup: unknown) => {
+          options.onError(cleanup, 'could not remove the files of a deleted export')
+        })
+      }
     } finally {
       clearInterval(renew)
       current = undefined
