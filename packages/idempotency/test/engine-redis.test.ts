@@ -190,6 +190,18 @@ describe('Engine on Redis: leases', () => {
     }
   })
 
+  it.each([
+    ['below', { ttlMs: 1_000, leaseMs: 2_000 }],
+    ['equal to', { ttlMs: 2_000, leaseMs: 2_000 }],
+  ])('refuses a record lifetime %s the lease where claims are leases', async (_name, options) => {
+    const { store, close } = await openTemporaryRedis()
+    try {
+      expect(() => createIdempotencyEngine({ store, ...options })).toThrow(/ttlMs/)
+    } finally {
+      await close()
+    }
+  })
+
   it('keeps claims alive on one shared timer through an operation four leases long', async () => {
     const holder = await openTemporaryRedis()
     const peer = await openTemporaryRedis({ prefix: holder.prefix })

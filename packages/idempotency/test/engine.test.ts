@@ -356,11 +356,15 @@ describe('IdempotencyEngine', () => {
     ['leaseMs', { leaseMs: 0 }],
     ['ttlMs', { ttlMs: -1 }],
     ['waitMs', { waitMs: 1.5 }],
-    ['ttlMs below leaseMs', { ttlMs: 1_000, leaseMs: 2_000 }],
-    ['ttlMs equal to leaseMs', { ttlMs: 2_000, leaseMs: 2_000 }],
   ])('refuses a bad option (%s) with a TypeError naming it', (_name, options) => {
     const store = open().store
     expect(() => createIdempotencyEngine({ store, ...options })).toThrow(TypeError)
+  })
+
+  it('takes a record lifetime shorter than the default lease on a store whose claims are no leases', async () => {
+    const engine = createIdempotencyEngine({ store: open().store, ttlMs: 10_000 })
+    expect(engine.options.ttlMs).toBe(10_000)
+    expect((await engine.begin(keyed())).kind).toBe('claimed')
   })
 })
 

@@ -100,7 +100,9 @@ export function resolveIdempotencyOptions<Tx extends StoreTransaction>(
   }
   const leaseMs = positiveInteger('leaseMs', options.leaseMs, 30_000)
   const ttlMs = positiveInteger('ttlMs', options.ttlMs, 86_400_000)
-  if (ttlMs <= leaseMs) {
+  // A lease must end before its record: only where claims are leases. Stores whose claims end
+  // with their holder ignore the lease, and a record shorter than its default is theirs to keep.
+  if (store.renew !== undefined && ttlMs <= leaseMs) {
     throw new TypeError(`Expected \`ttlMs\` (${ttlMs}) to exceed \`leaseMs\` (${leaseMs}).`)
   }
   const waitMs = options.waitMs === 0 ? 0 : positiveInteger('waitMs', options.waitMs, 3_000)
