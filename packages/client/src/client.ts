@@ -359,7 +359,7 @@ const exportPath = (id: string): string => `/v1/exports/${segment('id', id)}`
 const schemaPath = (id: string): string => `/v1/export-schemas/${segment('id', id)}`
 
 /** A datastream id for the query: a positive integer, as a number or a string of digits. */
-function datastreamParam(value: number | string): string {
+function datastreamParam(value: number | bigint | string): string {
   const text = String(value)
   if (!/^[1-9]\d{0,18}$/.test(text)) {
     throw new TypeError(

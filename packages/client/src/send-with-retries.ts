@@ -5,6 +5,7 @@ import { createApiError } from './errors/create-api-error.js'
 import { TimeoutError } from './errors/timeout-error.js'
 import { UnexpectedResponseError } from './errors/unexpected-response-error.js'
 import { isHeaderValue } from './header-value.js'
+import { stringifyBody } from './json-body.js'
 import { createIdempotencyKey, isIdempotencyKey } from './idempotency-keys.js'
 import type { KeyStore } from './key-store.js'
 import type { ResolvedClientOptions } from './options.js'
@@ -155,7 +156,7 @@ export async function sendWithRetries<T>(
   // Serialised once, and before a key is saved (a body that cannot be serialised is a bad
   // option): every attempt must send the same bytes, or the server's fingerprint would differ
   // and the retry would get the mismatch 409.
-  const body = request.body === undefined ? undefined : JSON.stringify(request.body)
+  const body = request.body === undefined ? undefined : stringifyBody(request.body)
   const resolved = mutation ? await resolveKey(options, call) : undefined
   const idempotencyKey = resolved?.key
 

@@ -89,7 +89,8 @@ export interface Subscription {
 }
 
 export interface CreateSubscriptionParams {
-  readonly datastream_id: number
+  /** An int64: a `bigint` (or a decimal string) keeps one past 2^53 exact. */
+  readonly datastream_id: number | bigint
 }
 
 export interface Span {
@@ -132,10 +133,14 @@ export interface ExportJob {
 }
 
 export interface CreateExportParams {
-  readonly datastream_id: number
-  /** Integer nanoseconds (as a number or a decimal string), or ISO 8601 with up to 9 fractional digits. */
-  readonly start_time: number | string
-  readonly end_time: number | string
+  /** An int64: a `bigint` keeps one past 2^53 exact. */
+  readonly datastream_id: number | bigint
+  /**
+   * Integer nanoseconds (a `bigint` or a decimal string keeps them exact; a number past 2^53 is
+   * already rounded), or ISO 8601 with up to 9 fractional digits.
+   */
+  readonly start_time: number | bigint | string
+  readonly end_time: number | bigint | string
   /** A built-in name (`raw`, `normalized`, `book_5`, `book_20`), a `sch_` ID, or an inline schema. */
   readonly schema?: string | InlineSchema
   readonly format?: ExportFormat

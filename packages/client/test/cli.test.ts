@@ -156,6 +156,18 @@ describe('ticksupply against the server', () => {
     expect(run.stderr).toMatch(/\[not_found\] \(HTTP 404, request req_[0-9a-f]{16}\)/)
   })
 
+  it('sends a datastream id past 2^53 exact: the server names the one it was sent', async () => {
+    const run = await ticksupply(
+      ['subscriptions', 'create', '--datastream', '9007199254740993', '--json'],
+      env,
+    )
+
+    expect(run.code).toBe(7)
+    expect(JSON.parse(run.stderr)).toMatchObject({
+      error: { code: 'not_found', message: 'Datastream 9007199254740993 not found' },
+    })
+  })
+
   it('exits 8 for a second subscription to the same datastream', async () => {
     expect((await ticksupply(['subscriptions', 'create', '--datastream', '12'], env)).code).toBe(0)
 

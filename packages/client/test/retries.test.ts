@@ -457,19 +457,33 @@ describe('an operation with an operationId', () => {
   it('saves no key for a body it cannot send', async () => {
     const keyStore = createMemoryKeyStore()
     const { client, requests } = await clientOf(failThen([]), { keyStore })
+    const cyclic: Record<string, unknown> = { datastream_id: 7 }
+    cyclic['self'] = cyclic
 
     await expect(
       client.request(
-        {
-          method: 'POST',
-          path: '/v1/subscriptions',
-          body: { datastream_id: 7n },
-        },
+        { method: 'POST', path: '/v1/subscriptions', body: cyclic },
         { operationId: 'op-5' },
       ),
     ).rejects.toBeInstanceOf(TypeError)
     expect(await keyStore.get('op-5')).toBeUndefined()
     expect(requests).toHaveLength(0)
+  })
+
+  it('sends an int64 given as a bigint digit for digit, on every attempt', async () => {
+    const { client, requests } = await clientOf(failThen([unavailable]))
+
+    await client.exports.create({
+      datastream_id: 9_223_372_036_854_775_807n,
+      start_time: 1_767_225_600_000_000_001n,
+      end_time: '1767225600000000002',
+    })
+    expect(requests).toHaveLength(2)
+    for (const request of requests) {
+      expect(request.body).toBe(
+        '{"datastream_id":9223372036854775807,"start_time":1767225600000000001,"end_time":"1767225600000000002"}',
+      )
+    }
   })
 
   it('needs a key store', async () => {

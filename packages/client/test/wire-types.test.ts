@@ -4,9 +4,10 @@
  * each of the client's types is the same type, both ways assignable. The client still imports
  * nothing of the server's: the document comes over HTTP, as any generator would get it.
  *
- * One difference is by design (docs/decisions/0102): an export job's `start_time` and
- * `end_time` are int64 JSON integers on the wire and decimal strings in the client, which
- * `parseExportJson` converts; the generated types say so where the client converts.
+ * Two differences are by design: an export job's `start_time` and `end_time` are int64 JSON
+ * integers on the wire and decimal strings in the client, which `parseExportJson` converts
+ * (docs/decisions/0102); and an int64 the client sends may be a `bigint`, which it writes digit
+ * for digit. The generated types say so where the client converts.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
@@ -30,6 +31,13 @@ interface Operation {
 
 /** Where the client holds int64 nanoseconds as strings (parseExportJson). */
 const NANOSECOND_STRINGS = new Set(['ExportJob.start_time', 'ExportJob.end_time'])
+/** Where the client takes an int64 it sends as a `bigint` too, written digit for digit. */
+const INT64_SENT_AS_BIGINT = new Set([
+  'CreateSubscription.datastream_id',
+  'CreateExport.datastream_id',
+  'CreateExport.start_time',
+  'CreateExport.end_time',
+])
 
 /** JSON Schema (the subset the document uses) as a TypeScript type expression. */
 function typeOf(schema: Schema, at: string): string {
@@ -51,7 +59,8 @@ function typeOf(schema: Schema, at: string): string {
           return 'string'
         case 'integer':
         case 'number':
-          return NANOSECOND_STRINGS.has(at) ? 'string' : 'number'
+          if (NANOSECOND_STRINGS.has(at)) return 'string'
+          return INT64_SENT_AS_BIGINT.has(at) ? 'number | bigint' : 'number'
         case 'boolean':
           return 'boolean'
         case 'null':

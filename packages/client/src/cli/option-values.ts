@@ -21,6 +21,17 @@ export function optionalInteger(options: OptionValues, name: string): number | u
   return Number(value)
 }
 
+/**
+ * A whole number that may pass 2^53 (an int64 id): a `bigint` where a number would round it.
+ */
+export function requiredInt64(options: OptionValues, name: string): number | bigint {
+  const value = requiredString(options, name)
+  if (!/^\d{1,19}$/.test(value) || BigInt(value) > 9_223_372_036_854_775_807n) {
+    throw new UsageError(`--${name} must be a whole number of at most 19 digits, got "${value}"`)
+  }
+  return Number.isSafeInteger(Number(value)) ? Number(value) : BigInt(value)
+}
+
 export function requiredInteger(options: OptionValues, name: string): number {
   const value = optionalInteger(options, name)
   if (value === undefined) throw new UsageError(`--${name} is required`)

@@ -10,7 +10,7 @@ import {
   flag,
   optionalInteger,
   optionalString,
-  requiredInteger,
+  requiredInt64,
   requiredString,
 } from '../option-values.js'
 import { formatBytes, formatElapsed } from '../progress.js'
@@ -148,7 +148,7 @@ export const exportCommands: Readonly<Record<string, Command>> = {
       }
       const schema = optionalString(options, 'schema')
       const params: CreateExportParams = {
-        datastream_id: requiredInteger(options, 'datastream'),
+        datastream_id: requiredInt64(options, 'datastream'),
         start_time: requiredString(options, 'start'),
         end_time: requiredString(options, 'end'),
         ...(schema === undefined ? {} : { schema }),

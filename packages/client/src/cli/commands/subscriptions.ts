@@ -3,7 +3,7 @@ import type { Command } from '../command.js'
 import { formatDetails, formatTable } from '../format-table.js'
 import { MAX_OPTION, collect, maxItems } from '../collect.js'
 import { expectFields, expectRows } from '../expect-fields.js'
-import { optionalInteger, requiredInteger } from '../option-values.js'
+import { optionalInteger, requiredInt64 } from '../option-values.js'
 
 /** The fields the views read. */
 const FIELDS = [
@@ -51,7 +51,7 @@ export const subscriptionCommands: Readonly<Record<string, Command>> = {
     },
     mutation: true,
     async run({ client, options, mutation, print }) {
-      const datastream_id = requiredInteger(options, 'datastream')
+      const datastream_id = requiredInt64(options, 'datastream')
       const subscription = await client.subscriptions.create({ datastream_id }, mutation)
       print(subscription, () => details(subscription))
       return undefined
