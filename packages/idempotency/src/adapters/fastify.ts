@@ -12,6 +12,7 @@ import type {
   RouteOptions,
 } from 'fastify'
 import { brotliDecompressSync, gunzipSync, inflateSync } from 'node:zlib'
+import type { ServerResponse } from 'node:http'
 import Fastify from 'fastify'
 import fp from 'fastify-plugin'
 import type { ActiveClaim } from '../core/engine.js'
@@ -186,6 +187,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
           sendReplay(reply, outcome.replay)
         } else {
           request.idempotencyClaim = outcome.claim
+          giveUpIfDestroyed(reply.raw, state)
           next()
         }
       },
@@ -348,6 +350,23 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
 let fastifyDefaultErrorHandler: FastifyInstance['errorHandler'] | undefined
 
 /** Whether the route's error handler is the app's own. */
+/**
+ * A handler that destroys the response before any answer reaches `onSend` (`reply.raw.destroy()`)
+ * will not answer: the key is given back, as Express's adapter does. A client that disconnects
+ * does not come this way (Node closes the response without `destroy()`), so its operation goes
+ * on and stores its answer for the retry; an answer on its way through `onSend` is settled there.
+ */
+function giveUpIfDestroyed(raw: ServerResponse, state: RequestState): void {
+  const destroy = raw.destroy.bind(raw)
+  raw.destroy = function heldDestroy(this: ServerResponse, error?: Error) {
+    raw.destroy = destroy
+    if (state.exchange.pending && !state.finishing) {
+      void state.exchange.giveUp('unfinished', raw.statusCode)
+    }
+    return destroy(error)
+  }
+}
+
 /**
  * The request target exactly as sent, for the fingerprint: before an app's `rewriteUrl`
  * (Fastify keeps the original on the raw request then), as sent otherwise.

@@ -8,7 +8,7 @@ import type { IdempotencyHttpError } from '@ticksupply/idempotency'
 import type { SqliteStore } from '@ticksupply/idempotency/stores/sqlite'
 import { createIdempotencyEngine, isIdempotencyHttpError } from '@ticksupply/idempotency'
 import { completeReply, fastifyIdempotency } from '@ticksupply/idempotency/fastify'
-import { newKey, send } from '../support/http.js'
+import { newKey, send, sendAndAbandon } from '../support/http.js'
 import { openTemporarySqlite } from '../support/sqlite.js'
 
 const order = '{"item":"widget"}'
@@ -223,6 +223,48 @@ describe('the Fastify adapter', () => {
       expect(answer.headers.get('idempotent-replayed')).toBeNull()
     }
     expect(runs).toBe(2)
+  })
+
+  it('gives the key back when the handler destroys the response without answering', async () => {
+    let runs = 0
+    const url = await bareApp((app) => {
+      app.post('/destroyed', (_request, reply) => {
+        runs++
+        reply.raw.destroy()
+      })
+    })
+    const key = newKey()
+    const attempt = () =>
+      send(`${url}/destroyed`, { key }).then(
+        (answer) => answer.status,
+        () => 'connection closed',
+      )
+    expect(await attempt()).toBe('connection closed')
+    expect(await attempt()).toBe('connection closed')
+    expect(runs).toBe(2)
+  })
+
+  it('keeps the claim of a handler still running when its client disconnects, and stores its answer', async () => {
+    let runs = 0
+    let finished: () => void = () => undefined
+    const done = new Promise<void>((resolve) => {
+      finished = resolve
+    })
+    const url = await bareApp((app) => {
+      app.post('/slow', async (_request, reply) => {
+        runs++
+        await new Promise((resolve) => setTimeout(resolve, 300))
+        setImmediate(finished)
+        return reply.code(201).send({ run: runs })
+      })
+    })
+    const key = newKey()
+    await sendAndAbandon(`${url}/slow`, { key, body: '{}', afterMs: 50 })
+    await done
+    const retry = await send(`${url}/slow`, { key, body: '{}' })
+    expect(retry.status).toBe(201)
+    expect(retry.headers.get('idempotent-replayed')).toBe('true')
+    expect(runs).toBe(1)
   })
 
   it('stores with completeReply what reply.send would send: type, charset and bytes', async () => {
