@@ -1,11 +1,20 @@
 import { execFileSync, spawn } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, unlinkSync } from 'node:fs'
+import {
+  linkSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+} from 'node:fs'
 import { hostname, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
 import Database from 'better-sqlite3'
 import { describe, expect, it } from 'vitest'
+import { createManualClock } from '@ticksupply/idempotency'
 import type { SqliteStore } from '@ticksupply/idempotency/stores/sqlite'
 import {
   SqliteStoreOwnedError,
@@ -147,6 +156,32 @@ describe('SQLite store, atomic with the operation', () => {
 
 const bodyOfReplay = (outcome: Awaited<ReturnType<SqliteStore['claim']>>) =>
   outcome.kind === 'replay' ? Buffer.from(outcome.response.body).toString() : outcome.kind
+
+describe('SQLite store, when its clock steps back', () => {
+  it('completes a claim that replaced an expired record, though the clock stepped back before the completion', async () => {
+    const clock = createManualClock(Date.UTC(2026, 0, 1))
+    const { store, close } = openTemporarySqlite(clock)
+    try {
+      const first = request({ ttlMs: 60_000, leaseMs: 1_000 })
+      await store.claim(first)
+      expect(await store.complete(first, response('{"run":1}'))).toBe(true)
+      // The record expires, unpurged; the key is claimed anew over it.
+      clock.advance(61_000)
+      const again = { ...first, token: randomUUID() }
+      expect(outcomeOf(await store.claim(again))).toBe('claimed')
+      // A time-sync steps the clock back to before the old record's expiry.
+      clock.advance(-30_000)
+      expect(await store.complete(again, response('{"run":2}'))).toBe(true)
+      expect(store.inProgress).toBe(0)
+      const replay = await store.claim({ ...first, token: randomUUID() })
+      expect(replay.kind === 'replay' && Buffer.from(replay.response.body).toString()).toBe(
+        '{"run":2}',
+      )
+    } finally {
+      await close()
+    }
+  })
+})
 
 describe('SQLite store, its replay cache', () => {
   it('caches a record when it is first replayed, not when it is completed', async () => {
@@ -352,6 +387,28 @@ describe('SQLite store, one owner per file', () => {
     } finally {
       secondConnection.close()
       await first.close()
+    }
+  })
+
+  it('refuses a database file with a second name (a hard link), by either name, alive owner or not', async () => {
+    const { dir, filename } = temporaryFile()
+    const holder = spawnHolder(filename, 'acct', randomUUID())
+    const linked = join(dir, 'linked.db')
+    try {
+      expect(await holder.claimed).toBe('claimed')
+      linkSync(filename, linked)
+      for (const name of [linked, filename]) {
+        const connection = openSqliteConnection(name)
+        try {
+          expect(() => createSqliteStore({ connection })).toThrow(/hard links/)
+        } finally {
+          connection.close()
+        }
+      }
+      expect(ownFromAnotherProcess(linked)).toBe('refused SqliteStoreOwnedError')
+    } finally {
+      holder.child.kill('SIGKILL')
+      rmSync(dir, { recursive: true, force: true })
     }
   })
 

@@ -55,6 +55,15 @@ export function acquireOwnership(
   const staleMs = options.staleMs ?? 6 * heartbeatMs
   const db = connection.database
   const file = db.memory || db.name === '' ? undefined : realpathSync(db.name)
+  // The lock and the write-ahead log both go by the file's name: a second name (a hard link)
+  // would let a second owner in beside the first, each with a log of its own. A symlink is
+  // resolved above, a hard link cannot be: a file with two is refused.
+  const links = file === undefined ? 1 : statSync(file).nlink
+  if (links > 1) {
+    throw new SqliteStoreOwnedError(
+      `${db.name} has ${String(links)} hard links: one process per SQLite database is enforced by the file's name, and SQLite keeps a write-ahead log per name. Give the database one name (a symbolic link is fine).`,
+    )
+  }
   const slot = file === undefined ? undefined : `${file}\0${table}`
   if (slot !== undefined && ownedHere.has(slot)) {
     throw new SqliteStoreOwnedError(

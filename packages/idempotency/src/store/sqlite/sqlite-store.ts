@@ -133,8 +133,10 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       WHERE NOT EXISTS (SELECT 1 FROM ${table} WHERE key_hash = ? AND scope = ? AND key = ?)`,
   )
   // An expired record not purged yet goes first, so that the new one is appended in its turn.
+  // The expired record the claim found, by the expiry it read: on no clock, so that a clock
+  // that steps back between the claim and its completion cannot keep it in place.
   const deleteExpired = db.prepare<[number, string, string, number]>(
-    `DELETE FROM ${table} WHERE key_hash = ? AND scope = ? AND key = ? AND expires_at <= ?`,
+    `DELETE FROM ${table} WHERE key_hash = ? AND scope = ? AND key = ? AND expires_at = ?`,
   )
   // Bounded: among the oldest rows (by rowid, which follows expiry), delete up to `limit` that
   // have expired. One batch holds the write lock for a bounded number of rows.
@@ -146,8 +148,8 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
 
   interface HeldClaim extends LocalClaim {
     readonly createdAt: number
-    /** The claim found an expired record under the key, not purged yet. */
-    readonly replacesExpired: boolean
+    /** The expiry of the expired record the claim found under the key, not purged yet. */
+    readonly replacesExpiry: number | undefined
   }
 
   /** One claim attempt, synchronous from the first look to the decision: nothing interleaves. */
@@ -182,7 +184,7 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
           token,
           expiresAt: now + request.ttlMs,
           createdAt: now,
-          replacesExpired: row !== undefined,
+          replacesExpiry: row?.expires_at,
         }
         claims.add(id, claim)
         return { kind: 'claimed', takeover: false, lost: ownership.signal }
@@ -207,7 +209,9 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
   /** On the write connection: inside the caller's transaction, or in a group commit. */
   function writeCompleted(ref: ClaimRef, claim: HeldClaim, response: StoredResponse): boolean {
     const keyHash = sqliteKeyHash(ref.scope, ref.key)
-    if (claim.replacesExpired) deleteExpired.run(keyHash, ref.scope, ref.key, clock.now())
+    if (claim.replacesExpiry !== undefined) {
+      deleteExpired.run(keyHash, ref.scope, ref.key, claim.replacesExpiry)
+    }
     // Before the insert: a claim that skips its look-up must never miss a committed record.
     keyFilter.add(ref.scope, ref.key)
     const { changes } = insertCompleted.run(
@@ -257,14 +261,19 @@ export function createSqliteStore(options: SqliteStoreOptions): SqliteStore {
       if (tx !== undefined) {
         // Inside the caller's transaction, which already holds the connection. The claim
         // stays held until the transaction commits: a rollback leaves it to be released.
-        if (!writeCompleted(ref, held.claim, response)) return false
+        if (!writeCompleted(ref, held.claim, response)) {
+          afterCompleted(held.id, ref)
+          return false
+        }
         tx.afterCommit(() => {
           afterCompleted(held.id, ref)
         })
         return true
       }
       const written = await connection.write(() => writeCompleted(ref, held.claim, response))
-      if (written) afterCompleted(held.id, ref)
+      // The claim ends either way: completed, or not this request's after all (a record was
+      // under the key), when it must not hold the key in memory for the life of the process.
+      afterCompleted(held.id, ref)
       return written
     },
     release(ref) {
