@@ -11,9 +11,11 @@ import { createTestDatabase } from '../../../test-support/postgres-database.js'
 
 describe('a PostgreSQL transaction', () => {
   let db: Database
+  let databaseUrl = ''
 
   beforeAll(async () => {
     const url = await createTestDatabase(inject('postgresUrl'))
+    databaseUrl = url
     // The test server runs without synchronous commits; this database asks for them, as a
     // production one would, so that the difference shows.
     const admin = new pg.Client({ connectionString: url })
@@ -39,5 +41,39 @@ describe('a PostgreSQL transaction', () => {
     expect(after.map((row) => row?.synchronous_commit)).toEqual(
       Array.from({ length: 25 }, () => 'on'),
     )
+  })
+
+  it('survives the database ending the session of a transaction between two statements', async () => {
+    const uncaught: unknown[] = []
+    const record = (error: unknown) => uncaught.push(error)
+    process.on('uncaughtException', record)
+    try {
+      const killer = new pg.Client({ connectionString: databaseUrl })
+      await killer.connect()
+      try {
+        const outcome = await db
+          .transaction(async (tx) => {
+            const row = await tx.get<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+            await killer.query('SELECT pg_terminate_backend($1, 5000)', [row?.pid])
+            // Idle in the transaction while the session ends: the client hears it now.
+            await new Promise((resolve) => setTimeout(resolve, 300))
+            return tx.get('SELECT 1 AS one')
+          })
+          .then(
+            () => 'committed',
+            () => 'failed',
+          )
+        expect(outcome).toBe('failed')
+      } finally {
+        await killer.end()
+      }
+      expect(uncaught).toEqual([])
+      // The broken client left the pool: the next transaction gets a live one.
+      expect(await db.transaction((tx) => tx.get<{ one: number }>('SELECT 1 AS one'))).toEqual({
+        one: 1,
+      })
+    } finally {
+      process.off('uncaughtException', record)
+    }
   })
 })

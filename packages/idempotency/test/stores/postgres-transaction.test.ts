@@ -30,6 +30,31 @@ const countRows = async (pool: pg.Pool, table: string) =>
   (await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${table}`)).rows[0]?.n
 
 describe('withPostgresTransaction', () => {
+  it('survives the database ending the session between two statements, and destroys the client', () =>
+    withThings(async ({ pool }) => {
+      const uncaught: unknown[] = []
+      const record = (error: unknown) => uncaught.push(error)
+      process.on('uncaughtException', record)
+      try {
+        const outcome = await withPostgresTransaction(pool, async (tx) => {
+          const { rows } = await tx.client.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')
+          await pool.query('SELECT pg_terminate_backend($1, 5000)', [rows[0]?.pid])
+          // Idle in the transaction while the session ends: the client hears it now.
+          await new Promise((resolve) => setTimeout(resolve, 300))
+          await tx.client.query('SELECT 1')
+        }).then(
+          () => 'committed',
+          () => 'failed',
+        )
+        expect(outcome).toBe('failed')
+        expect(uncaught).toEqual([])
+        const { rows } = await pool.query<{ one: number }>('SELECT 1 AS one')
+        expect(rows).toEqual([{ one: 1 }])
+      } finally {
+        process.off('uncaughtException', record)
+      }
+    }))
+
   it('commits the operation and its completion together, then runs the afterCommit hooks', () =>
     withThings(async ({ pool, store, things }) => {
       const claim = request({ scope: 'acct' })

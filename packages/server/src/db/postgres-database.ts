@@ -71,6 +71,14 @@ export function createPostgresDatabase(pool: Pool): Database {
       options: { readonly signal?: AbortSignal; readonly durable?: boolean } = {},
     ): Promise<T> {
       const client = await pool.connect()
+      // A checked-out client whose session the database ends (a restart, an idle-in-transaction
+      // timeout) emits 'error', which nothing else hears while it is out of the pool: unheard,
+      // it would end the process. The next statement fails, and the client is destroyed.
+      let broken: Error | undefined
+      const onError = (error: Error) => {
+        broken = error
+      }
+      client.on('error', onError)
       const afterCommit: (() => void)[] = []
       const store: PostgresTransaction = { client, afterCommit: (hook) => afterCommit.push(hook) }
       try {
@@ -83,13 +91,17 @@ export function createPostgresDatabase(pool: Pool): Database {
           options.signal?.throwIfAborted()
           await client.query('COMMIT')
         } catch (error) {
-          await client.query('ROLLBACK').catch(() => undefined)
+          await client.query('ROLLBACK').catch((rollbackError: unknown) => {
+            broken ??=
+              rollbackError instanceof Error ? rollbackError : new Error(String(rollbackError))
+          })
           throw error
         }
         for (const hook of afterCommit) hook()
         return result
       } finally {
-        client.release()
+        client.off('error', onError)
+        client.release(broken)
       }
     },
     close: () => pool.end(),

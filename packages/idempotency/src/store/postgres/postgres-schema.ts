@@ -10,6 +10,12 @@ import type { Pool } from 'pg'
  */
 export async function ensurePostgresSchema(pool: Pool, table: string): Promise<void> {
   const client = await pool.connect()
+  // Out of the pool, nothing else hears a broken connection's 'error': see withPostgresTransaction.
+  let broken: Error | undefined
+  const onError = (error: Error) => {
+    broken = error
+  }
+  client.on('error', onError)
   try {
     await client.query('BEGIN')
     await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`ticksupply schema ${table}`])
@@ -66,6 +72,7 @@ export async function ensurePostgresSchema(pool: Pool, table: string): Promise<v
     await client.query('ROLLBACK').catch(() => undefined)
     throw error
   } finally {
-    client.release()
+    client.off('error', onError)
+    client.release(broken)
   }
 }

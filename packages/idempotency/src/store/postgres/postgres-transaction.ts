@@ -10,8 +10,8 @@ import type { PostgresTransaction } from './postgres-store.js'
  *   deadline that passed must not commit), and rejects with that reason.
  * - Runs the `afterCommit` hooks (the store's: its cache learns the completion, waiters wake)
  *   after COMMIT succeeded, never after a ROLLBACK or a failed COMMIT.
- * - Gives the client back to the pool in every case; a client whose ROLLBACK failed (its
- *   connection broke) is destroyed rather than reused.
+ * - Gives the client back to the pool in every case; a client whose connection broke (its
+ *   ROLLBACK failed, or the database ended its session) is destroyed rather than reused.
  */
 export async function withPostgresTransaction<T>(
   pool: Pool,
@@ -20,6 +20,13 @@ export async function withPostgresTransaction<T>(
 ): Promise<T> {
   const client = await pool.connect()
   let broken: Error | undefined
+  // A checked-out client whose session the database ends (a restart, an idle-in-transaction
+  // timeout) emits 'error', which nothing else hears while it is out of the pool: unheard, it
+  // would end the process. The transaction's next statement fails, and the client is destroyed.
+  const onError = (error: Error) => {
+    broken = error
+  }
+  client.on('error', onError)
   try {
     const afterCommit: (() => void)[] = []
     const tx: PostgresTransaction = {
@@ -41,6 +48,7 @@ export async function withPostgresTransaction<T>(
     for (const hook of afterCommit) hook()
     return result
   } finally {
+    client.off('error', onError)
     client.release(broken)
   }
 }
