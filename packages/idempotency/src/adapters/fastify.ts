@@ -349,7 +349,6 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
  */
 let fastifyDefaultErrorHandler: FastifyInstance['errorHandler'] | undefined
 
-/** Whether the route's error handler is the app's own. */
 /**
  * A handler that destroys the response before any answer reaches `onSend` (`reply.raw.destroy()`)
  * will not answer: the key is given back, as Express's adapter does. A client that disconnects
@@ -375,6 +374,7 @@ function targetAsSent(request: FastifyRequest): string {
   return (request.raw as { originalUrl?: string }).originalUrl ?? request.url
 }
 
+/** Whether the route's error handler is the app's own. */
 function appHandlesErrors(reply: FastifyReply): boolean {
   // One throwaway instance, never listening, the first time an error needs the answer.
   fastifyDefaultErrorHandler ??= Fastify().errorHandler

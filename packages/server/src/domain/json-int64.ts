@@ -34,15 +34,13 @@ function exactForm(literal: string): string | undefined {
   if (parts === null) return undefined
   const [, sign = '', whole = '', fraction = '', exponentText = '0'] = parts
   // The value is digits * 10^scale, once leading and trailing zeros are off the digits.
-  let digits = `${whole}${fraction}`.replace(/^0+/, '')
+  const digits = `${whole}${fraction}`.replace(/^0+/, '')
   if (digits === '') return undefined
-  const trimmed = digits.replace(/0+$/, '')
-  const exponent = Number(exponentText)
-  const scale = exponent - fraction.length + (digits.length - trimmed.length)
-  digits = trimmed
+  const significant = digits.replace(/0+$/, '')
+  const scale = Number(exponentText) - fraction.length + (digits.length - significant.length)
   if (scale < 0) return Number.isInteger(Number(literal)) ? INEXACT : undefined
-  if (digits.length + scale > MAX_EXACT_DIGITS) return undefined
-  const value = BigInt(`${sign}${digits}`) * 10n ** BigInt(scale)
+  if (significant.length + scale > MAX_EXACT_DIGITS) return undefined
+  const value = BigInt(`${sign}${significant}`) * 10n ** BigInt(scale)
   return Number.isSafeInteger(Number(value)) ? undefined : value.toString()
 }
 

@@ -1,4 +1,5 @@
 import type { Pool } from 'pg'
+import { withPostgresTransaction } from './postgres-transaction.js'
 
 /**
  * Creates (or brings up to date) the records table and the instances table, under an advisory
@@ -9,15 +10,7 @@ import type { Pool } from 'pg'
  * a lease of their own instead (`lease_expires_at`), which is still honoured.
  */
 export async function ensurePostgresSchema(pool: Pool, table: string): Promise<void> {
-  const client = await pool.connect()
-  // Out of the pool, nothing else hears a broken connection's 'error': see withPostgresTransaction.
-  let broken: Error | undefined
-  const onError = (error: Error) => {
-    broken = error
-  }
-  client.on('error', onError)
-  try {
-    await client.query('BEGIN')
+  await withPostgresTransaction(pool, async ({ client }) => {
     await client.query(`SELECT pg_advisory_xact_lock(hashtext($1))`, [`ticksupply schema ${table}`])
     await client.query(`
       CREATE TABLE IF NOT EXISTS ${table} (
@@ -67,12 +60,5 @@ export async function ensurePostgresSchema(pool: Pool, table: string): Promise<v
         lease_expires_at BIGINT NOT NULL,
         started_at BIGINT NOT NULL
       )`)
-    await client.query('COMMIT')
-  } catch (error) {
-    await client.query('ROLLBACK').catch(() => undefined)
-    throw error
-  } finally {
-    client.off('error', onError)
-    client.release(broken)
-  }
+  })
 }
