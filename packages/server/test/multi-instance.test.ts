@@ -8,6 +8,15 @@ import pg from 'pg'
 import { createTestDatabase } from '../../../test-support/postgres-database.js'
 import type { Answer, SpawnedServer } from './support/server.js'
 import { newKey, send, spawnServer } from './support/server.js'
+import type { ExportJob } from './support/exports-helpers.js'
+import {
+  createExport,
+  datastreamOf,
+  EXPORT_ENV,
+  ns,
+  recordSpan,
+  waitForExport,
+} from './support/exports-helpers.js'
 
 async function counter(server: SpawnedServer, name: string): Promise<number> {
   const text = await (await fetch(`${server.url}/metrics`)).text()
@@ -312,5 +321,68 @@ describe('the rate limit across instances', () => {
     } finally {
       for (const server of servers) server.kill()
     }
+  })
+})
+
+describe('export leases across instances', () => {
+  let databaseUrl = ''
+  const running: SpawnedServer[] = []
+
+  beforeAll(async () => {
+    databaseUrl = await createTestDatabase(inject('postgresUrl'))
+  })
+
+  afterAll(() => {
+    for (const server of running) server.kill('SIGKILL')
+  })
+
+  async function start(env: Record<string, string>): Promise<SpawnedServer> {
+    const server = await spawnServer({ ...EXPORT_ENV, DATABASE_URL: databaseUrl, ...env })
+    running.push(server)
+    return server
+  }
+
+  const attempts = (id: string) =>
+    rows(databaseUrl, 'SELECT attempts AS n FROM exports WHERE id = $1', [id])
+  const succeeded = (id: string) =>
+    rows(databaseUrl, "SELECT COUNT(*) AS n FROM exports WHERE id = $1 AND status = 'succeeded'", [
+      id,
+    ])
+
+  it('are read on the database clock: an instance whose clock runs an hour ahead does not take a held job', async () => {
+    // The holder renews its 3 s lease every second and stalls before committing.
+    const holder = await start({
+      TICKSUPPLY_TEST_EXPORT_DELAY_MS: '60000',
+      EXPORT_LEASE_MS: '3000',
+    })
+    const datastreamId = await datastreamOf(holder.url, 'bybit_spot', 'BTCUSDT', 'trade')
+    const span = await recordSpan(holder.url, datastreamId, 1_100)
+    const created = await createExport(holder.url, {
+      datastream_id: datastreamId,
+      start_time: ns(span.startMs - 1_000),
+      end_time: ns(span.endMs + 1_000),
+      schema: 'normalized',
+    })
+    expect(created.status, created.text).toBe(202)
+    const id = created.json<ExportJob>().id
+    await waitForExport(holder.url, id, (job) => job.status === 'running')
+
+    // Date.now() an hour ahead in the second instance only: on its own clock every lease the
+    // holder wrote lapsed long ago.
+    const ahead = await start({
+      EXPORT_LEASE_MS: '3000',
+      NODE_OPTIONS: '--import=data:text/javascript,Date.now=((n)=>()=>n()+36e5)(Date.now)',
+    })
+    // It polls every 50 ms; thirty polls later the job is still the holder's first attempt.
+    await sleep(1_500)
+    expect(await attempts(id)).toBe(1)
+    expect((await waitForExport(ahead.url, id, () => true)).status).toBe('running')
+
+    // Once the holder is gone its lease lapses on the database clock, and the other takes over.
+    holder.kill('SIGKILL')
+    await holder.exited
+    expect((await waitForExport(ahead.url, id)).status).toBe('succeeded')
+    expect(await attempts(id)).toBe(2)
+    expect(await succeeded(id)).toBe(1)
   })
 })

@@ -33,3 +33,14 @@ export interface Database extends Queryable {
   ): Promise<T>
   close(): Promise<void>
 }
+
+/**
+ * The database's own clock, in milliseconds since the epoch, as an SQL expression. A lease that
+ * several instances compare (the export worker's) is written and read on this one clock: each
+ * instance's own would let one whose clock runs ahead take a job another still holds.
+ */
+export function databaseNowMs(dialect: Database['dialect']): string {
+  return dialect === 'sqlite'
+    ? `CAST(unixepoch('subsec') * 1000 AS INTEGER)`
+    : `CAST(floor(extract(epoch FROM clock_timestamp()) * 1000) AS BIGINT)`
+}

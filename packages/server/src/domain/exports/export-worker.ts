@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto'
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises'
 import type { Database } from '../../db/database.js'
+import { databaseNowMs } from '../../db/database.js'
 import type { StreamType } from '../catalog-seed.js'
 import type { SchemaSnapshot } from './export-schemas.js'
 import { exportPrefix } from './export-jobs.js'
@@ -88,21 +89,25 @@ export function createExportWorker(options: ExportWorkerOptions): ExportWorker {
   // Read through a function: stop() flips it while the loop awaits.
   const isStopped = () => stopped
 
-  async function claimNext(now: number): Promise<ClaimedJob | undefined> {
+  // Leases are set and compared on the database's clock, so that every instance agrees when
+  // one has lapsed; `started_at` and `finished_at` are for people, on this instance's clock.
+  const now = databaseNowMs(db.dialect)
+
+  async function claimNext(startedAt: number): Promise<ClaimedJob | undefined> {
     const token = randomBytes(12).toString('hex')
     // One statement, so the claim is atomic on SQLite and PostgreSQL alike: the subquery picks
     // the oldest claimable job, and the repeated condition makes the UPDATE a no-op if another
     // worker claimed that job in between (PostgreSQL re-checks it on the locked row).
     const claimed = await db.run(
       `UPDATE exports
-          SET status = 'running', worker_token = ?, worker_lease_expires_at = ?,
+          SET status = 'running', worker_token = ?, worker_lease_expires_at = ${now} + ?,
               attempts = attempts + 1, started_at = COALESCE(started_at, ?)
         WHERE id = (SELECT id FROM exports
                      WHERE status = 'queued'
-                        OR (status = 'running' AND worker_lease_expires_at < ?)
+                        OR (status = 'running' AND worker_lease_expires_at < ${now})
                      ORDER BY created_at, id LIMIT 1)
-          AND (status = 'queued' OR (status = 'running' AND worker_lease_expires_at < ?))`,
-      [token, now + options.leaseMs, now, now, now],
+          AND (status = 'queued' OR (status = 'running' AND worker_lease_expires_at < ${now}))`,
+      [token, options.leaseMs, startedAt],
     )
     if (claimed === 0) return undefined
     const row = await db.get<JobRow>(
@@ -181,9 +186,9 @@ export function createExportWorker(options: ExportWorkerOptions): ExportWorker {
     const renew = setInterval(
       () => {
         db.run(
-          `UPDATE exports SET worker_lease_expires_at = ?
+          `UPDATE exports SET worker_lease_expires_at = ${now} + ?
             WHERE id = ? AND worker_token = ? AND status = 'running'`,
-          [Date.now() + options.leaseMs, job.id, job.token],
+          [options.leaseMs, job.id, job.token],
         ).then(
           (renewed) => {
             // Canceled, deleted or taken over: stop working on it.
