@@ -272,7 +272,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
       // the hooks encoded them.
       () => {
         state.finishing = false
-        next(null, encodedByHooks ? sending : body)
+        next(null, encodedByHooks ? sending : sendable(body))
       },
       (error: unknown) => {
         state.finishing = false
@@ -477,6 +477,14 @@ function decodeContent(header: string, bytes: Buffer, limit: number): Buffer | u
   return decoded
 }
 
+/**
+ * The stored bytes as Fastify's `onSend` takes a payload on: a Buffer (a view, no copy).
+ * Fastify refuses any other Uint8Array there, the empty one that stands for no payload too.
+ */
+function sendable(body: Uint8Array): Buffer {
+  return Buffer.isBuffer(body) ? body : Buffer.from(body.buffer, body.byteOffset, body.byteLength)
+}
+
 function toBytes(payload: unknown): Uint8Array | undefined {
   if (payload === null || payload === undefined) return EMPTY
   if (typeof payload === 'string') return Buffer.from(payload)
@@ -486,16 +494,22 @@ function toBytes(payload: unknown): Uint8Array | undefined {
 
 /**
  * Feeds the body's bytes to its fingerprint as its reader takes them, without a stream in
- * between. The body is paused first, so that the listener does not start it flowing: it flows
- * when its reader (the content-type parser, or a later preParsing stream) starts it, and every
- * chunk read passes this listener too, whichever way it is read (data events, a pipe,
- * `read()`). Chunks are never held past the fingerprint's own bound.
+ * between and without a listener of its own: every chunk read leaves a Readable as a `'data'`
+ * event, whichever way it is read (data listeners, a pipe, `read()`, async iteration), so the
+ * stream's own `emit` sees each one. A listener would change how the stream flows: added, it
+ * starts the stream; added after `pause()`, it keeps a parser's own `'data'` listener from
+ * starting it (the request hung). Chunks are never held past the fingerprint's own bound.
  */
 function observeBody(payload: NodeJS.ReadableStream, fingerprint: BodyFingerprint): void {
-  payload.pause()
-  payload.on('data', (chunk: Buffer | string) => {
-    fingerprint.add(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
-  })
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called on the stream again
+  const emit = payload.emit
+  payload.emit = function emitObserved(this: NodeJS.ReadableStream, event, ...args: unknown[]) {
+    if (event === 'data') {
+      const chunk = args[0] as Buffer | string
+      fingerprint.add(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+    }
+    return emit.call(this, event, ...args)
+  } as NodeJS.ReadableStream['emit']
 }
 
 function ended(stream: NodeJS.ReadableStream | undefined): boolean {

@@ -2,7 +2,7 @@
 import { Readable } from 'node:stream'
 import { gzipSync } from 'node:zlib'
 import Fastify from 'fastify'
-import type { FastifyInstance } from 'fastify'
+import type { FastifyInstance, FastifyReply } from 'fastify'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { IdempotencyHttpError } from '@ticksupply/idempotency'
 import type { SqliteStore } from '@ticksupply/idempotency/stores/sqlite'
@@ -147,13 +147,28 @@ describe('the Fastify adapter', () => {
 
   it('fingerprints every byte of a body read in chunks, however the parser reads it', async () => {
     // Bodies past the 64 KiB the fingerprint keeps are hashed as they stream, and the parser
-    // reads them with data events (Fastify's own) or with an async iterator (a custom one).
-    const runs = { json: 0, text: 0 }
+    // reads them with data events (Fastify's own, and a callback parser as Fastify's docs write
+    // one) or with an async iterator (a custom one).
+    const runs = { json: 0, text: 0, chunks: 0 }
     const url = await bareApp((app) => {
       app.addContentTypeParser('text/plain', async (_request: unknown, payload: Readable) => {
         let text = ''
         for await (const chunk of payload) text += String(chunk)
         return text
+      })
+      app.addContentTypeParser(
+        'application/x-chunks',
+        (_request: unknown, payload: Readable, done: (error: null, body: string) => void) => {
+          let text = ''
+          payload.on('data', (chunk: Buffer) => (text += chunk.toString()))
+          payload.on('end', () => {
+            done(null, text)
+          })
+        },
+      )
+      app.post('/chunks', { bodyLimit: 4_000_000 }, async (request, reply) => {
+        runs.chunks++
+        return reply.code(201).send({ length: (request.body as string).length })
       })
       app.post('/json', { bodyLimit: 4_000_000 }, async (request, reply) => {
         runs.json++
@@ -168,9 +183,11 @@ describe('the Fastify adapter', () => {
       ['json', 'application/json', 300_000],
       ['json', 'application/json', 30],
       ['text', 'text/plain', 300_000],
+      ['chunks', 'application/x-chunks', 300_000],
+      ['chunks', 'application/x-chunks', 30],
     ] as const) {
       const body =
-        type === 'text/plain' ? 'x'.repeat(size) : JSON.stringify({ a: 'x'.repeat(size) })
+        type === 'application/json' ? JSON.stringify({ a: 'x'.repeat(size) }) : 'x'.repeat(size)
       // The same length, its last 'x' (near the very end) changed.
       const at = body.lastIndexOf('x')
       const changed = `${body.slice(0, at)}y${body.slice(at + 1)}`
@@ -183,7 +200,52 @@ describe('the Fastify adapter', () => {
       expect(again.headers.get('idempotent-replayed')).toBe('true')
       expect(again.text).toBe(first.text)
     }
-    expect(runs).toEqual({ json: 2, text: 1 })
+    expect(runs).toEqual({ json: 2, text: 1, chunks: 2 })
+  })
+
+  it('stores and replays answers with no payload (send(), a redirect, a 304), and the app goes on', async () => {
+    const runs: Record<string, number> = {}
+    const url = await bareApp((app) => {
+      const counted =
+        (name: string, answer: (reply: FastifyReply) => FastifyReply) =>
+        async (_request: unknown, reply: FastifyReply) => {
+          runs[name] = (runs[name] ?? 0) + 1
+          return answer(reply)
+        }
+      app.post(
+        '/created',
+        counted('created', (reply) => reply.code(201).send()),
+      )
+      app.post(
+        '/moved',
+        counted('moved', (reply) => reply.redirect('/elsewhere', 303)),
+      )
+      app.post(
+        '/unchanged',
+        counted('unchanged', (reply) => reply.code(304).send()),
+      )
+      app.post(
+        '/null',
+        counted('null', (reply) => reply.type('text/plain').send(null)),
+      )
+    })
+    for (const [path, status] of [
+      ['created', 201],
+      ['moved', 303],
+      ['unchanged', 304],
+      ['null', 200],
+    ] as const) {
+      const key = newKey()
+      const first = await send(`${url}/${path}`, { key })
+      const again = await send(`${url}/${path}`, { key })
+      expect([first.status, again.status]).toEqual([status, status])
+      expect([first.text, again.text]).toEqual(['', ''])
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+      expect(again.headers.get('location')).toBe(first.headers.get('location'))
+    }
+    expect(runs).toEqual({ created: 1, moved: 1, unchanged: 1, null: 1 })
+    // The process is still serving.
+    expect((await send(`${url}/created`, {})).status).toBe(201)
   })
 
   it('refuses a keyed body the handler would read itself rather than fingerprint part of it', async () => {

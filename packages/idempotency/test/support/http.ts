@@ -25,6 +25,8 @@ export async function send(
   if (init.body !== undefined) headers['content-type'] ??= 'application/json'
   const response = await fetch(url, {
     method: init.method ?? 'POST',
+    // A redirect is an answer to look at, not to follow.
+    redirect: 'manual',
     headers,
     ...(init.body === undefined ? {} : { body: init.body }),
   })
