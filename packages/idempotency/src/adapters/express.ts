@@ -316,7 +316,7 @@ function holdResponse(res: ServerResponse, state: ExchangeState): void {
 
   const flush = () => {
     restore()
-    const body = Buffer.concat(chunks)
+    const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks)
     chunks.length = 0
     if (ended !== undefined) original.end(body, ended.callback)
     // The body outgrew what may be stored: what came so far goes out, the rest passes through.
@@ -341,17 +341,29 @@ function holdResponse(res: ServerResponse, state: ExchangeState): void {
     original.end(response.body, ended?.callback)
   }
 
-  const settle = () =>
-    (settling ??= exchange
+  const settle = () => {
+    if (settling !== undefined) return settling
+    // One copy, taken now: the bytes stored are the bytes later sent, whatever the handler does
+    // with a buffer it handed end() once end() returns.
+    const body = Buffer.concat(chunks)
+    chunks.length = 0
+    chunks.push(body)
+    return (settling = exchange
       .finish(
-        exchange.capture(
-          res.statusCode,
-          (name) => res.getHeader(name),
-          Buffer.concat(chunks),
-          state.requestId(),
-        ),
+        exchange.capture(res.statusCode, (name) => res.getHeader(name), body, state.requestId()),
       )
       .then(flush, fail))
+  }
+
+  // A body being written when the connection closed will not be finished by a pipe: Node's
+  // pipe() and pipeline() stop feeding a closed response, and never call end() or destroy() on
+  // it. Nothing whole can be stored, so the key is given back. Listened for only once a body is
+  // being written (res.send and res.json end at once), so that other answers pay no listener.
+  const onCloseWhileWriting = () => {
+    if (ended !== undefined || settling !== undefined) return
+    restore()
+    void exchange.giveUp('unfinished', res.statusCode)
+  }
 
   res.writeHead = function heldWriteHead(
     this: ServerResponse,
@@ -382,7 +394,10 @@ function holdResponse(res: ServerResponse, state: ExchangeState): void {
     callback?: WriteCallback,
   ): boolean {
     if (typeof encoding === 'function') callback = encoding
-    const buffer = toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined)
+    // A copy: the callback below tells the caller it may reuse its buffer, and the bytes are
+    // still to be stored and sent.
+    const buffer = Buffer.from(toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined))
+    if (chunks.length === 0) res.once('close', onCloseWhileWriting)
     chunks.push(buffer)
     size += buffer.byteLength
     if (callback !== undefined) process.nextTick(callback)

@@ -3,7 +3,8 @@ import { IncomingMessage, ServerResponse } from 'node:http'
 import type { Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { Socket } from 'node:net'
-import { Readable } from 'node:stream'
+import { Readable, pipeline } from 'node:stream'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { gzipSync } from 'node:zlib'
 import express from 'express'
 import type { Express } from 'express'
@@ -12,7 +13,7 @@ import { createIdempotencyEngine } from '@ticksupply/idempotency'
 import type { PostgresTransaction } from '@ticksupply/idempotency/stores/postgres'
 import type { SqliteStore } from '@ticksupply/idempotency/stores/sqlite'
 import { expressIdempotency, keepRawBody } from '@ticksupply/idempotency/express'
-import { newKey, send } from '../support/http.js'
+import { newKey, send, sendAndAbandon } from '../support/http.js'
 import { openTemporarySqlite } from '../support/sqlite.js'
 
 let cleanup: (() => Promise<void>) | undefined
@@ -103,6 +104,68 @@ describe('the Express adapter', () => {
     const replayed = await send(`${url}/chunks`, { key: newKey() })
     expect(replayed.text).toBe('héllo wörld')
     expect(replayed.headers.get('location')).toBe('/jobs/1')
+  })
+
+  it('stores the bytes a chunk had when written, though the handler reuses its buffer after the callback', async () => {
+    let runs = 0
+    const url = await start((app, idempotency) => {
+      app.use(idempotency)
+      app.post('/reused', (_req, res) => {
+        runs++
+        res.status(201).type('text/plain')
+        const buffer = Buffer.from('AAAA')
+        res.write(buffer, () => {
+          // Written, says the callback: the buffer is the handler's again.
+          buffer.fill('C')
+          res.end(buffer.fill('B'), () => undefined)
+          buffer.fill('D')
+        })
+      })
+    })
+    const key = newKey()
+    const original = await send(`${url}/reused`, { key })
+    const replay = await send(`${url}/reused`, { key })
+    expect([original.text, replay.text]).toEqual(['AAAABBBB', 'AAAABBBB'])
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    expect(runs).toBe(1)
+  })
+
+  it('gives the key back when the client leaves while a piped body is being written', async () => {
+    let runs = 0
+    const closed: string[] = []
+    const url = await start((app, idempotency) => {
+      app.use(idempotency)
+      app.post('/slow-stream', (_req, res) => {
+        runs++
+        res.status(200).type('text/plain')
+        let sent = 0
+        const rows = new Readable({
+          read() {
+            setTimeout(() => this.push(sent++ < 8 ? `row ${String(sent)}\n` : null), 40)
+          },
+        })
+        if (runs === 1) {
+          pipeline(rows, res, (error) => closed.push(error?.code ?? 'done'))
+        } else {
+          rows.pipe(res)
+        }
+      })
+    })
+    const key = newKey()
+    await sendAndAbandon(`${url}/slow-stream`, { key, body: '{}', afterMs: 100 })
+    for (let i = 0; i < 100 && closed.length === 0; i++) await sleep(20)
+    expect(closed).toEqual(['ERR_STREAM_PREMATURE_CLOSE'])
+    // Nothing whole was stored: the retry runs again and gets the whole body.
+    const retry = await send(`${url}/slow-stream`, { key, body: '{}' })
+    expect(retry.status).toBe(200)
+    expect(retry.headers.get('idempotent-replayed')).toBeNull()
+    expect(retry.text).toBe(Array.from({ length: 8 }, (_, i) => `row ${String(i + 1)}\n`).join(''))
+    expect(runs).toBe(2)
+    // And that whole answer is the key's from now on.
+    const replay = await send(`${url}/slow-stream`, { key, body: '{}' })
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    expect(replay.text).toBe(retry.text)
+    expect(runs).toBe(2)
   })
 
   it('replays a body the handler encoded itself with its Content-Encoding', async () => {
