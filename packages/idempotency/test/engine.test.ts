@@ -280,11 +280,15 @@ describe('IdempotencyEngine', () => {
     const engine = createIdempotencyEngine({ store: open().store })
     for (const [status, stored] of [
       [201, true],
+      [200, true],
       [404, true],
       [409, true],
       [408, false],
       [500, false],
       [503, false],
+      // No answer at all (a fetch Response.error()), and no final one.
+      [0, false],
+      [103, false],
     ] as const) {
       const request = keyed()
       await engine.execute(request, () => Promise.resolve(answer(status)))
@@ -294,6 +298,18 @@ describe('IdempotencyEngine', () => {
       )
       if (again.kind === 'claimed') await again.claim.release()
     }
+  })
+
+  it('refuses to store a status no answer can carry, and keeps the claim to be released', async () => {
+    const engine = createIdempotencyEngine({ store: open().store })
+    const request = keyed()
+    const outcome = await engine.begin(request)
+    if (outcome.kind !== 'claimed') throw new Error(`expected a claim, got ${outcome.kind}`)
+    for (const status of [0, 99, 150, 600, 201.5, Number.NaN]) {
+      await expect(outcome.claim.complete(answer(status))).rejects.toThrow(TypeError)
+    }
+    await outcome.claim.release()
+    expect((await engine.begin(request)).kind).toBe('claimed')
   })
 
   it('holds a claim however long the operation runs, with no renewal, where claims end with their holder', async () => {

@@ -231,6 +231,12 @@ async function respond(
     exchange.sent(response.status)
     return response
   }
+  if (response.type === 'error') {
+    // Response.error(), a network error: no answer to store or to rebuild. The key goes back
+    // as for a throw, and the error goes on as the handler gave it.
+    await exchange.giveUp('threw')
+    return response
+  }
   const state = states.get(request)
   const read = await readBounded(response.body, exchange.maxStoredBodyBytes)
   const stored = exchange.capture(
@@ -353,9 +359,12 @@ function rebuild(response: Response, bytes: Uint8Array): Response {
 }
 
 function replayResponse(replay: PreparedReplay): Response {
+  // Headers, not a plain object, as a handler's own Response carries them: a server that
+  // treats the two apart (@hono/node-server adds its default Content-Type only to the first)
+  // then sends the replay as it sent the original.
   return new Response(hasNoBody(replay.status) ? null : replay.body, {
     status: replay.status,
-    headers: replay.headers,
+    headers: new Headers(replay.headers),
   })
 }
 

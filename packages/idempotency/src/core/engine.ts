@@ -13,7 +13,7 @@ import { BodyFingerprint, fingerprintRequest } from './fingerprint.js'
 import type { IdempotencyEvent, IdempotencyOptions, ResolvedIdempotencyOptions } from './options.js'
 import { resolveIdempotencyOptions } from './options.js'
 import type { StoredResponse } from './record.js'
-import { isStorableStatus } from './record.js'
+import { isFinalStatus, isStorableStatus } from './record.js'
 import { checkScope } from './scope.js'
 import type { ClaimOutcome, ClaimRef, Store, StoreTransaction } from './store.js'
 import { WakeUps, nextPollDelay, untilDeadline } from './wait.js'
@@ -456,6 +456,12 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
   }
 
   async complete(response: StoredResponse, tx?: Tx): Promise<void> {
+    if (!isFinalStatus(response.status)) {
+      // A record every retry would replay, and no framework could send.
+      throw new TypeError(
+        `a stored response needs an HTTP status from 200 to 599, got ${String(response.status)}`,
+      )
+    }
     if (this.state === 'lost') throw new LeaseLostError()
     if (this.#state !== 'active' && this.#state !== 'committing') return
     let owned: boolean

@@ -64,7 +64,15 @@ export const NEVER_STORED_HEADER_NAMES: ReadonlySet<string> = new Set([
  */
 export type RecordState = 'in_progress' | 'completed'
 
-/** Whether a response is kept for replay: everything below 500 except 408 (the deadline). */
+/**
+ * Whether a response is kept for replay: every final answer below 500 except 408 (the
+ * deadline). A status outside 200-599 is no answer at all (a fetch `Response.error()` has 0).
+ */
 export function isStorableStatus(status: number): boolean {
-  return status < 500 && status !== 408
+  return status >= 200 && status < 500 && status !== 408
+}
+
+/** Whether `status` is one an HTTP answer can carry, and so one a record can replay. */
+export function isFinalStatus(status: number): boolean {
+  return Number.isInteger(status) && status >= 200 && status <= 599
 }

@@ -110,6 +110,49 @@ describe('the fetch adapter', () => {
     expect(runs).toBe(2)
   })
 
+  it('hands a Response.error() on as it is and gives the key back: the retry runs', async () => {
+    const sqlite = openTemporarySqlite()
+    cleanup = () => sqlite.close()
+    let runs = 0
+    const handler = withIdempotency(
+      () => (++runs === 1 ? Response.error() : new Response('made', { status: 201 })),
+      { engine: createIdempotencyEngine({ store: sqlite.store }), scope: () => 'tenant' },
+    )
+    const key = newKey()
+    const request = () =>
+      new Request('http://127.0.0.1/jobs', { method: 'POST', headers: { 'idempotency-key': key } })
+    const failed = await handler(request())
+    expect([failed.type, failed.status]).toEqual(['error', 0])
+    const retry = await handler(request())
+    expect([retry.status, await retry.text()]).toEqual([201, 'made'])
+    const replay = await handler(request())
+    expect([replay.status, replay.headers.get('idempotent-replayed')]).toEqual([201, 'true'])
+    expect(runs).toBe(2)
+  })
+
+  it('replays with the Content-Type the server gave the original, where the handler set none', async () => {
+    const sqlite = openTemporarySqlite()
+    cleanup = () => sqlite.close()
+    let runs = 0
+    const handler = withIdempotency(
+      () => {
+        runs++
+        // Bytes: a Response gives them no Content-Type (a string would get text/plain).
+        return new Response(new TextEncoder().encode('made'), { status: 201 })
+      },
+      { engine: createIdempotencyEngine({ store: sqlite.store }), scope: () => 'tenant' },
+    )
+    const url = await listen(handler)
+    const key = newKey()
+    const original = await send(`${url}/jobs`, { key })
+    const replay = await send(`${url}/jobs`, { key })
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    // @hono/node-server's default for a body without one.
+    expect(original.headers.get('content-type')).toMatch(/^text\/plain/)
+    expect(replay.headers.get('content-type')).toBe(original.headers.get('content-type'))
+    expect(runs).toBe(1)
+  })
+
   it('takes only its store’s transaction in complete(), and gives the claim to the handler', async () => {
     const sqlite = openTemporarySqlite()
     cleanup = () => sqlite.close()
