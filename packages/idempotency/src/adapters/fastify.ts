@@ -21,6 +21,7 @@ import { BodyFingerprint } from '../core/fingerprint.js'
 import { headerValues } from '../core/key.js'
 import type { FastifyIdempotencyTransaction, RequestState } from './fastify-reply.js'
 import { attachState, stateOf } from './fastify-reply.js'
+import { holdResponse } from './held-response.js'
 import type {
   IdempotencyAdapterOptions,
   IdempotencyRouteSettings,
@@ -206,17 +207,22 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     }
     const handed = state.handed
     // An app hook encoded the handler's answer on its way out (compression: the hook sets
-    // Content-Encoding, and may hand on a stream). The key keeps what the handler answered, as
-    // its replay's body: the same hooks encode the replay in turn, for that request's
-    // Accept-Encoding. Stored as sent, the replay would be encoded twice.
+    // Content-Encoding, and may hand on a stream).
     const encodedByHooks =
       handed !== undefined && !handed.encoded && reply.hasHeader('content-encoding')
-    if (!encodedByHooks) {
-      keep(state, reply, payload, toBytes(payload), false, next)
+    if (handed !== undefined && !handed.error) {
+      // The key keeps what the handler answered, before the app's own onSend hooks changed it
+      // (compression, an envelope): a replay is sent through the same hooks, for its own
+      // request, and stored as sent it would be changed twice. A payload no hook changed (the
+      // handler's own, or its serialisation: strings compare by value) is sent as the stored
+      // bytes; otherwise as the hooks made it.
+      const answered =
+        payload === handed.payload ? payload : handedBytes(reply, handed.payload, payload)
+      keep(state, reply, payload, toBytes(answered), encodedByHooks, next, answered !== payload)
       return
     }
-    if (!handed.error) {
-      keep(state, reply, payload, toBytes(handedBytes(reply, handed.payload)), true, next)
+    if (!encodedByHooks) {
+      keep(state, reply, payload, toBytes(payload), false, next)
       return
     }
     // Fastify rendered a thrown Error and handed the rendering to the hooks without another
@@ -247,6 +253,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     body: Uint8Array | undefined,
     encodedByHooks: boolean,
     next: (error?: Error | null, payload?: unknown) => void,
+    changedByHooks = encodedByHooks,
   ): void {
     // Until the answer goes on, a second send of the handler is its mistake, not an answer.
     state.finishing = true
@@ -269,10 +276,10 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     )
     state.exchange.finish(response).then(
       // The bytes stored are the bytes sent (no second encoding of the same string), unless
-      // the hooks encoded them.
+      // the hooks changed them.
       () => {
         state.finishing = false
-        next(null, encodedByHooks ? sending : sendable(body))
+        next(null, changedByHooks ? sending : sendable(body))
       },
       (error: unknown) => {
         state.finishing = false
@@ -335,6 +342,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
           // eslint-disable-next-line @typescript-eslint/unbound-method -- called on the reply again
           state.send = reply.send
           reply.send = sendNotingPayload
+          reply.hijack = hijackHoldingAnswer
         }
       }
       return handler.call(this, request, reply)
@@ -403,10 +411,25 @@ function asArray<T>(value: T | T[] | undefined): T[] {
 
 function sendReplay(reply: FastifyReply, replay: PreparedReplay): FastifyReply {
   const { body } = replay
-  return reply
-    .code(replay.status)
-    .headers(replay.headers)
-    .send(Buffer.from(body.buffer, body.byteOffset, body.byteLength))
+  reply.code(replay.status).headers(replay.headers)
+  // An original with no payload had no Content-Type either; a Buffer, even an empty one, would
+  // get Fastify's application/octet-stream.
+  if (body.byteLength === 0 && !reply.hasHeader('content-type')) return reply.send()
+  return reply.send(Buffer.from(body.buffer, body.byteOffset, body.byteLength))
+}
+
+/**
+ * `reply.hijack()` of a request whose handler runs under a claim: the answer it then writes to
+ * `reply.raw` passes no onSend hook, so the raw response is held back until that answer is
+ * stored, as the Express adapter holds every response. Without it, the key was given back
+ * once the raw answer had gone out, and every retry ran the operation again.
+ */
+function hijackHoldingAnswer(this: FastifyReply): FastifyReply {
+  const state = stateOf(this.request)
+  // eslint-disable-next-line @typescript-eslint/unbound-method -- called on the reply again
+  const hijack = (Object.getPrototypeOf(this) as FastifyReply).hijack
+  if (state !== undefined && state.exchange.pending && !this.sent) holdResponse(this.raw, state)
+  return hijack.call(this)
 }
 
 /**
@@ -435,9 +458,14 @@ function sendNotingPayload(this: FastifyReply, payload?: unknown): FastifyReply 
   return state.send.call(this, payload)
 }
 
-/** The bytes of what the handler handed `reply.send`, as Fastify serialises them. */
-function handedBytes(reply: FastifyReply, payload: unknown): unknown {
-  if (payload === null || payload === undefined || typeof payload === 'string') return payload
+/**
+ * The bytes of what the handler handed `reply.send`, as Fastify serialises them. `sent` is
+ * what reached the onSend hooks: Fastify serialises a `null` only for JSON (it reaches them as
+ * `"null"` then, and as `null` for another content type).
+ */
+function handedBytes(reply: FastifyReply, payload: unknown, sent: unknown): unknown {
+  if (payload === null) return sent === null ? null : reply.serialize(null)
+  if (payload === undefined || typeof payload === 'string') return payload
   if (payload instanceof Uint8Array || typeof (payload as { pipe?: unknown }).pipe === 'function')
     return payload
   return reply.serialize(payload)
@@ -494,22 +522,20 @@ function toBytes(payload: unknown): Uint8Array | undefined {
 
 /**
  * Feeds the body's bytes to its fingerprint as its reader takes them, without a stream in
- * between and without a listener of its own: every chunk read leaves a Readable as a `'data'`
- * event, whichever way it is read (data listeners, a pipe, `read()`, async iteration), so the
- * stream's own `emit` sees each one. A listener would change how the stream flows: added, it
- * starts the stream; added after `pause()`, it keeps a parser's own `'data'` listener from
- * starting it (the request hung). Chunks are never held past the fingerprint's own bound.
+ * between: every chunk read passes this listener too, whichever way it is read (data events, a
+ * pipe, `read()`, async iteration). Added, a `'data'` listener would start the stream flowing
+ * before its reader (the content-type parser, or a later preParsing stream) is there; so the
+ * stream is paused while it is added, then set back to having no reader (`readableFlowing`
+ * null, not the `false` of a pause): left paused, a parser's own `'data'` listener (Fastify's
+ * documented idiom) did not start it, and the request hung. Chunks are never held past the
+ * fingerprint's own bound.
  */
 function observeBody(payload: NodeJS.ReadableStream, fingerprint: BodyFingerprint): void {
-  // eslint-disable-next-line @typescript-eslint/unbound-method -- called on the stream again
-  const emit = payload.emit
-  payload.emit = function emitObserved(this: NodeJS.ReadableStream, event, ...args: unknown[]) {
-    if (event === 'data') {
-      const chunk = args[0] as Buffer | string
-      fingerprint.add(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
-    }
-    return emit.call(this, event, ...args)
-  } as NodeJS.ReadableStream['emit']
+  payload.pause()
+  payload.on('data', (chunk: Buffer | string) => {
+    fingerprint.add(typeof chunk === 'string' ? Buffer.from(chunk) : chunk)
+  })
+  ;(payload as unknown as { readableFlowing: boolean | null }).readableFlowing = null
 }
 
 function ended(stream: NodeJS.ReadableStream | undefined): boolean {

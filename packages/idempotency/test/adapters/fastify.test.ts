@@ -228,22 +228,32 @@ describe('the Fastify adapter', () => {
         '/null',
         counted('null', (reply) => reply.type('text/plain').send(null)),
       )
+      // Fastify serialises a null for JSON.
+      app.post(
+        '/json-null',
+        counted('json-null', (reply) => reply.code(201).send(null)),
+      )
     })
-    for (const [path, status] of [
-      ['created', 201],
-      ['moved', 303],
-      ['unchanged', 304],
-      ['null', 200],
+    for (const [path, status, text] of [
+      ['created', 201, ''],
+      ['moved', 303, ''],
+      ['unchanged', 304, ''],
+      ['null', 200, ''],
+      ['json-null', 201, 'null'],
     ] as const) {
       const key = newKey()
       const first = await send(`${url}/${path}`, { key })
       const again = await send(`${url}/${path}`, { key })
       expect([first.status, again.status]).toEqual([status, status])
-      expect([first.text, again.text]).toEqual(['', ''])
+      expect([first.text, again.text]).toEqual([text, text])
       expect(again.headers.get('idempotent-replayed')).toBe('true')
-      expect(again.headers.get('location')).toBe(first.headers.get('location'))
+      for (const name of ['location', 'content-type']) {
+        expect(`${name}: ${String(again.headers.get(name))}`).toBe(
+          `${name}: ${String(first.headers.get(name))}`,
+        )
+      }
     }
-    expect(runs).toEqual({ created: 1, moved: 1, unchanged: 1, null: 1 })
+    expect(runs).toEqual({ created: 1, moved: 1, unchanged: 1, null: 1, 'json-null': 1 })
     // The process is still serving.
     expect((await send(`${url}/created`, {})).status).toBe(201)
   })
@@ -329,6 +339,36 @@ describe('the Fastify adapter', () => {
     expect(runs).toBe(1)
   })
 
+  it('stores the answer a hijacked reply writes to reply.raw, and replays it', async () => {
+    let runs = 0
+    const url = await bareApp((app) => {
+      app.post('/raw', async (_request, reply) => {
+        runs++
+        reply.hijack()
+        await new Promise((resolve) => setTimeout(resolve, 200))
+        reply.raw.writeHead(201, { 'content-type': 'text/plain', location: '/raw/1' })
+        reply.raw.write('written ')
+        reply.raw.end(`raw ${String(runs)}`)
+      })
+    })
+    const key = newKey()
+    // A duplicate sent while the original runs waits for it, then gets its replay.
+    const [first, duplicate] = await Promise.all([
+      send(`${url}/raw`, { key }),
+      new Promise((resolve) => setTimeout(resolve, 50)).then(() => send(`${url}/raw`, { key })),
+    ])
+    const later = await send(`${url}/raw`, { key })
+    expect(first.status).toBe(201)
+    expect(first.text).toBe('written raw 1')
+    for (const replay of [duplicate, later]) {
+      expect(replay.status).toBe(201)
+      expect(replay.text).toBe('written raw 1')
+      expect(replay.headers.get('location')).toBe('/raw/1')
+      expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    }
+    expect(runs).toBe(1)
+  })
+
   it('stores with completeReply what reply.send would send: type, charset and bytes', async () => {
     const sqlite = openTemporarySqlite()
     const url = await bareApp((app) => {
@@ -379,6 +419,41 @@ describe('the Fastify adapter', () => {
         () => 'never registered',
       ),
     ).toThrow(TypeError)
+  })
+})
+
+describe('the Fastify adapter behind an onSend hook that rewrites the payload', () => {
+  it('stores what the handler answered, and its replay passes the hook once, as the original did', async () => {
+    let runs = 0
+    const url = await bareApp((app) => {
+      // An envelope around every JSON answer, string or bytes, as an app's own hook may add.
+      app.addHook('onSend', async (_request, reply, payload) => {
+        const type = String(reply.getHeader('content-type'))
+        if (!type.startsWith('application/json')) return payload
+        if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return payload
+        return `{"data":${String(payload)}}`
+      })
+      app.post('/orders', async (_request, reply) => {
+        runs++
+        return reply.code(201).send({ order: runs })
+      })
+      app.post('/text', async (_request, reply) => {
+        runs++
+        return reply.code(201).type('application/json').send('{"raw":true}')
+      })
+    })
+    for (const [path, expected] of [
+      ['orders', '{"data":{"order":1}}'],
+      ['text', '{"data":{"raw":true}}'],
+    ] as const) {
+      const key = newKey()
+      const first = await send(`${url}/${path}`, { key, body: order })
+      const again = await send(`${url}/${path}`, { key, body: order })
+      const third = await send(`${url}/${path}`, { key, body: order })
+      expect([first.text, again.text, third.text]).toEqual([expected, expected, expected])
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+    }
+    expect(runs).toBe(2)
   })
 })
 
