@@ -56,6 +56,12 @@ export interface RequestState {
   handed?: { readonly payload: unknown; readonly encoded: boolean; readonly error: boolean }
   /** The answer is being stored: a later `send` of the handler is ignored. */
   finishing?: boolean
+  /** A replay of an answer that had a body and no `Content-Type`: it gets none either. */
+  untypedReplay?: boolean
+  /** The handler called `reply.hijack()`: its answer goes to `reply.raw`, held until stored. */
+  hijacked?: boolean
+  /** The promise of an async handler, kept in case it hijacks the reply later. */
+  running?: PromiseLike<unknown>
 }
 
 const kState = Symbol('idempotency.state')

@@ -201,28 +201,32 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
   const onSend: onSendHookHandler = (request, reply, payload, next) => {
     const state = stateOf(request)
     if (state === undefined || !state.exchange.pending) {
+      if (state?.untypedReplay === true) reply.removeHeader('content-type')
       state?.exchange.sent(reply.statusCode)
       next(null, payload)
       return
     }
     const handed = state.handed
-    // An app hook encoded the handler's answer on its way out (compression: the hook sets
-    // Content-Encoding, and may hand on a stream).
+    // The key keeps the answer as it reaches this hook, the last: after Fastify's
+    // serialisation and the app's preSerialization and onSend hooks, the bytes sent. A replay
+    // goes out as bytes, which hooks that work on the serialised string (Fastify's own idiom)
+    // leave alone. Stored before those hooks, a replay missed what they did (a redaction, a
+    // preSerialization envelope), and a handler's object was serialised a second time, after
+    // the handler had changed it.
+    //
+    // An app hook encoded the answer on its way out (compression: the hook sets
+    // Content-Encoding, and may hand on a stream): then the key keeps what the handler
+    // answered, as its replay's body, and the same hooks encode the replay in turn, for that
+    // request's Accept-Encoding. Stored as sent, the replay would be encoded twice.
     const encodedByHooks =
       handed !== undefined && !handed.encoded && reply.hasHeader('content-encoding')
-    if (handed !== undefined && !handed.error) {
-      // The key keeps what the handler answered, before the app's own onSend hooks changed it
-      // (compression, an envelope): a replay is sent through the same hooks, for its own
-      // request, and stored as sent it would be changed twice. A payload no hook changed (the
-      // handler's own, or its serialisation: strings compare by value) is sent as the stored
-      // bytes; otherwise as the hooks made it.
-      const answered =
-        payload === handed.payload ? payload : handedBytes(reply, handed.payload, payload)
-      keep(state, reply, payload, toBytes(answered), encodedByHooks, next, answered !== payload)
-      return
-    }
     if (!encodedByHooks) {
       keep(state, reply, payload, toBytes(payload), false, next)
+      return
+    }
+    if (!handed.error) {
+      const body = toBytes(handedBytes(reply, handed.payload, payload))
+      keep(state, reply, payload, body, true, next)
       return
     }
     // Fastify rendered a thrown Error and handed the rendering to the hooks without another
@@ -253,7 +257,6 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     body: Uint8Array | undefined,
     encodedByHooks: boolean,
     next: (error?: Error | null, payload?: unknown) => void,
-    changedByHooks = encodedByHooks,
   ): void {
     // Until the answer goes on, a second send of the handler is its mistake, not an answer.
     state.finishing = true
@@ -276,10 +279,10 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
     )
     state.exchange.finish(response).then(
       // The bytes stored are the bytes sent (no second encoding of the same string), unless
-      // the hooks changed them.
+      // the hooks encoded them.
       () => {
         state.finishing = false
-        next(null, changedByHooks ? sending : sendable(body))
+        next(null, encodedByHooks ? sending : sendable(body))
       },
       (error: unknown) => {
         state.finishing = false
@@ -343,6 +346,7 @@ const plugin: FastifyPluginCallback<FastifyIdempotencyOptions> = (
           state.send = reply.send
           reply.send = sendNotingPayload
           reply.hijack = hijackHoldingAnswer
+          return runHandler(handler, this, request, reply, state)
         }
       }
       return handler.call(this, request, reply)
@@ -414,8 +418,54 @@ function sendReplay(reply: FastifyReply, replay: PreparedReplay): FastifyReply {
   reply.code(replay.status).headers(replay.headers)
   // An original with no payload had no Content-Type either; a Buffer, even an empty one, would
   // get Fastify's application/octet-stream.
-  if (body.byteLength === 0 && !reply.hasHeader('content-type')) return reply.send()
+  if (!reply.hasHeader('content-type')) {
+    if (body.byteLength === 0) return reply.send()
+    // A body sent without one (a reply.serializer() answer): the adapter's onSend takes the
+    // type Fastify gives a Buffer off again.
+    const state = stateOf(reply.request)
+    if (state !== undefined) state.untypedReplay = true
+  }
   return reply.send(Buffer.from(body.buffer, body.byteOffset, body.byteLength))
+}
+
+/**
+ * Runs a keyed handler. A hijacked reply's errors are Fastify's to log, not to answer: a
+ * handler that throws after `reply.hijack()` would leave its key claimed, so its key is given
+ * back then (the rejection is watched only once the reply is hijacked).
+ */
+function runHandler(
+  handler: RouteOptions['handler'],
+  instance: FastifyInstance,
+  request: FastifyRequest,
+  reply: FastifyReply,
+  state: RequestState,
+): unknown {
+  let result: unknown
+  try {
+    result = handler.call(instance, request, reply)
+  } catch (error) {
+    if (state.hijacked === true) giveUpAfterThrow(state)
+    throw error
+  }
+  if (isThenable(result)) {
+    if (state.hijacked === true) watchForThrow(result, state)
+    else state.running = result
+  }
+  return result
+}
+
+function isThenable(value: unknown): value is PromiseLike<unknown> {
+  return typeof (value as { then?: unknown } | null)?.then === 'function'
+}
+
+function watchForThrow(running: PromiseLike<unknown>, state: RequestState): void {
+  running.then(undefined, () => {
+    giveUpAfterThrow(state)
+  })
+}
+
+function giveUpAfterThrow(state: RequestState): void {
+  if (state.exchange.pending && state.finishing !== true) void state.exchange.giveUp('threw')
 }
 
 /**
@@ -428,7 +478,12 @@ function hijackHoldingAnswer(this: FastifyReply): FastifyReply {
   const state = stateOf(this.request)
   // eslint-disable-next-line @typescript-eslint/unbound-method -- called on the reply again
   const hijack = (Object.getPrototypeOf(this) as FastifyReply).hijack
-  if (state !== undefined && state.exchange.pending && !this.sent) holdResponse(this.raw, state)
+  if (state !== undefined && state.exchange.pending && !this.sent) {
+    holdResponse(this.raw, state)
+    state.hijacked = true
+    // Hijacked once the handler had returned its promise (after an await): watch it from now.
+    if (state.running !== undefined) watchForThrow(state.running, state)
+  }
   return hijack.call(this)
 }
 

@@ -369,6 +369,37 @@ describe('the Fastify adapter', () => {
     expect(runs).toBe(1)
   })
 
+  it('gives the key back when a handler throws after reply.hijack(), sync or async', async () => {
+    const runs = { sync: 0, async: 0 }
+    const url = await bareApp((app) => {
+      app.post('/sync', (_request, reply) => {
+        reply.hijack()
+        if (++runs.sync === 1) throw new Error('failed after hijack')
+        reply.raw.writeHead(201, { 'content-type': 'text/plain' })
+        reply.raw.end('made')
+      })
+      app.post('/async', async (_request, reply) => {
+        await new Promise((resolve) => setTimeout(resolve, 10))
+        reply.hijack()
+        await new Promise((resolve) => setTimeout(resolve, 10))
+        if (++runs.async === 1) throw new Error('failed after hijack')
+        reply.raw.writeHead(201, { 'content-type': 'text/plain' })
+        reply.raw.end('made')
+      })
+    })
+    for (const path of ['sync', 'async'] as const) {
+      const key = newKey()
+      // A hijacked reply that threw is never answered: the client gives up.
+      await sendAndAbandon(`${url}/${path}`, { key, body: order, afterMs: 200 })
+      const retry = await send(`${url}/${path}`, { key, body: order })
+      expect([retry.status, retry.text]).toEqual([201, 'made'])
+      expect(retry.headers.get('idempotent-replayed')).toBeNull()
+      const replay = await send(`${url}/${path}`, { key, body: order })
+      expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    }
+    expect(runs).toEqual({ sync: 2, async: 2 })
+  })
+
   it('stores with completeReply what reply.send would send: type, charset and bytes', async () => {
     const sqlite = openTemporarySqlite()
     const url = await bareApp((app) => {
@@ -422,38 +453,65 @@ describe('the Fastify adapter', () => {
   })
 })
 
-describe('the Fastify adapter behind an onSend hook that rewrites the payload', () => {
-  it('stores what the handler answered, and its replay passes the hook once, as the original did', async () => {
-    let runs = 0
+describe("the Fastify adapter behind the app's own serialisation hooks", () => {
+  it('stores the answer as the hooks sent it, and replays those bytes unchanged', async () => {
+    const runs: Record<string, number> = {}
+    const count = (name: string) => (runs[name] = (runs[name] ?? 0) + 1)
     const url = await bareApp((app) => {
-      // An envelope around every JSON answer, string or bytes, as an app's own hook may add.
-      app.addHook('onSend', async (_request, reply, payload) => {
-        const type = String(reply.getHeader('content-type'))
-        if (!type.startsWith('application/json')) return payload
-        if (typeof payload !== 'string' && !Buffer.isBuffer(payload)) return payload
-        return `{"data":${String(payload)}}`
+      // Fastify's own idiom: an onSend hook that edits the serialised string.
+      app.addHook('onSend', (request, _reply, payload, done) => {
+        done(
+          null,
+          request.url === '/redacted' && typeof payload === 'string'
+            ? payload.replace('secret', '***')
+            : payload,
+        )
       })
-      app.post('/orders', async (_request, reply) => {
-        runs++
-        return reply.code(201).send({ order: runs })
+      app.post('/redacted', async (_request, reply) => {
+        count('redacted')
+        return reply.send({ v: 'secret' })
       })
-      app.post('/text', async (_request, reply) => {
-        runs++
-        return reply.code(201).type('application/json').send('{"raw":true}')
+      app.post(
+        '/enveloped',
+        {
+          preSerialization: (_request, _reply, payload, done) => {
+            done(null, { data: payload, ok: true })
+          },
+        },
+        async (_request, reply) => {
+          count('enveloped')
+          return reply.code(201).send({ id: 7 })
+        },
+      )
+      app.post('/changed-after-send', async (_request, reply) => {
+        count('changed')
+        const order = { id: 1, status: 'created' }
+        void reply.code(201).send(order)
+        // The handler goes on with its object once the answer is on its way.
+        order.status = 'processing'
+        return reply
+      })
+      app.post('/untyped', async (_request, reply) => {
+        count('untyped')
+        return reply.serializer((value) => `custom:${JSON.stringify(value)}`).send({ c: 1 })
       })
     })
-    for (const [path, expected] of [
-      ['orders', '{"data":{"order":1}}'],
-      ['text', '{"data":{"raw":true}}'],
+    for (const [path, text] of [
+      ['redacted', '{"v":"***"}'],
+      ['enveloped', '{"data":{"id":7},"ok":true}'],
+      ['changed-after-send', '{"id":1,"status":"created"}'],
+      ['untyped', 'custom:{"c":1}'],
     ] as const) {
       const key = newKey()
       const first = await send(`${url}/${path}`, { key, body: order })
       const again = await send(`${url}/${path}`, { key, body: order })
-      const third = await send(`${url}/${path}`, { key, body: order })
-      expect([first.text, again.text, third.text]).toEqual([expected, expected, expected])
+      expect(`${path}: ${first.text} / ${again.text}`).toBe(`${path}: ${text} / ${text}`)
       expect(again.headers.get('idempotent-replayed')).toBe('true')
+      expect(`${path}: ${String(again.headers.get('content-type'))}`).toBe(
+        `${path}: ${String(first.headers.get('content-type'))}`,
+      )
     }
-    expect(runs).toBe(2)
+    expect(runs).toEqual({ redacted: 1, enveloped: 1, changed: 1, untyped: 1 })
   })
 })
 
