@@ -16,10 +16,17 @@ export interface ExampleEngine {
 }
 
 /**
- * The real engine on a SQLite store in a fresh temporary file, as every example app uses it.
- * `answers-409-at-once` sets the engine's `waitMs` to 0: a duplicate of a running request is
- * answered "still in progress" at once instead of waiting for the original.
+ * The engine's `waitMs` of the variants that wait wrongly: `answers-409-at-once` answers a
+ * duplicate of a running request "still in progress" at once instead of waiting for the
+ * original; `waits-5-seconds` waits 5 s where the contract (and the app's own document) says
+ * about 3.
  */
+const WAIT_OF: Partial<Record<ExampleVariant, number>> = {
+  'answers-409-at-once': 0,
+  'waits-5-seconds': 5000,
+}
+
+/** The real engine on a SQLite store in a fresh temporary file, as every example app uses it. */
 export function createExampleEngine(variant: ExampleVariant): ExampleEngine {
   const dir = mkdtempSync(join(tmpdir(), 'conformance-example-'))
   const connection = openSqliteConnection(join(dir, 'idempotency.db'))
@@ -27,7 +34,7 @@ export function createExampleEngine(variant: ExampleVariant): ExampleEngine {
   const engine = createIdempotencyEngine({
     store,
     ttlMs: EXAMPLE_POLICY.ttlMs,
-    waitMs: variant === 'answers-409-at-once' ? 0 : EXAMPLE_POLICY.waitMs,
+    waitMs: WAIT_OF[variant] ?? EXAMPLE_POLICY.waitMs,
   })
   return {
     engine,
@@ -48,6 +55,10 @@ export function exampleScope(
   variant: ExampleVariant,
   account: string,
   rawKeyHeader: string | undefined,
+  contentType?: string,
 ): string {
-  return variant === 'compares-raw-keys' ? `${account}\n${rawKeyHeader ?? ''}` : account
+  if (variant === 'compares-raw-keys') return `${account}\n${rawKeyHeader ?? ''}`
+  // `keys-by-content-type`: a retry that spells its Content-Type otherwise finds no record.
+  if (variant === 'keys-by-content-type') return `${account}\n${contentType ?? ''}`
+  return account
 }

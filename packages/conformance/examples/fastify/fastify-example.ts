@@ -24,8 +24,9 @@ function headerOf(request: FastifyRequest, name: string): string | undefined {
 /**
  * The Ticksupply subset on Fastify, behind `fastifyIdempotency` (the engine on its SQLite
  * store), as the engine's README quick start shows it. `options.variant` adds one defect:
- * `answers-409-at-once` and `compares-raw-keys` through the engine and the scope (see
- * ../example-engine.ts); `stores-after-sending` by a hand-written adapter in place of
+ * `answers-409-at-once`, `waits-5-seconds`, `compares-raw-keys` and `keys-by-content-type`
+ * through the engine and the scope (see ../example-engine.ts); `trims-the-body` through
+ * `readRawBody`; `stores-after-sending` by a hand-written adapter in place of
  * `fastifyIdempotency` that stores the response once its bytes have left, as the peers'
  * `res.on('finish')` hooks do (./stores-after-sending.ts).
  *
@@ -53,7 +54,14 @@ export async function startFastifyExample(options: ExampleStartOptions): Promise
       done(Object.assign(new Error('Malformed JSON body'), { statusCode: 400 }), undefined)
     }
   })
-  const readRawBody = (request: FastifyRequest) => rawBodies.get(request)
+  // `trims-the-body` fingerprints the body without its surrounding whitespace.
+  const readRawBody =
+    variant === 'trims-the-body'
+      ? (request: FastifyRequest) => {
+          const bytes = rawBodies.get(request)
+          return bytes === undefined ? undefined : Buffer.from(bytes.toString('utf8').trim())
+        }
+      : (request: FastifyRequest) => rawBodies.get(request)
 
   app.setErrorHandler((error: FastifyError, _request, reply) => {
     // The adapter's errors (400, 409, 503), rendered as the envelope.
@@ -96,7 +104,12 @@ export async function startFastifyExample(options: ExampleStartOptions): Promise
   })
   const accountOf = (request: FastifyRequest) => accounts.get(request) ?? ''
   const scope = (request: FastifyRequest) =>
-    exampleScope(variant, accountOf(request), headerOf(request, 'idempotency-key'))
+    exampleScope(
+      variant,
+      accountOf(request),
+      headerOf(request, 'idempotency-key'),
+      headerOf(request, 'content-type'),
+    )
   await app.register(variant === 'stores-after-sending' ? storesAfterSending : fastifyIdempotency, {
     engine,
     scope,

@@ -10,7 +10,7 @@ export interface ApiRequest {
   readonly rawBody?: string
   /** `Idempotency-Key`: one line for a string, one line per entry for an array, none if absent. */
   readonly key?: string | readonly string[]
-  /** Extra header lines (e.g. the slow header). */
+  /** Extra header lines (e.g. the slow header); a `Content-Type` here replaces the default. */
   readonly headers?: readonly HeaderLine[]
   /** `X-Api-Key`: the account's by default; another value, or `null` for no header at all. */
   readonly apiKey?: string | null
@@ -36,8 +36,11 @@ export function createAccountClient(
     for (const value of [request.key ?? []].flat()) headers.push(['Idempotency-Key', value])
     const body =
       request.rawBody ?? (request.json === undefined ? undefined : JSON.stringify(request.json))
-    if (body !== undefined) headers.push(['Content-Type', 'application/json'])
-    headers.push(...(request.headers ?? []))
+    const extra = request.headers ?? []
+    // A request that names its own Content-Type sends that one line instead of the default.
+    const typed = extra.some(([name]) => name.toLowerCase() === 'content-type')
+    if (body !== undefined && !typed) headers.push(['Content-Type', 'application/json'])
+    headers.push(...extra)
     return {
       method: request.method,
       path: request.path,

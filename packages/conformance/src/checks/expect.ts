@@ -57,11 +57,15 @@ export function isReplay(reply: HttpReply): boolean {
   return reply.header('idempotent-replayed') === 'true'
 }
 
-/** The request's own answer: the operation ran for it, so it carries no replay marker. */
+/**
+ * The request's own answer: the operation ran for it, so it is not marked a replay. The
+ * contract adds `Idempotent-Replayed: true` to replays and says nothing of originals: one that
+ * says `false` is as much an original as one without the header.
+ */
 export function expectNotReplayed(reply: HttpReply, what: string): void {
-  if (reply.header('idempotent-replayed') !== undefined) {
+  if (isReplay(reply)) {
     fail(
-      `${what} to be answered by its own operation (no Idempotent-Replayed)`,
+      `${what} to be answered by its own operation (not Idempotent-Replayed: true)`,
       describeReply(reply),
     )
   }

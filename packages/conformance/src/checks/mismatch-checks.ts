@@ -40,6 +40,16 @@ export const mismatchChecks: readonly Check[] = [
         }),
         'the same key with the same JSON written with spaces',
       )
+      // And so is the same JSON with a line break after it: no byte is trimmed away.
+      expectMismatch(
+        await account.send({
+          method: 'POST',
+          path: '/v1/subscriptions',
+          rawBody: `${JSON.stringify({ datastream_id: datastreamId })}\n`,
+          key,
+        }),
+        'the same key with the same JSON and a trailing line break',
+      )
       expectCount(
         (await subscriptionsTo(account, otherDatastream)).length,
         0,
@@ -76,6 +86,32 @@ export const mismatchChecks: readonly Check[] = [
         key,
       })
       expectMismatch(withQuery, 'the same pause with a query string added')
+
+      // The query string counts exactly as sent: neither the order of its parameters nor the
+      // spelling of its bytes is normalised away.
+      const queried = newKey()
+      const ordered = await account.send({
+        method: 'POST',
+        path: `${base}/pause?conformance=1&order=2`,
+        key: queried,
+      })
+      expectStatus(ordered, 204, 'a keyed pause with the query string conformance=1&order=2')
+      expectMismatch(
+        await account.send({
+          method: 'POST',
+          path: `${base}/pause?order=2&conformance=1`,
+          key: queried,
+        }),
+        'the same pause with its query parameters in the other order',
+      )
+      expectMismatch(
+        await account.send({
+          method: 'POST',
+          path: `${base}/pause?conformance=%31&order=2`,
+          key: queried,
+        }),
+        'the same pause with a query byte percent-encoded (%31 for 1)',
+      )
     },
   },
   {

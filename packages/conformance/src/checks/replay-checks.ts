@@ -41,6 +41,29 @@ export const replayChecks: readonly Check[] = [
     },
   },
   {
+    id: 'replay.headers-do-not-count',
+    title: 'The same key, method, path and body with other headers is a replay',
+    clause: `Fingerprint: "a SHA-256 digest over its method, its path with the query string exactly as sent, and its raw body bytes. Headers do not count."`,
+    async run({ account, newKey, takeDatastream }) {
+      const request = createSubscription(takeDatastream(), { key: newKey() })
+      const original = await account.send(request)
+      expectStatus(original, 201, 'the first keyed create')
+      const otherHeaders = await account.send({
+        ...request,
+        headers: [
+          ['Content-Type', 'application/json; charset=utf-8'],
+          ['Accept', 'application/json'],
+          ['User-Agent', 'ticksupply-conformance-retry/1'],
+        ],
+      })
+      expectReplayOf(
+        otherHeaders,
+        original,
+        'the same create with another Content-Type spelling, Accept and User-Agent',
+      )
+    },
+  },
+  {
     id: 'replay.no-content',
     title: 'A 204 is replayed as a 204 with no body and the replay headers',
     clause: `${REPEATED}: "completed, same: the stored response, replayed"`,

@@ -58,10 +58,36 @@ async function sendOverlapping(
   second: ApiRequest,
   offsetMs: number,
 ): Promise<readonly [HttpReply, HttpReply]> {
-  const firstAnswer = inFlight(account.send(first))
+  const firstAnswer = inFlight(timed(account.send(first)))
   await sleep(offsetMs)
-  const secondAnswer = inFlight(account.send(second))
+  const secondAnswer = inFlight(timed(account.send(second)))
   return [await firstAnswer, await secondAnswer]
+}
+
+/** How long each overlapping answer took, from sending its request to its last byte. */
+const elapsedMs = new WeakMap<HttpReply, number>()
+
+async function timed(sending: Promise<HttpReply>): Promise<HttpReply> {
+  const sentAt = performance.now()
+  const reply = await sending
+  elapsedMs.set(reply, performance.now() - sentAt)
+  return reply
+}
+
+/**
+ * "About 3 seconds", as a range a busy machine and network still fit: from two thirds of the
+ * wait to half as long again.
+ */
+function expectAboutTheWait(reply: HttpReply, waitMs: number, what: string): void {
+  const took = elapsedMs.get(reply)
+  if (took === undefined) return
+  const [least, most] = [(waitMs * 2) / 3, waitMs * 1.5]
+  if (took < least || took > most) {
+    fail(
+      `${what} after about the wait of ${String(waitMs)} ms (${String(Math.round(least))} to ${String(Math.round(most))} ms after it was sent)`,
+      `the 409 after ${String(Math.round(took))} ms`,
+    )
+  }
 }
 
 /** The answer that ran the operation (a 201 that is no replay), and the other one. */
@@ -106,8 +132,9 @@ export const waitingChecks: readonly Check[] = [
   },
   {
     id: 'waiting.in-progress-409',
-    title: 'A duplicate of an original that outlasts the wait gets 409 with Retry-After: 1',
-    clause: `${WAITING}: "It does not: 409 already_exists, message Request is still in progress. Please retry later., with Retry-After: 1"; "a conflict answer (either 409) is never stored"`,
+    title:
+      'A duplicate of an original that outlasts the wait gets 409 with Retry-After: 1, after about the wait',
+    clause: `${WAITING}: "The duplicate waits for the original for about 3 seconds in all"; "It does not: 409 already_exists, message Request is still in progress. Please retry later., with Retry-After: 1"; "a conflict answer (either 409) is never stored"`,
     requires: ['slow'],
     async run(context) {
       const { account, newKey, takeDatastream, waitMs } = context
@@ -124,6 +151,7 @@ export const waitingChecks: readonly Check[] = [
           describeReply(duplicate),
         )
       }
+      expectAboutTheWait(duplicate, waitMs, 'the duplicate to be answered "still in progress"')
       // The 409 was not stored: once the original is done, a retry gets its replay.
       expectReplayOf(
         await account.send({ ...request, headers: [] }),
