@@ -354,8 +354,21 @@ function init(response: Response): ResponseInit {
   return { status: response.status, statusText: response.statusText, headers: response.headers }
 }
 
+/**
+ * The handler's response with its body read into `bytes`. Its framing headers went with the
+ * stream it had: the server frames the bytes itself (@hono/node-server added a Content-Length
+ * to a kept `Transfer-Encoding: chunked`, an answer Node's own fetch refuses).
+ */
 function rebuild(response: Response, bytes: Uint8Array): Response {
-  return new Response(hasNoBody(response.status) ? null : bytes, init(response))
+  const body = hasNoBody(response.status) ? null : bytes
+  const { headers } = response
+  if (!headers.has('transfer-encoding') && !headers.has('content-length')) {
+    return new Response(body, init(response))
+  }
+  const unframed = new Headers(headers)
+  unframed.delete('transfer-encoding')
+  unframed.delete('content-length')
+  return new Response(body, { ...init(response), headers: unframed })
 }
 
 function replayResponse(replay: PreparedReplay): Response {

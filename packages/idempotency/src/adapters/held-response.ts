@@ -40,12 +40,37 @@ export function holdResponse(res: ServerResponse, state: HeldExchange): void {
   let settling: Promise<void> | undefined
   let ended: { callback: (() => void) | undefined } | undefined
 
+  // Once a body is being written its headers count as sent, as they would be without the
+  // hold: Node refuses to change them then, and Express's final handler (which reads
+  // headersSent) cuts the connection instead of appending its error page to the body. Held and
+  // open, the response took a res.send after a res.write, and sent both bodies under the
+  // second's Content-Length.
+  let unsealed: Pick<ServerResponse, 'setHeader' | 'appendHeader' | 'removeHeader'> | undefined
+  const seal = () => {
+    /* eslint-disable @typescript-eslint/unbound-method -- put back as the response's own */
+    unsealed = {
+      setHeader: res.setHeader,
+      appendHeader: res.appendHeader,
+      removeHeader: res.removeHeader,
+    }
+    /* eslint-enable @typescript-eslint/unbound-method */
+    Object.defineProperty(res, 'headersSent', { configurable: true, get: () => true })
+    res.setHeader = refuseHeaders
+    res.appendHeader = refuseHeaders
+    res.removeHeader = refuseHeaders
+  }
+
   const restore = () => {
     res.writeHead = original.writeHead
     res.write = original.write as ServerResponse['write']
     res.end = original.end as ServerResponse['end']
     res.flushHeaders = original.flushHeaders
     res.destroy = original.destroy
+    if (unsealed !== undefined) {
+      Reflect.deleteProperty(res, 'headersSent')
+      Object.assign(res, unsealed)
+      unsealed = undefined
+    }
   }
 
   const flush = () => {
@@ -131,7 +156,10 @@ export function holdResponse(res: ServerResponse, state: HeldExchange): void {
     // A copy: the callback below tells the caller it may reuse its buffer, and the bytes are
     // still to be stored and sent.
     const buffer = Buffer.from(toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined))
-    if (chunks.length === 0) res.once('close', onCloseWhileWriting)
+    if (chunks.length === 0 && unsealed === undefined && settling === undefined) {
+      res.once('close', onCloseWhileWriting)
+      seal()
+    }
     chunks.push(buffer)
     size += buffer.byteLength
     if (callback !== undefined) process.nextTick(callback)
@@ -172,6 +200,13 @@ export function holdResponse(res: ServerResponse, state: HeldExchange): void {
     if (settling === undefined) void exchange.giveUp('unfinished', res.statusCode)
     return original.destroy(error)
   }
+}
+
+/** What Node throws for a header changed after the headers went out. */
+function refuseHeaders(): never {
+  throw Object.assign(new Error('Cannot set headers after they are sent to the client'), {
+    code: 'ERR_HTTP_HEADERS_SENT',
+  })
 }
 
 function toBuffer(chunk: unknown, encoding: BufferEncoding | undefined): Buffer {

@@ -168,6 +168,39 @@ describe('the Express adapter', () => {
     expect(runs).toBe(2)
   })
 
+  it('treats headers as sent once a body is written: a res.send or a throw after res.write cuts the answer, as without a key', async () => {
+    const runs = { send: 0, throw: 0 }
+    const headerErrors: string[] = []
+    const url = await start((app, idempotency) => {
+      app.use(idempotency)
+      app.post('/write-then-send', (_req, res) => {
+        runs.send++
+        res.write('a')
+        try {
+          res.send('b')
+        } catch (error) {
+          headerErrors.push((error as { code?: string }).code ?? 'none')
+          throw error
+        }
+      })
+      app.post('/write-then-throw', (_req, res) => {
+        runs.throw++
+        res.write('partial')
+        throw new Error('failed mid-answer')
+      })
+    })
+    for (const path of ['/write-then-send', '/write-then-throw']) {
+      const key = newKey()
+      for (let attempt = 0; attempt < 2; attempt++) {
+        // No answer with a Content-Length of another body: the connection is cut.
+        await expect(send(`${url}${path}`, { key })).rejects.toThrow()
+      }
+    }
+    // Nothing was stored: each attempt ran.
+    expect(runs).toEqual({ send: 2, throw: 2 })
+    expect(headerErrors).toEqual(['ERR_HTTP_HEADERS_SENT', 'ERR_HTTP_HEADERS_SENT'])
+  })
+
   it('replays a body the handler encoded itself with its Content-Encoding', async () => {
     let runs = 0
     const url = await start((app, idempotency) => {

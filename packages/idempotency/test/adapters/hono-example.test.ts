@@ -130,6 +130,39 @@ describe('the fetch adapter', () => {
     expect(runs).toBe(2)
   })
 
+  it('frames a streamed answer it read whole itself: no Transfer-Encoding kept beside a Content-Length', async () => {
+    const sqlite = openTemporarySqlite()
+    cleanup = () => sqlite.close()
+    let runs = 0
+    const handler = withIdempotency(
+      () => {
+        runs++
+        const encoder = new TextEncoder()
+        const parts = ['t0', 't1']
+        const body = new ReadableStream<Uint8Array>({
+          pull(controller) {
+            const part = parts.shift()
+            if (part === undefined) controller.close()
+            else controller.enqueue(encoder.encode(part))
+          },
+        })
+        // As Hono's streamText() answers.
+        return new Response(body, {
+          headers: { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' },
+        })
+      },
+      { engine: createIdempotencyEngine({ store: sqlite.store }), scope: () => 'tenant' },
+    )
+    const url = await listen(handler)
+    const key = newKey()
+    // Node's fetch refuses an answer with both framing headers.
+    const original = await send(`${url}/stream`, { key })
+    const replay = await send(`${url}/stream`, { key })
+    expect([original.text, replay.text]).toEqual(['t0t1', 't0t1'])
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    expect(runs).toBe(1)
+  })
+
   it('replays with the Content-Type the server gave the original, where the handler set none', async () => {
     const sqlite = openTemporarySqlite()
     cleanup = () => sqlite.close()
