@@ -3,13 +3,17 @@
  * committing into the unlinked inode. The connection notices at the next commit and refuses,
  * with a typed error, everything after it.
  */
-import { copyFileSync, mkdtempSync, renameSync, rmSync, unlinkSync } from 'node:fs'
+import { copyFileSync, mkdtempSync, renameSync, rmSync, unlinkSync, writeFileSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import Database from 'better-sqlite3'
 import { afterEach, describe, expect, it } from 'vitest'
 import type { SqliteConnection } from '@ticksupply/idempotency/stores/sqlite'
-import { SqliteFileMovedError, openSqliteConnection } from '@ticksupply/idempotency/stores/sqlite'
+import {
+  SqliteFileMovedError,
+  SqliteFileUncheckableError,
+  openSqliteConnection,
+} from '@ticksupply/idempotency/stores/sqlite'
 
 const dirs: string[] = []
 const connections: SqliteConnection[] = []
@@ -90,6 +94,30 @@ describe('a SQLite file that moved under its connection', () => {
     } finally {
       restored.close()
     }
+  })
+
+  it('refuses writes while its path cannot be looked at, with a database error, and commits again once it can', async () => {
+    const { connection, dir } = open()
+    await connection.write(insert(connection, 40))
+    // The folder swapped for a plain file: a stat of the path fails (ENOTDIR), for root too,
+    // without saying the file is gone.
+    const aside = `${dir}-aside`
+    renameSync(dir, aside)
+    writeFileSync(dir, 'not a folder')
+    const settled = await Promise.allSettled(everyWrite(connection, 41))
+    expect(
+      settled.map((result) =>
+        result.status === 'rejected' && result.reason instanceof SqliteFileUncheckableError
+          ? result.reason.code
+          : `not refused: ${result.status}`,
+      ),
+    ).toEqual(['SQLITE_IOERR_FSTAT', 'SQLITE_IOERR_FSTAT', 'SQLITE_IOERR_FSTAT'])
+    unlinkSync(dir)
+    renameSync(aside, dir)
+    expect(await connection.write(insert(connection, 50))).toBe(1)
+    expect(
+      await connection.read((db) => db.prepare('SELECT COUNT(*) AS n FROM things').get()),
+    ).toEqual({ n: 2 })
   })
 
   it('rolls back a transaction that was open when the file went away', async () => {

@@ -5,6 +5,7 @@ export type {
 } from './sqlite-connection.js'
 export {
   SqliteFileMovedError,
+  SqliteFileUncheckableError,
   openSqliteConnection,
   wrapSqliteDatabase,
 } from './sqlite-connection.js'

@@ -24,6 +24,20 @@ export class SqliteFileMovedError extends Error {
   }
 }
 
+/**
+ * The database's path could not be looked at (its folder's permissions changed, a disk error):
+ * whether it still names the opened file is unknown, so nothing is acknowledged until it can be
+ * looked at again. SQLite's own code for a failed file-status read, so that callers that sort
+ * database errors by code (unavailable, not a bug) sort this one with them.
+ */
+export class SqliteFileUncheckableError extends Error {
+  override readonly name = 'SqliteFileUncheckableError'
+  readonly code = 'SQLITE_IOERR_FSTAT'
+  constructor(filename: string, cause: unknown) {
+    super(`The SQLite database file ${filename} cannot be looked at: ${String(cause)}`, { cause })
+  }
+}
+
 export interface SqliteConnectionOptions {
   /**
    * `NORMAL` survives a crash of the process (the test that matters for SIGKILL) but may lose
@@ -400,7 +414,13 @@ function watchFileIdentity(database: Database.Database): {
   const check = () => {
     if (moved !== undefined) throw moved
     checkedAt = Date.now()
-    const now = statSync(filename, { bigint: true, throwIfNoEntry: false })
+    let now
+    try {
+      now = statSync(filename, { bigint: true, throwIfNoEntry: false })
+    } catch (error) {
+      // Not "moved": it may be looked at again once the folder is readable.
+      throw new SqliteFileUncheckableError(filename, error)
+    }
     if (now?.dev === opened.dev && now.ino === opened.ino) return
     moved = new SqliteFileMovedError(filename)
     throw moved
