@@ -232,11 +232,13 @@ describe('graceful shutdown on SIGTERM', () => {
     await expectOneRunPerKey(restarted.url, retries)
   })
 
-  it('aborts what cannot finish within the grace period: rolled back, keys released', async () => {
+  it('aborts what cannot finish within the grace period: answered 503, rolled back, keys released', async () => {
     const db = await database()
     const server = await start({
       DATABASE_URL: db.url,
-      TICKSUPPLY_TEST_HANDLER_DELAY_MS: '800',
+      // Longer than the grace period and the second aborted operations get to settle: the 503
+      // is the shutdown's to send, not the operations'.
+      TICKSUPPLY_TEST_HANDLER_DELAY_MS: '4000',
       SHUTDOWN_GRACE_MS: '100',
     })
     const keys = Array.from({ length: 10 }, () => newKey())

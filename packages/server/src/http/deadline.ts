@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { ApiError } from '../domain/api-error.js'
 
 declare module 'fastify' {
@@ -10,13 +10,18 @@ declare module 'fastify' {
 
 const kTimer = Symbol('deadline.timer')
 const kController = Symbol('deadline.controller')
-/** The deadline sent the request's answer (its 408). */
+const kReply = Symbol('deadline.reply')
+/** The deadline (or a shutdown) sent the request's answer. */
 const kAnswered = Symbol('deadline.answered')
+/** The request's transaction is committing: its outcome is its answer now. */
+const kCommitting = Symbol('deadline.committing')
 
 type WithDeadline = FastifyRequest & {
   [kTimer]?: NodeJS.Timeout
   [kController]?: AbortController
+  [kReply]?: FastifyReply
   [kAnswered]?: boolean
+  [kCommitting]?: boolean
 }
 
 /**
@@ -55,12 +60,9 @@ export function registerDeadline(app: FastifyInstance, deadlineMs: number): void
     const controller = new AbortController()
     request.deadline = controller.signal
     ;(request as WithDeadline)[kController] = controller
+    ;(request as WithDeadline)[kReply] = reply
     const timer = setTimeout(() => {
-      if (reply.sent) return
-      const error = new ApiError('request_timeout', 'Request timed out')
-      ;(request as WithDeadline)[kAnswered] = true
-      controller.abort(error)
-      reply.send(error)
+      answerNow(request, new ApiError('request_timeout', 'Request timed out'))
     }, deadlineMs)
     timer.unref()
     ;(request as WithDeadline)[kTimer] = timer
@@ -85,18 +87,34 @@ export function registerDeadline(app: FastifyInstance, deadlineMs: number): void
  */
 export function commitBeforeDeadline(request: FastifyRequest): void {
   ;(request as WithDeadline)[kController]?.signal.throwIfAborted()
+  ;(request as WithDeadline)[kCommitting] = true
   clearTimeout((request as WithDeadline)[kTimer])
 }
 
 /**
- * Aborts the request's deadline signal ahead of its time (a shutdown whose grace period has
- * passed): its transaction then refuses to commit, as past the deadline. False when the
- * deadline hook did not see the request.
+ * Answers `error` now and aborts the request's signal, so that its transaction refuses to
+ * commit: unless the request answered already, or its transaction is committing (its outcome
+ * is its answer then: an error sent now could go out for writes that commit).
  */
-export function abortDeadline(request: FastifyRequest, reason: unknown): boolean {
-  const controller = (request as WithDeadline)[kController]
-  if (controller === undefined) return false
-  controller.abort(reason)
+function answerNow(request: FastifyRequest, error: ApiError): void {
+  const state = request as WithDeadline
+  const reply = state[kReply]
+  if (reply === undefined || reply.sent || state[kCommitting] === true) return
+  state[kAnswered] = true
+  clearTimeout(state[kTimer])
+  state[kController]?.abort(error)
+  reply.send(error)
+}
+
+/**
+ * The deadline, ahead of its time (a shutdown whose grace period has passed): `error` is the
+ * answer now, and the transaction refuses to commit, as past the deadline. An operation that
+ * would not reach its next check before the connection is cut used to get no answer at all.
+ * False when the deadline hook did not see the request.
+ */
+export function abortDeadline(request: FastifyRequest, error: ApiError): boolean {
+  if ((request as WithDeadline)[kController] === undefined) return false
+  answerNow(request, error)
   return true
 }
 
