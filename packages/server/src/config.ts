@@ -68,10 +68,11 @@ export function loadConfig(env: Env): ServerConfig {
       `IDEMPOTENCY_TTL_SECONDS (${String(idempotencyTtlMs / 1000)} s) must exceed both IDEMPOTENCY_LEASE_MS (${String(idempotencyLeaseMs)} ms) and REQUEST_DEADLINE_MS (${String(requestDeadlineMs)} ms)`,
     )
   }
+  const database = parseDatabaseUrl(nonEmpty(env['DATABASE_URL']) ?? DEFAULT_DATABASE_URL)
   return {
     host: parseHost(env['HOST']),
     port: integer(env, 'PORT', 8080, 0, 65_535),
-    database: parseDatabaseUrl(nonEmpty(env['DATABASE_URL']) ?? 'sqlite:./data/ticksupply.db'),
+    database,
     apiKeys: parseApiKeys(env['API_KEYS'] ?? ''),
     idempotencyTtlMs,
     idempotencyWaitMs: integer(env, 'IDEMPOTENCY_WAIT_MS', 3_000, 0, 60_000),
@@ -97,7 +98,7 @@ export function loadConfig(env: Env): ServerConfig {
       'info',
     ),
     production,
-    exports: parseExportConfig(env, production),
+    exports: parseExportConfig(env, production, database),
   }
 }
 
@@ -223,7 +224,14 @@ export interface ExportConfig {
   readonly testDelayMs: number
 }
 
-function parseExportConfig(env: Env, production: boolean): ExportConfig {
+/** Where the embedded SQLite database lives unless `DATABASE_URL` says otherwise. */
+export const DEFAULT_DATABASE_URL = 'sqlite:./data/ticksupply.db'
+
+function parseExportConfig(
+  env: Env,
+  production: boolean,
+  database: DatabaseLocation,
+): ExportConfig {
   const testDelayMs = integer(env, 'TICKSUPPLY_TEST_EXPORT_DELAY_MS', 0, 0, 600_000)
   if (production && testDelayMs > 0)
     throw new ConfigError(
@@ -241,7 +249,6 @@ function parseExportConfig(env: Env, production: boolean): ExportConfig {
     throw new ConfigError(
       `PUBLIC_BASE_URL must be an origin such as https://api.example.com, got "${publicBaseUrl}"`,
     )
-  const database = parseDatabaseUrl(env['DATABASE_URL'] ?? 'sqlite:./data/ticksupply.db')
   const besideDatabase =
     database.kind === 'sqlite' && database.filename !== ':memory:'
       ? join(dirname(database.filename), 'artifacts')

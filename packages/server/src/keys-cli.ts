@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util'
-import { ConfigError, loadConfig } from './config.js'
+import { ConfigError, describeDatabase, loadConfig } from './config.js'
 import { migrate } from './db/migrations.js'
 import { seedCatalog } from './domain/catalog.js'
 import { openDatabase } from './db/open-database.js'
@@ -46,8 +46,14 @@ async function main(): Promise<void> {
   } catch (error) {
     fail((error as Error).message)
   }
-  const [command] = parsed.positionals
-  if (parsed.values.help === true || command === undefined) fail('Tell me what to do.')
+  if (parsed.values.help === true) {
+    process.stdout.write(`${USAGE}\n`)
+    return
+  }
+  const [command, ...extra] = parsed.positionals
+  if (command === undefined) fail('Tell me what to do.')
+  if (!['create', 'access', 'plan'].includes(command)) fail(`Unknown command "${command}".`)
+  if (extra.length > 0) fail(`Unexpected argument "${extra.join(' ')}".`)
   const account = parsed.values.account
   if (account === undefined || !/^[A-Za-z0-9_.-]{1,64}$/.test(account)) {
     fail('--account <name> is required: letters, digits, _ . - (at most 64)')
@@ -59,9 +65,20 @@ async function main(): Promise<void> {
     if (error instanceof ConfigError) fail(error.message)
     throw error
   }
-  const { db } = openDatabase(config.database)
   const now = Date.now()
-  await migrate(db, now, seedCatalog)
+  let db
+  try {
+    db = openDatabase(config.database).db
+    await migrate(db, now, seedCatalog)
+  } catch (error) {
+    // One line naming the setting, as the server says it: a stack trace of a file that is not
+    // a database, or of a refused connection, is no help.
+    process.stderr.write(
+      `keys: cannot open the database of DATABASE_URL (${describeDatabase(config.database)}): ${error instanceof Error ? error.message : String(error)}\n`,
+    )
+    await db?.close().catch(() => undefined)
+    process.exit(2)
+  }
   try {
     if (command === 'create') {
       const created = await ensureAccount(db, account, now)

@@ -1,6 +1,6 @@
 import { buildApp } from './app.js'
 import type { ServerConfig } from './config.js'
-import { ConfigError, describeDatabase, loadConfig } from './config.js'
+import { ConfigError, DEFAULT_DATABASE_URL, describeDatabase, loadConfig } from './config.js'
 
 /** After the grace period and the aborted operations' settling, the stores get this long to close. */
 const HARD_STOP_AFTER_GRACE_MS = 5_000
@@ -40,7 +40,7 @@ async function main(): Promise<void> {
   process.stdout.write(
     [
       `Ticksupply API listening on ${url} (database: ${app.databaseDescription})`,
-      `Create an API key:  npm run keys -- create --account <name>`,
+      `Create an API key:  ${keysCommandFor(config)}`,
       `Then try:           curl -H 'X-Api-Key: <key>' ${url}/v1/exchanges`,
       '',
     ].join('\n'),
@@ -108,6 +108,24 @@ function errorCode(error: unknown): unknown {
 
 function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
+}
+
+
+/**
+ * The key command for this server's database: the keys CLI reads `DATABASE_URL` as the server
+ * does, so a server on another database than the default needs it said (a key made in the
+ * default file is unknown to it). A PostgreSQL URL is not printed: it may hold a password.
+ */
+function keysCommandFor(config: ServerConfig): string {
+  const command = 'npm run keys -- create --account <name>'
+  const given = process.env['DATABASE_URL']
+  if (given === undefined || given === '' || given === DEFAULT_DATABASE_URL) return command
+  if (config.database.kind === 'postgres') return `DATABASE_URL=<this server's> ${command}`
+  return `DATABASE_URL=${shellQuoted(given)} ${command}`
+}
+
+function shellQuoted(value: string): string {
+  return /^[\w@%+=:,./-]+$/.test(value) ? value : `'${value.replaceAll("'", "'\\''")}'`
 }
 
 await main()

@@ -1,4 +1,7 @@
 /** The built entry points: the API key CLI and the server's refusal of bad configuration. */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest'
 import type { Subscription, TestServer } from './support/server.js'
 import {
@@ -13,6 +16,20 @@ import {
 } from './support/server.js'
 
 vi.setConfig({ testTimeout: 60_000, hookTimeout: 30_000 })
+
+const scratch: string[] = []
+afterAll(() => {
+  for (const dir of scratch) rmSync(dir, { recursive: true, force: true })
+})
+
+/** A file of bytes that are no SQLite database. */
+function notADatabase(): string {
+  const dir = mkdtempSync(join(tmpdir(), 'keys-cli-'))
+  scratch.push(dir)
+  const file = join(dir, 'garbage.db')
+  writeFileSync(file, Buffer.alloc(8192, 0x5a))
+  return file
+}
 
 describe('keys-cli', () => {
   let server: TestServer
@@ -58,11 +75,34 @@ describe('keys-cli', () => {
     ['an unknown option', ['create', '--account', 'acme', '--bogus']],
     ['an unknown access status', ['access', '--account', 'acme', '--status', 'BOGUS']],
     ['no access status', ['access', '--account', 'acme']],
-    ['--help', ['--help']],
+    ['an argument too many', ['create', '--account', 'acme', 'extra']],
   ])('exits 2 with the usage for %s', async (_name, args) => {
     const result = await keys(...args)
     expect(result.code).toBe(2)
     expect(result.stderr).toContain('Usage:')
+    expect(result.stdout).toBe('')
+  })
+
+  it('prints the usage for --help, and exits 0', async () => {
+    const result = await keys('--help')
+    expect(result.code).toBe(0)
+    expect(result.stdout).toContain('Usage:')
+  })
+
+  it.each([
+    ['a file that is not a database', () => `sqlite:${notADatabase()}`, 'file is not a database'],
+    [
+      'a PostgreSQL that refuses connections',
+      () => 'postgres://u:pw@127.0.0.1:1/db',
+      'ECONNREFUSED',
+    ],
+  ])('exits 2 with one line for %s, no stack trace and no password', async (_name, url, says) => {
+    const result = await runNode(KEYS_CLI_JS, ['create', '--account', 'x'], { DATABASE_URL: url() })
+    expect(result.code).toBe(2)
+    expect(result.stderr).toContain('cannot open the database of DATABASE_URL')
+    expect(result.stderr).toContain(says)
+    expect(result.stderr).not.toMatch(/\n\s+at /)
+    expect(result.stderr).not.toContain('pw')
     expect(result.stdout).toBe('')
   })
 
@@ -125,9 +165,13 @@ describe('the server process', () => {
     },
   )
 
-  it('starts, announces its URL, serves, and exits 0 on SIGTERM', async () => {
+  it('starts, announces its URL and the key command for its database, serves, and exits 0 on SIGTERM', async () => {
     const server = await spawnServer({ DATABASE_URL: database.url })
     expect(server.stdout()).toContain(`Ticksupply API listening on ${server.url}`)
+    // Not the default file: the command says which database the key goes into.
+    expect(server.stdout()).toContain(
+      `Create an API key:  DATABASE_URL=${database.url} npm run keys -- create --account <name>`,
+    )
     expect((await send(`${server.url}/v1/exchanges`)).status).toBe(200)
     server.kill('SIGTERM')
     expect(await server.exited).toEqual({ code: 0, signal: null })

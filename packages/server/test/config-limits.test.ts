@@ -76,6 +76,14 @@ describe('the idempotency TTL', () => {
   })
 })
 
+describe('an empty setting', () => {
+  it('means its default, DATABASE_URL too, for the exports settings that read it as well', () => {
+    const config = loadConfig({ DATABASE_URL: '', ARTIFACTS_DIR: '' })
+    expect(config.database).toEqual({ kind: 'sqlite', filename: './data/ticksupply.db' })
+    expect(config.exports.artifactsDir).toBe(join('data', 'artifacts'))
+  })
+})
+
 describe('HOST', () => {
   it.each([
     ['unset', {}],
