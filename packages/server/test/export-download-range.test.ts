@@ -84,12 +84,18 @@ describe('a signed download', () => {
     expect(suffix.status).toBe(206)
     expect(suffix.body.equals(whole.subarray(whole.length - 30))).toBe(true)
 
-    const long = await get({ range: `bytes=${String(whole.length - 10)}-999999999` })
-    expect(long.status).toBe(206)
-    expect(long.headers.get('content-range')).toBe(
-      `bytes ${String(whole.length - 10)}-${String(whole.length - 1)}/${String(whole.length)}`,
-    )
-    expect(long.body.equals(whole.subarray(whole.length - 10))).toBe(true)
+    for (const last of ['999999999', '99999999999999999999999']) {
+      const long = await get({ range: `bytes=${String(whole.length - 10)}-${last}` })
+      expect(long.status).toBe(206)
+      expect(long.headers.get('content-range')).toBe(
+        `bytes ${String(whole.length - 10)}-${String(whole.length - 1)}/${String(whole.length)}`,
+      )
+      expect(long.body.equals(whole.subarray(whole.length - 10))).toBe(true)
+    }
+    // A suffix longer than the file is the whole file, as a range; the unit in any case.
+    const everything = await get({ range: 'BYTES=-99999999999999999999999' })
+    expect(everything.status).toBe(206)
+    expect(everything.body.equals(whole)).toBe(true)
   })
 
   it('answers 416 with the size for a range that starts at or past the end', async () => {
@@ -97,6 +103,9 @@ describe('a signed download', () => {
       `bytes=${String(whole.length)}-`,
       'bytes=999999999-1000000000',
       'bytes=-0',
+      // Past 2^53, and past any number: still past the end.
+      'bytes=9007199254740993-',
+      'bytes=99999999999999999999999-',
     ]) {
       const answer = await get({ range })
       expect(answer.status, range).toBe(416)

@@ -11,7 +11,8 @@ export type ByteRange =
   | { readonly kind: 'range'; readonly start: number; readonly end: number }
   | { readonly kind: 'unsatisfiable' }
 
-const SINGLE_RANGE = /^bytes=(\d{0,15})-(\d{0,15})$/
+// The unit is case-insensitive (RFC 9110, section 14.1); positions have any number of digits.
+const SINGLE_RANGE = /^bytes=(\d*)-(\d*)$/i
 
 /**
  * Reads the `Range` header against the file's size. One range only: a multi-range request is
@@ -34,15 +35,18 @@ export function parseByteRange(
   if (match === null) return { kind: 'whole' }
   const [, first = '', last = ''] = match
   if (first === '' && last === '') return { kind: 'whole' }
+  // Compared exactly: a position past 2^53 is no less past the end for being long.
+  const whole = BigInt(size)
   if (first === '') {
     // `bytes=-N`: the last N bytes. A suffix of zero bytes selects nothing.
-    const length = Number(last)
-    if (length === 0 || size === 0) return { kind: 'unsatisfiable' }
-    return { kind: 'range', start: Math.max(0, size - length), end: size - 1 }
+    const length = BigInt(last)
+    if (length === 0n || size === 0) return { kind: 'unsatisfiable' }
+    return { kind: 'range', start: length >= whole ? 0 : size - Number(length), end: size - 1 }
   }
-  const start = Number(first)
+  const start = BigInt(first)
   // A last position before the first is not a range at all (ignored), not an unsatisfiable one.
-  if (last !== '' && Number(last) < start) return { kind: 'whole' }
-  if (start >= size) return { kind: 'unsatisfiable' }
-  return { kind: 'range', start, end: last === '' ? size - 1 : Math.min(Number(last), size - 1) }
+  if (last !== '' && BigInt(last) < start) return { kind: 'whole' }
+  if (start >= whole) return { kind: 'unsatisfiable' }
+  const end = last === '' || BigInt(last) >= whole ? size - 1 : Number(last)
+  return { kind: 'range', start: Number(start), end }
 }
