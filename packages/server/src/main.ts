@@ -110,7 +110,6 @@ function messageOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error)
 }
 
-
 /**
  * The key command for this server's database: the keys CLI reads `DATABASE_URL` as the server
  * does, so a server on another database than the default needs it said (a key made in the
