@@ -324,6 +324,35 @@ describe('the rate limit across instances', () => {
   })
 })
 
+describe('the rate limit across instances whose clocks disagree', () => {
+  it('refills on the database clock: an instance an hour ahead does not hold the others back for an hour', async () => {
+    const databaseUrl = await createTestDatabase(inject('postgresUrl'))
+    // Five a minute: a token every 12 s.
+    const env = { DATABASE_URL: databaseUrl, RATE_LIMIT_PER_MINUTE: '5' }
+    const [ontime, ahead] = await Promise.all([
+      spawnServer(env),
+      spawnServer({
+        ...env,
+        NODE_OPTIONS: '--import=data:text/javascript,Date.now=((n)=>()=>n()+36e5)(Date.now)',
+      }),
+    ])
+    try {
+      // The account's five, taken through the instance whose clock runs an hour ahead.
+      for (let i = 0; i < 5; i++) expect((await send(`${ahead.url}/v1/exchanges`)).status).toBe(200)
+      for (const server of [ontime, ahead]) {
+        const refused = await send(`${server.url}/v1/exchanges`)
+        expect(refused.status).toBe(429)
+        // On each instance's own clock the on-time one would wait out the hour the other
+        // stamped the bucket with.
+        expect(Number(refused.headers.get('retry-after'))).toBeLessThanOrEqual(12)
+      }
+    } finally {
+      ontime.kill()
+      ahead.kill()
+    }
+  })
+})
+
 describe('export leases across instances', () => {
   let databaseUrl = ''
   const running: SpawnedServer[] = []

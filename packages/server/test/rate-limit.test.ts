@@ -106,7 +106,9 @@ describe.each<Backend>(['memory', 'sqlite', 'postgres'])(
     // The memory store of one process (SQLite's server), or the table every instance shares.
     const memory = createMemoryRateLimitStore([MINUTE, HOUR])
     const createStore = (db: Database | undefined, windows: readonly RateLimitWindow[]) =>
-      backend === 'memory' || db === undefined ? memory : createDatabaseRateLimitStore(db, windows)
+      backend === 'memory' || db === undefined
+        ? memory
+        : createDatabaseRateLimitStore(db, windows, { clock: 'caller' })
 
     beforeAll(async () => {
       if (backend !== 'memory') ({ dbs, close } = await openDatabases(backend, 2))
@@ -216,7 +218,7 @@ describe.each<Backend>(['memory', 'sqlite', 'postgres'])(
     if (backend !== 'memory') {
       it('takes in two statements of one transaction, one when refused', async () => {
         const { db, counts } = counting(dbs[0]!)
-        const store = createDatabaseRateLimitStore(db, [MINUTE, HOUR])
+        const store = createDatabaseRateLimitStore(db, [MINUTE, HOUR], { clock: 'caller' })
         const id = account()
         for (let i = 0; i < 5; i++) await store.take(id, T0)
         expect(counts).toEqual({ transactions: 5, statements: 10 })
@@ -228,7 +230,7 @@ describe.each<Backend>(['memory', 'sqlite', 'postgres'])(
         // Each transaction would hold a pooled connection while it waits for the account's
         // row lock: a busy account would take the whole pool.
         const { db, counts } = counting(dbs[0]!)
-        const store = createDatabaseRateLimitStore(db, [MINUTE, HOUR])
+        const store = createDatabaseRateLimitStore(db, [MINUTE, HOUR], { clock: 'caller' })
         const [busy, other] = [account(), account()]
         const decisions = await Promise.all([
           ...Array.from({ length: 40 }, (_, i) => store.take(busy, T0 + i)),
@@ -273,7 +275,7 @@ describe.each<Backend>(['memory', 'sqlite', 'postgres'])(
               options,
             ),
         }
-        const store = createDatabaseRateLimitStore(db, [MINUTE, HOUR])
+        const store = createDatabaseRateLimitStore(db, [MINUTE, HOUR], { clock: 'caller' })
         const first = await store.take(id, T0)
         expect(tampered).toBe(true)
         expect(first.allowed).toBe(true)

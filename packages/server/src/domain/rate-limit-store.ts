@@ -1,4 +1,5 @@
 import type { Database } from '../db/database.js'
+import { databaseNowMs } from '../db/database.js'
 import { ApiError } from './api-error.js'
 import type { BucketSpec, BucketState } from './token-bucket.js'
 import { fullBucket, msUntilToken, refill, takeToken, tokensLeft } from './token-bucket.js'
@@ -35,7 +36,9 @@ export interface RateLimitStore {
   /**
    * Takes one token from each of the account's buckets, atomically: either every bucket held a
    * token and each loses one, or nothing changes (a refused request costs nothing). Concurrent
-   * takes, from this process or any other, never lose an update.
+   * takes, from this process or any other, never lose an update. `nowMs` is the caller's
+   * clock, which a store in this process's memory uses; a store that instances share refills on
+   * the database's clock instead, the one they all read.
    */
   take(accountId: string, nowMs: number): Promise<RateLimitDecision>
 }
@@ -53,6 +56,8 @@ interface Row {
   window_ms: number | string
   level: number | string
   updated_at: number | string
+  /** The database's clock when the rows were read. */
+  now_ms: number | string
 }
 
 /**
@@ -78,11 +83,25 @@ interface Row {
 export function createDatabaseRateLimitStore(
   db: Database,
   windows: readonly RateLimitWindow[],
+  options: {
+    /**
+     * Whose clock refills the buckets: the database's, which every instance shares, or the
+     * `nowMs` each take is given (for tests that walk a clock of their own through the windows).
+     * @default 'database'
+     */
+    readonly clock?: 'database' | 'caller'
+  } = {},
 ): RateLimitStore {
+  const byDatabase = options.clock !== 'caller'
+  // The buckets are refilled on the database's clock, the one clock every instance shares: on
+  // each instance's own, one whose clock ran ahead stamped the buckets in its future, and the
+  // others refilled nothing until their clocks caught up (Retry-After of an hour for a
+  // one-minute bucket).
+  const now = byDatabase ? databaseNowMs(db.dialect) : '?'
   const upsertSql = `INSERT INTO rate_limits (account_id, window_ms, level, updated_at)
-    VALUES ${windows.map(() => '(?, ?, ?, ?)').join(', ')}
+    VALUES ${windows.map(() => `(?, ?, ?, ${now})`).join(', ')}
     ON CONFLICT (account_id, window_ms) DO UPDATE SET level = rate_limits.level
-    RETURNING window_ms, level, updated_at`
+    RETURNING window_ms, level, updated_at${byDatabase ? `, ${now} AS now_ms` : ''}`
   // Every window's row in one statement, each only if it still holds what was read.
   const cases = windows.map(() => 'WHEN ? THEN CAST(? AS BIGINT)').join(' ')
   const updateSql = `UPDATE rate_limits
@@ -100,9 +119,13 @@ export function createDatabaseRateLimitStore(
         upsertSql,
         windows.flatMap((window) => {
           const full = fullBucket(window, firstNow)
-          return [accountId, window.windowMs, full.level, full.updatedAtMs]
+          const row = [accountId, window.windowMs, full.level]
+          return byDatabase ? row : [...row, full.updatedAtMs]
         }),
       )
+      // Every take of the batch at the database's one moment, or each at its own.
+      const databaseNow = byDatabase ? Number(rows[0]?.now_ms) : undefined
+      const takes = databaseNow === undefined ? nows : nows.map(() => databaseNow)
       const stored = windows.map((window) => {
         const row = rows.find((candidate) => Number(candidate.window_ms) === window.windowMs)
         if (row === undefined) throw new Error(`rate limit row ${window.name} vanished`)
@@ -110,7 +133,7 @@ export function createDatabaseRateLimitStore(
       })
       // The takes one after the other, each on the buckets the one before left.
       let current: BucketState[] = stored
-      const decisions = nows.map((nowMs) => {
+      const decisions = takes.map((nowMs) => {
         const { decision, taken } = decideTake(windows, current, nowMs)
         if (taken !== undefined) current = taken
         return decision
