@@ -23,6 +23,21 @@ afterEach(async () => {
   cleanup = undefined
 })
 
+/** `answer` (given its run's number, from 1) behind the adapter on a fresh SQLite store. */
+function counted(answer: (run: number) => Response): {
+  handler: (request: Request) => Promise<Response>
+  runs: () => number
+} {
+  const sqlite = openTemporarySqlite()
+  cleanup = () => sqlite.close()
+  let runs = 0
+  const handler = withIdempotency(() => answer(++runs), {
+    engine: createIdempotencyEngine({ store: sqlite.store }),
+    scope: () => 'tenant',
+  })
+  return { handler, runs: () => runs }
+}
+
 async function listen(fetch: (request: Request) => Response | Promise<Response>): Promise<string> {
   const server = serve({ fetch, hostname: '127.0.0.1', port: 0 }) as Server
   await new Promise<void>((resolve) => server.once('listening', resolve))
@@ -111,12 +126,8 @@ describe('the fetch adapter', () => {
   })
 
   it('hands a Response.error() on as it is and gives the key back: the retry runs', async () => {
-    const sqlite = openTemporarySqlite()
-    cleanup = () => sqlite.close()
-    let runs = 0
-    const handler = withIdempotency(
-      () => (++runs === 1 ? Response.error() : new Response('made', { status: 201 })),
-      { engine: createIdempotencyEngine({ store: sqlite.store }), scope: () => 'tenant' },
+    const { handler, runs } = counted((run) =>
+      run === 1 ? Response.error() : new Response('made', { status: 201 }),
     )
     const key = newKey()
     const request = () =>
@@ -127,32 +138,25 @@ describe('the fetch adapter', () => {
     expect([retry.status, await retry.text()]).toEqual([201, 'made'])
     const replay = await handler(request())
     expect([replay.status, replay.headers.get('idempotent-replayed')]).toEqual([201, 'true'])
-    expect(runs).toBe(2)
+    expect(runs()).toBe(2)
   })
 
   it('frames a streamed answer it read whole itself: no Transfer-Encoding kept beside a Content-Length', async () => {
-    const sqlite = openTemporarySqlite()
-    cleanup = () => sqlite.close()
-    let runs = 0
-    const handler = withIdempotency(
-      () => {
-        runs++
-        const encoder = new TextEncoder()
-        const parts = ['t0', 't1']
-        const body = new ReadableStream<Uint8Array>({
-          pull(controller) {
-            const part = parts.shift()
-            if (part === undefined) controller.close()
-            else controller.enqueue(encoder.encode(part))
-          },
-        })
-        // As Hono's streamText() answers.
-        return new Response(body, {
-          headers: { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' },
-        })
-      },
-      { engine: createIdempotencyEngine({ store: sqlite.store }), scope: () => 'tenant' },
-    )
+    const { handler, runs } = counted(() => {
+      const encoder = new TextEncoder()
+      const parts = ['t0', 't1']
+      const body = new ReadableStream<Uint8Array>({
+        pull(controller) {
+          const part = parts.shift()
+          if (part === undefined) controller.close()
+          else controller.enqueue(encoder.encode(part))
+        },
+      })
+      // As Hono's streamText() answers.
+      return new Response(body, {
+        headers: { 'content-type': 'text/plain', 'transfer-encoding': 'chunked' },
+      })
+    })
     const url = await listen(handler)
     const key = newKey()
     // Node's fetch refuses an answer with both framing headers.
@@ -160,20 +164,13 @@ describe('the fetch adapter', () => {
     const replay = await send(`${url}/stream`, { key })
     expect([original.text, replay.text]).toEqual(['t0t1', 't0t1'])
     expect(replay.headers.get('idempotent-replayed')).toBe('true')
-    expect(runs).toBe(1)
+    expect(runs()).toBe(1)
   })
 
   it('replays with the Content-Type the server gave the original, where the handler set none', async () => {
-    const sqlite = openTemporarySqlite()
-    cleanup = () => sqlite.close()
-    let runs = 0
-    const handler = withIdempotency(
-      () => {
-        runs++
-        // Bytes: a Response gives them no Content-Type (a string would get text/plain).
-        return new Response(new TextEncoder().encode('made'), { status: 201 })
-      },
-      { engine: createIdempotencyEngine({ store: sqlite.store }), scope: () => 'tenant' },
+    // Bytes: a Response gives them no Content-Type (a string would get text/plain).
+    const { handler, runs } = counted(
+      () => new Response(new TextEncoder().encode('made'), { status: 201 }),
     )
     const url = await listen(handler)
     const key = newKey()
@@ -183,7 +180,7 @@ describe('the fetch adapter', () => {
     // @hono/node-server's default for a body without one.
     expect(original.headers.get('content-type')).toMatch(/^text\/plain/)
     expect(replay.headers.get('content-type')).toBe(original.headers.get('content-type'))
-    expect(runs).toBe(1)
+    expect(runs()).toBe(1)
   })
 
   it('takes only its store’s transaction in complete(), and gives the claim to the handler', async () => {
