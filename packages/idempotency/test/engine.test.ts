@@ -286,9 +286,6 @@ describe('IdempotencyEngine', () => {
       [408, false],
       [500, false],
       [503, false],
-      // No answer at all (a fetch Response.error()), and no final one.
-      [0, false],
-      [103, false],
     ] as const) {
       const request = keyed()
       await engine.execute(request, () => Promise.resolve(answer(status)))
@@ -298,6 +295,53 @@ describe('IdempotencyEngine', () => {
       )
       if (again.kind === 'claimed') await again.claim.release()
     }
+  })
+
+  it('gives the key back, with a TypeError, for an operation that answers no storable response', async () => {
+    const engine = createIdempotencyEngine({ store: open().store })
+    const request = keyed()
+    const noResponses: unknown[] = [
+      // No answer at all (a fetch Response.error()), and no final one.
+      answer(0),
+      answer(103),
+      answer(200.5),
+      undefined,
+      { ...answer(201), headers: { 'content-type': 42 } },
+      { ...answer(201), body: 'not bytes' },
+    ]
+    for (const response of noResponses) {
+      await expect(
+        engine.execute(request, () => Promise.resolve(response as StoredResponse)),
+      ).rejects.toThrow(TypeError)
+    }
+    // Every one gave the key back: the next request claims it.
+    const again = await engine.begin(request)
+    expect(again.kind).toBe('claimed')
+    if (again.kind === 'claimed') await again.claim.release()
+  })
+
+  it('stores a response as a record keeps it: lower-case names, no header without a value, none that must never be kept', async () => {
+    const engine = createIdempotencyEngine({ store: open().store })
+    const request = keyed()
+    const given = {
+      ...answer(201),
+      headers: {
+        'Content-Type': 'text/plain',
+        location: undefined,
+        'set-cookie': 'session=secret',
+      } as unknown as Record<string, string>,
+    }
+    await engine.execute(request, () => Promise.resolve(given))
+    const replay = await engine.begin(request)
+    if (replay.kind !== 'replay') throw new Error(`expected a replay, got ${replay.kind}`)
+    expect(replay.response.headers).toEqual({ 'content-type': 'text/plain' })
+    // No headers at all is none to keep.
+    const bare = keyed()
+    const noHeaders = { ...answer(204), headers: null } as unknown as StoredResponse
+    await engine.execute(bare, () => Promise.resolve(noHeaders))
+    const bareReplay = await engine.begin(bare)
+    if (bareReplay.kind !== 'replay') throw new Error(`expected a replay, got ${bareReplay.kind}`)
+    expect(bareReplay.response.headers).toEqual({})
   })
 
   it('refuses to store a status no answer can carry, and keeps the claim to be released', async () => {
@@ -326,6 +370,27 @@ describe('IdempotencyEngine', () => {
     expect(original.claim.signal.aborted).toBe(false)
     await original.claim.complete(answer(201))
     expect((await engine.begin(request)).kind).toBe('replay')
+  })
+
+  it('counts a PostgreSQL claim lost once its instance stopped vouching while the event loop stood still, before any timer says so', async () => {
+    const holder = await openTemporaryPostgres({ leaseMs: 300 })
+    try {
+      const engine = createIdempotencyEngine({ store: holder.store })
+      const begun = await engine.begin(keyed())
+      if (begun.kind !== 'claimed') throw new Error('expected a claim')
+      const { claim } = begun
+      expect(claim.state).toBe('active')
+      // Nothing else runs meanwhile: no heartbeat, no timer. Past the instance's lease another
+      // instance may take the key over.
+      const until = performance.now() + 2 * 300
+      while (performance.now() < until) {
+        // Busy: the event loop is blocked.
+      }
+      expect(claim.state).toBe('lost')
+      expect(claim.signal.aborted).toBe(true)
+    } finally {
+      await holder.close()
+    }
   })
 
   it('aborts the operation and refuses its completion once the store can no longer vouch for the claim', async () => {

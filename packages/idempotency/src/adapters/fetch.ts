@@ -360,7 +360,8 @@ function init(response: Response): ResponseInit {
  * to a kept `Transfer-Encoding: chunked`, an answer Node's own fetch refuses).
  */
 function rebuild(response: Response, bytes: Uint8Array): Response {
-  const body = hasNoBody(response.status) ? null : bytes
+  // No body stays no body: a server gives an empty one its default Content-Type.
+  const body = hasNoBody(response.status) || response.body === null ? null : bytes
   const { headers } = response
   if (!headers.has('transfer-encoding') && !headers.has('content-length')) {
     return new Response(body, init(response))
@@ -375,7 +376,12 @@ function replayResponse(replay: PreparedReplay): Response {
   // Headers, not a plain object, as a handler's own Response carries them: a server that
   // treats the two apart (@hono/node-server adds its default Content-Type only to the first)
   // then sends the replay as it sent the original.
-  return new Response(hasNoBody(replay.status) ? null : replay.body, {
+  // An empty body without a type was most likely none at all (a redirect, a bare 201): sent as
+  // none, so that the server adds no Content-Type the original did not have.
+  const none =
+    hasNoBody(replay.status) ||
+    (replay.body.byteLength === 0 && !('content-type' in replay.headers))
+  return new Response(none ? null : replay.body, {
     status: replay.status,
     headers: new Headers(replay.headers),
   })

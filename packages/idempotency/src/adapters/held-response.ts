@@ -29,9 +29,9 @@ export function holdResponse(res: ServerResponse, state: HeldExchange): void {
   // The functions in place now (Node's, or those of a middleware mounted earlier, such as
   // compression), called with the arguments Node accepts.
   const original = {
-    writeHead: res.writeHead.bind(res),
-    write: res.write.bind(res) as (chunk: Uint8Array) => boolean,
-    end: res.end.bind(res) as (chunk: Uint8Array | string, callback?: () => void) => void,
+    writeHead: res.writeHead.bind(res) as (...args: unknown[]) => ServerResponse,
+    write: res.write.bind(res) as (...args: unknown[]) => boolean,
+    end: res.end.bind(res) as (...args: unknown[]) => ServerResponse,
     flushHeaders: res.flushHeaders.bind(res),
     destroy: res.destroy.bind(res),
   }
@@ -39,38 +39,69 @@ export function holdResponse(res: ServerResponse, state: HeldExchange): void {
   let size = 0
   let settling: Promise<void> | undefined
   let ended: { callback: (() => void) | undefined } | undefined
+  // Until the answer goes out: then the held functions pass every call through, so that a
+  // middleware that wrapped them later (compression, response-time) keeps working.
+  let holding = true
+  // A pipe fed the body (Node's pipe() listens for 'unpipe' on its destination).
+  let piped = false
+  // The connection the body was being written to, to tell who closed it.
+  let socket: ServerResponse['socket'] = null
 
-  // Once a body is being written its headers count as sent, as they would be without the
-  // hold: Node refuses to change them then, and Express's final handler (which reads
-  // headersSent) cuts the connection instead of appending its error page to the body. Held and
-  // open, the response took a res.send after a res.write, and sent both bodies under the
-  // second's Content-Length.
-  let unsealed: Pick<ServerResponse, 'setHeader' | 'appendHeader' | 'removeHeader'> | undefined
+  // Once a body is being written, or ended, its headers and status count as sent, as they
+  // would be without the hold: Node refuses to change headers then, a status set later changes
+  // nothing on the wire, and Express's final handler (which reads headersSent) cuts the
+  // connection instead of answering an error of its own. Held and open, the response took a
+  // res.send after a res.write and sent both bodies under the second's Content-Length, and an
+  // error handler's 500 went out with the 201's body.
+  let sealed:
+    | (Pick<ServerResponse, 'setHeader' | 'appendHeader' | 'removeHeader'> & {
+        readonly status: number
+        readonly message: string
+      })
+    | undefined
   const seal = () => {
+    if (sealed !== undefined) return
+    const status = res.statusCode
+    const message = res.statusMessage
     /* eslint-disable @typescript-eslint/unbound-method -- put back as the response's own */
-    unsealed = {
+    sealed = {
       setHeader: res.setHeader,
       appendHeader: res.appendHeader,
       removeHeader: res.removeHeader,
+      status,
+      message,
     }
     /* eslint-enable @typescript-eslint/unbound-method */
-    Object.defineProperty(res, 'headersSent', { configurable: true, get: () => true })
+    const fixed = (value: unknown) => ({ configurable: true, get: () => value, set: noop })
+    Object.defineProperty(res, 'headersSent', fixed(true))
+    Object.defineProperty(res, 'statusCode', fixed(status))
+    Object.defineProperty(res, 'statusMessage', fixed(message))
     res.setHeader = refuseHeaders
     res.appendHeader = refuseHeaders
     res.removeHeader = refuseHeaders
   }
+  const unseal = () => {
+    if (sealed === undefined) return
+    const { status, message, ...headerMethods } = sealed
+    sealed = undefined
+    for (const name of ['headersSent', 'statusCode', 'statusMessage']) {
+      Reflect.deleteProperty(res, name)
+    }
+    res.statusCode = status
+    res.statusMessage = message
+    Object.assign(res, headerMethods)
+  }
 
   const restore = () => {
-    res.writeHead = original.writeHead
-    res.write = original.write as ServerResponse['write']
-    res.end = original.end as ServerResponse['end']
-    res.flushHeaders = original.flushHeaders
-    res.destroy = original.destroy
-    if (unsealed !== undefined) {
-      Reflect.deleteProperty(res, 'headersSent')
-      Object.assign(res, unsealed)
-      unsealed = undefined
-    }
+    holding = false
+    unseal()
+    // A function wrapped again since (by a middleware mounted later) stays: its wrapper calls
+    // the held one, which now passes through.
+    if (res.writeHead === heldWriteHead) res.writeHead = original.writeHead
+    if (res.write === heldWrite) res.write = original.write as ServerResponse['write']
+    if (res.end === heldEnd) res.end = original.end as ServerResponse['end']
+    if (res.flushHeaders === heldFlushHeaders) res.flushHeaders = original.flushHeaders
+    if (res.destroy === heldDestroy) res.destroy = original.destroy
   }
 
   const flush = () => {
@@ -114,22 +145,36 @@ export function holdResponse(res: ServerResponse, state: HeldExchange): void {
       .then(flush, fail))
   }
 
-  // A body being written when the connection closed will not be finished by a pipe: Node's
-  // pipe() and pipeline() stop feeding a closed response, and never call end() or destroy() on
-  // it. Nothing whole can be stored, so the key is given back. Listened for only once a body is
-  // being written (res.send and res.json end at once), so that other answers pay no listener.
+  // The connection closed while a body was being written. A handler that writes by itself,
+  // when its client left (the peer ended or reset the connection), goes on to its end(), whose
+  // answer is stored for the retry, as when the client leaves before anything is written. The
+  // key is given back when nothing whole can come: a pipe stops there (Node's pipe() and
+  // pipeline() stop feeding a closed response and call neither end() nor destroy() on it), and
+  // a connection this side closed (Express's final handler cuts it after a throw) has no
+  // handler behind it. Listened for only once a body is being written (res.send and res.json
+  // end at once), so that other answers pay no listener.
   const onCloseWhileWriting = () => {
     if (ended !== undefined || settling !== undefined) return
+    const pipeStopped = piped || res.listenerCount('unpipe') > 0
+    const clientLeft = socket !== null && (socket.readableEnded || socket.errored !== null)
+    if (!pipeStopped && clientLeft) return
     restore()
     void exchange.giveUp('unfinished', res.statusCode)
   }
 
-  res.writeHead = function heldWriteHead(
+  function heldWriteHead(
     this: ServerResponse,
-    status: number,
-    reason?: string | OutgoingHttpHeaders | readonly unknown[],
-    headers?: OutgoingHttpHeaders | readonly unknown[],
-  ) {
+    ...args: [
+      number,
+      (string | OutgoingHttpHeaders | readonly unknown[])?,
+      (OutgoingHttpHeaders | readonly unknown[])?,
+    ]
+  ): ServerResponse {
+    if (!holding) return original.writeHead(...args)
+    // As Node answers a writeHead after the headers went out.
+    if (sealed !== undefined) refuseHeaders()
+    const [status, reason] = args
+    let [, , headers] = args
     res.statusCode = status
     if (typeof reason === 'string') res.statusMessage = reason
     else headers = reason
@@ -146,17 +191,20 @@ export function holdResponse(res: ServerResponse, state: HeldExchange): void {
     return res
   }
 
-  res.write = function heldWrite(
+  function heldWrite(
     this: ServerResponse,
     chunk: unknown,
     encoding?: BufferEncoding | WriteCallback,
     callback?: WriteCallback,
   ): boolean {
+    if (!holding) return original.write(chunk, encoding, callback)
     if (typeof encoding === 'function') callback = encoding
     // A copy: the callback below tells the caller it may reuse its buffer, and the bytes are
     // still to be stored and sent.
     const buffer = Buffer.from(toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined))
-    if (chunks.length === 0 && unsealed === undefined && settling === undefined) {
+    if (chunks.length === 0 && sealed === undefined && settling === undefined) {
+      piped = res.listenerCount('unpipe') > 0
+      socket = res.socket
       res.once('close', onCloseWhileWriting)
       seal()
     }
@@ -165,14 +213,15 @@ export function holdResponse(res: ServerResponse, state: HeldExchange): void {
     if (callback !== undefined) process.nextTick(callback)
     if (size > exchange.maxStoredBodyBytes) void settle()
     return true
-  } as ServerResponse['write']
+  }
 
-  res.end = function heldEnd(
+  function heldEnd(
     this: ServerResponse,
     chunk?: unknown,
     encoding?: BufferEncoding | (() => void),
     callback?: () => void,
   ): ServerResponse {
+    if (!holding) return original.end(chunk, encoding, callback)
     if (ended !== undefined) return res
     if (typeof chunk === 'function') {
       callback = chunk as () => void
@@ -184,22 +233,36 @@ export function holdResponse(res: ServerResponse, state: HeldExchange): void {
       chunks.push(toBuffer(chunk, typeof encoding === 'string' ? encoding : undefined))
     }
     ended = { callback }
+    seal()
     void settle()
     return res
-  } as ServerResponse['end']
+  }
 
   // Headers go out with the body, once it is settled.
-  res.flushHeaders = () => undefined
+  function heldFlushHeaders(): void {
+    if (!holding) original.flushHeaders()
+  }
 
   // The handler's side gave the response up before ending it (a piped stream that failed,
   // res.destroy()): no answer is coming, so the key is given back. A client that disconnects
   // does not come this way (Node closes the response without destroy()): its operation goes
   // on, and its end() still stores the answer for the retry.
-  res.destroy = function heldDestroy(this: ServerResponse, error?: Error) {
+  function heldDestroy(this: ServerResponse, error?: Error): ServerResponse {
+    if (!holding) return original.destroy(error)
     restore()
     if (settling === undefined) void exchange.giveUp('unfinished', res.statusCode)
     return original.destroy(error)
   }
+
+  res.writeHead = heldWriteHead
+  res.write = heldWrite as ServerResponse['write']
+  res.end = heldEnd as ServerResponse['end']
+  res.flushHeaders = heldFlushHeaders
+  res.destroy = heldDestroy
+}
+
+function noop(): void {
+  // A status set once the headers count as sent changes nothing, as on the wire.
 }
 
 /** What Node throws for a header changed after the headers went out. */

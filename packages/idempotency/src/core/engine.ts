@@ -13,7 +13,7 @@ import { BodyFingerprint, fingerprintRequest } from './fingerprint.js'
 import type { IdempotencyEvent, IdempotencyOptions, ResolvedIdempotencyOptions } from './options.js'
 import { resolveIdempotencyOptions } from './options.js'
 import type { StoredResponse } from './record.js'
-import { isFinalStatus, isStorableStatus } from './record.js'
+import { isStorableStatus, storableResponse } from './record.js'
 import { checkScope } from './scope.js'
 import type { ClaimOutcome, ClaimRef, Store, StoreTransaction } from './store.js'
 import { WakeUps, nextPollDelay, untilDeadline } from './wait.js'
@@ -190,7 +190,7 @@ export function createIdempotencyEngine<Tx extends StoreTransaction = never>(
         if (waitStartedAt !== undefined) emitWaited('claimed', waitStartedAt)
         return {
           kind: 'claimed',
-          claim: new Claim(context, request.scope, request.key, token, outcome.lost, sentAt),
+          claim: new Claim(context, request, token, outcome, sentAt),
         }
       case 'replay':
         emit(REPLAYED)
@@ -366,19 +366,22 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
    */
   #heldUntil: number | undefined
 
+  /** The store's check that it still vouches for its claims, if it has one. */
+  readonly #vouches: (() => boolean) | undefined
+
   constructor(
     context: ClaimContext<Tx>,
-    scope: string,
-    key: string,
+    { scope, key }: { readonly scope: string; readonly key: string },
     token: string,
-    storeSignal: AbortSignal | undefined,
+    outcome: { readonly lost?: AbortSignal; readonly vouches?: () => boolean },
     sentAt: number,
   ) {
     this.#context = context
     this.scope = scope
     this.key = key
     this.ref = { scope, key, token }
-    this.#storeSignal = storeSignal
+    this.#storeSignal = outcome.lost
+    this.#vouches = outcome.vouches
     if (context.leases !== undefined) {
       this.#controller = new AbortController()
       this.#heldUntil = sentAt + context.leaseMs
@@ -394,10 +397,15 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
     return this.#state
   }
 
-  /** Loses a lease claim whose lease ran out on this process's clock. */
+  /**
+   * Loses a claim whose lease ran out on this process's clock, or whose store no longer vouches
+   * for it, before a timer has said so.
+   */
   #checkLease(): void {
     if (this.#heldUntil !== undefined && performance.now() >= this.#heldUntil) {
       this.lose(new Error('the lease ran out before a renewal was answered'))
+    } else if (this.#vouches?.() === false) {
+      this.lose(new Error('the store stopped vouching for its claims before it said so'))
     }
   }
 
@@ -419,6 +427,7 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
       if (this.#state === 'active') this.#checkLease()
       return this.#controller.signal
     }
+    if (this.#state === 'active') this.#checkLease()
     if (this.#state === 'lost') return AbortSignal.abort(new LeaseLostError())
     return this.#storeSignal ?? NEVER_ABORTED
   }
@@ -455,13 +464,10 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
     return new StoreUnavailableError({ cause: error })
   }
 
-  async complete(response: StoredResponse, tx?: Tx): Promise<void> {
-    if (!isFinalStatus(response.status)) {
-      // A record every retry would replay, and no framework could send.
-      throw new TypeError(
-        `a stored response needs an HTTP status from 200 to 599, got ${String(response.status)}`,
-      )
-    }
+  async complete(given: StoredResponse, tx?: Tx): Promise<void> {
+    // A record every retry would read back: a response no framework could send, or that the
+    // store cannot read back, is the caller's TypeError, before anything is written.
+    const response = storableResponse(given)
     if (this.state === 'lost') throw new LeaseLostError()
     if (this.#state !== 'active' && this.#state !== 'committing') return
     let owned: boolean
@@ -538,7 +544,17 @@ class Claim<Tx extends StoreTransaction> implements ActiveClaim<Tx> {
     else this.lose()
   }
 
-  async finish(response: StoredResponse): Promise<void> {
+  async finish(given: StoredResponse): Promise<void> {
+    let response: StoredResponse
+    try {
+      response = storableResponse(given)
+    } catch (error) {
+      // No response to store: the key goes back, as for an operation that threw, and the
+      // caller hears why.
+      if (this.state === 'lost') this.#releaseAfterLoss()
+      else await this.release().catch(() => undefined)
+      throw error
+    }
     if (this.state === 'lost') {
       if (this.#mayStillHold && isStorableStatus(response.status)) {
         await this.#completeAfterLoss(response)

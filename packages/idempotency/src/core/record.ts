@@ -4,7 +4,7 @@
  * Only the headers a replay needs are kept (`content-type`, `content-encoding`, `location`, and
  * those an adapter is told to keep): never `set-cookie`, framing headers (`content-length`,
  * `transfer-encoding`) or anything that could carry a secret (see
- * {@link NEVER_STORED_HEADER_NAMES}).
+ * {@link NEVER_STORED_HEADER_NAMES}; the engine leaves those out of any response it is handed).
  */
 export interface StoredResponse {
   readonly status: number
@@ -75,4 +75,49 @@ export function isStorableStatus(status: number): boolean {
 /** Whether `status` is one an HTTP answer can carry, and so one a record can replay. */
 export function isFinalStatus(status: number): boolean {
   return Number.isInteger(status) && status >= 200 && status <= 599
+}
+
+/**
+ * The response as a record keeps it, or a `TypeError` naming what is wrong with it, before
+ * anything is written: a record every retry must read back (a `null` for headers, a header
+ * without a value) answered 503 for the life of its key. Header names are lower-cased; headers
+ * without a value are left out, as `setHeader` leaves nothing for them; those no record may
+ * keep are left out too, whoever hands the response over.
+ */
+export function storableResponse(response: StoredResponse): StoredResponse {
+  if (typeof response !== 'object' || (response as unknown) === null) {
+    throw new TypeError('the operation answered no response object')
+  }
+  const { status, headers, body, requestId } = response
+  if (!isFinalStatus(status)) {
+    throw new TypeError(
+      `a stored response needs an HTTP status from 200 to 599, got ${String(status)}`,
+    )
+  }
+  if (!(body instanceof Uint8Array)) throw new TypeError('a stored response body must be bytes')
+  if (typeof requestId !== 'string') throw new TypeError('a stored response needs a request id')
+  if ((headers as unknown) === undefined || (headers as unknown) === null) {
+    return { status, headers: {}, body, requestId }
+  }
+  if (typeof headers !== 'object') throw new TypeError('stored response headers must be an object')
+  let asGiven = true
+  for (const name in headers) {
+    const value: unknown = headers[name]
+    if (value === undefined || value === null || NEVER_STORED_HEADER_NAMES.has(name)) {
+      asGiven = false
+    } else if (typeof value !== 'string') {
+      throw new TypeError(`stored response header ${name} must be a string`)
+    } else if (name !== name.toLowerCase()) {
+      asGiven = false
+    }
+  }
+  // The common case costs one look at each header and no copy.
+  if (asGiven) return response
+  const kept: Record<string, string> = {}
+  for (const name in headers) {
+    const value: unknown = headers[name]
+    const lower = name.toLowerCase()
+    if (typeof value === 'string' && !NEVER_STORED_HEADER_NAMES.has(lower)) kept[lower] = value
+  }
+  return { status, headers: kept, body, requestId }
 }

@@ -25,7 +25,17 @@ export type ClaimOutcome =
    * was taken. `lost`, when present, aborts once the store can no longer vouch for the claim
    * (one signal shared by every claim of a store instance: it costs nothing per claim).
    */
-  | { readonly kind: 'claimed'; readonly takeover: boolean; readonly lost?: AbortSignal }
+  | {
+      readonly kind: 'claimed'
+      readonly takeover: boolean
+      readonly lost?: AbortSignal
+      /**
+       * Whether the store still vouches for the claim now, read whenever the claim's state or
+       * signal is: false past the store's own deadline even before `lost` aborts, which waits
+       * for a timer (the event loop may have stood still while another process took the key).
+       */
+      readonly vouches?: () => boolean
+    }
   /** A completed record with the same fingerprint. */
   | { readonly kind: 'replay'; readonly response: StoredResponse }
   /** A record (in any state) whose fingerprint differs. */

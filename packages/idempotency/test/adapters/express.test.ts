@@ -201,6 +201,93 @@ describe('the Express adapter', () => {
     expect(headerErrors).toEqual(['ERR_HTTP_HEADERS_SENT', 'ERR_HTTP_HEADERS_SENT'])
   })
 
+  it('keeps the answer as sent once it is ended or written: a later status, header or error answer changes nothing', async () => {
+    const runs = { thrown: 0, status: 0 }
+    const url = await start((app, idempotency) => {
+      app.use(idempotency)
+      app.post('/thrown-after-json', (_req, res) => {
+        runs.thrown++
+        res.status(201).json({ id: 'ord_1' })
+        throw new Error('failed after answering')
+      })
+      app.post('/status-after-write', (_req, res) => {
+        runs.status++
+        res.write('a')
+        res.statusCode = 503
+        expect(() => res.writeHead(500)).toThrow('Cannot set headers after they are sent')
+        res.end('b')
+      })
+      // The usual error handler: an answer already on its way is Express's to finish.
+      app.use(
+        (
+          error: Error,
+          _req: express.Request,
+          res: express.Response,
+          next: express.NextFunction,
+        ) => {
+          if (res.headersSent) {
+            next(error)
+            return
+          }
+          res.status(500).json({ error: 'internal' })
+        },
+      )
+    })
+    for (const [path, status, text] of [
+      ['/thrown-after-json', 201, '{"id":"ord_1"}'],
+      ['/status-after-write', 200, 'ab'],
+    ] as const) {
+      const key = newKey()
+      const first = await send(`${url}${path}`, { key })
+      const again = await send(`${url}${path}`, { key })
+      expect([first.status, first.text]).toEqual([status, text])
+      expect([again.status, again.text]).toEqual([status, text])
+      expect(again.headers.get('idempotent-replayed')).toBe('true')
+    }
+    expect(runs).toEqual({ thrown: 1, status: 1 })
+  })
+
+  it('keeps the wrappers of a middleware mounted after it', async () => {
+    const url = await start((app, idempotency) => {
+      const stamp = (_req: unknown, res: ServerResponse, next: () => void) => {
+        const writeHead = res.writeHead.bind(res)
+        res.writeHead = ((...args: Parameters<ServerResponse['writeHead']>) => {
+          res.setHeader('x-stamped', 'yes')
+          return writeHead(...args)
+        }) as ServerResponse['writeHead']
+        next()
+      }
+      app.post('/stamped', idempotency, stamp, (_req, res) => {
+        res.status(201).json({ ok: true })
+      })
+    })
+    const answer = await send(`${url}/stamped`, { key: newKey() })
+    expect([answer.status, answer.headers.get('x-stamped')]).toEqual([201, 'yes'])
+  })
+
+  it('stores the answer of a handler that writes by itself after its client left: the retry replays it', async () => {
+    let runs = 0
+    let ended = 0
+    const url = await start((app, idempotency) => {
+      app.use(idempotency)
+      app.post('/rows', async (_req, res) => {
+        runs++
+        for (let row = 0; row < 5; row++) {
+          res.write(`row${String(row)}\n`)
+          await sleep(40)
+        }
+        res.end('done\n', () => ended++)
+      })
+    })
+    const key = newKey()
+    await sendAndAbandon(`${url}/rows`, { key, body: '{}', afterMs: 60 })
+    for (let i = 0; i < 100 && ended === 0; i++) await sleep(20)
+    const retry = await send(`${url}/rows`, { key, body: '{}' })
+    expect(retry.headers.get('idempotent-replayed')).toBe('true')
+    expect(retry.text).toBe('row0\nrow1\nrow2\nrow3\nrow4\ndone\n')
+    expect(runs).toBe(1)
+  })
+
   it('replays a body the handler encoded itself with its Content-Encoding', async () => {
     let runs = 0
     const url = await start((app, idempotency) => {

@@ -167,6 +167,22 @@ describe('the fetch adapter', () => {
     expect(runs()).toBe(1)
   })
 
+  it('answers and replays a response with no body without a Content-Type, as the handler gave it', async () => {
+    const { handler, runs } = counted(() => Response.redirect('http://127.0.0.1/elsewhere', 303))
+    const url = await listen(handler)
+    const key = newKey()
+    const original = await send(`${url}/moves`, { key })
+    const replay = await send(`${url}/moves`, { key })
+    expect([original.status, replay.status]).toEqual([303, 303])
+    expect(replay.headers.get('idempotent-replayed')).toBe('true')
+    expect([original.headers.get('content-type'), replay.headers.get('content-type')]).toEqual([
+      null,
+      null,
+    ])
+    expect(replay.headers.get('location')).toBe('http://127.0.0.1/elsewhere')
+    expect(runs()).toBe(1)
+  })
+
   it('replays with the Content-Type the server gave the original, where the handler set none', async () => {
     // Bytes: a Response gives them no Content-Type (a string would get text/plain).
     const { handler, runs } = counted(

@@ -28,6 +28,12 @@ export interface InstanceLiveness {
 export interface Epoch {
   readonly instanceId: string
   readonly signal: AbortSignal
+  /**
+   * Whether the instance still vouches for the epoch's claims now: false once its renewals have
+   * failed for most of a lease, even if the heartbeat that ends the epoch has not run yet (the
+   * event loop stood still).
+   */
+  readonly vouches: () => boolean
 }
 
 export interface InstanceOptions {
@@ -112,12 +118,14 @@ export async function startInstanceLiveness(options: InstanceOptions): Promise<I
       [id, lockKey, leaseMs],
     )
     const controller = new AbortController()
-    epoch = {
+    const live: LiveEpoch = {
       instanceId: id,
       controller,
       signal: controller.signal,
       vouchedUntil: sentAt + vouchWindow(leaseMs),
+      vouches: () => !controller.signal.aborted && Date.now() <= live.vouchedUntil,
     }
+    epoch = live
     attempt = 0
   }
 

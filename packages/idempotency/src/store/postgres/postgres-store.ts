@@ -590,7 +590,7 @@ export async function createPostgresStore(options: PostgresStoreOptions): Promis
     const { scope, key, fingerprint, token } = item.request
     claims.add(item.id, { scope, key, fingerprint, token, expiresAt })
     epochOf.set(item.id, epoch)
-    return { kind: 'claimed', takeover, lost: epoch.signal }
+    return { kind: 'claimed', takeover, lost: epoch.signal, vouches: epoch.vouches }
   }
 
   async function decide(
