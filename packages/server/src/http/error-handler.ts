@@ -4,6 +4,7 @@ import {
   isIdempotencyHttpError,
   toIdempotencyErrorResponse,
 } from '@ticksupply/idempotency'
+import { isDatabaseUnavailable } from '../db/database-errors.js'
 import { isApiError } from '../domain/api-error.js'
 import { JSON_TYPE, renderError } from './envelope.js'
 import { ALWAYS_HEADERS } from './response-headers.js'
@@ -15,14 +16,6 @@ interface Rendered {
   details?: Readonly<Record<string, unknown>> | undefined
   headers?: Readonly<Record<string, string>>
 }
-
-/**
- * A database that is there but cannot serve: an outage, not a bug. SQLite's busy, I/O and
- * full-disk codes; PostgreSQL's connection (08), resources (53), shutdown (57P) and
- * serialisation (40) classes; the socket errors of a server that went away.
- */
-const UNAVAILABLE_DB_CODES =
-  /^(SQLITE_(BUSY|LOCKED|IOERR|FULL|CANTOPEN|READONLY|PROTOCOL).*|08...|53...|57P0.|40001|40P01|ECONNREFUSED|ECONNRESET|ETIMEDOUT|EPIPE)$/
 
 function classify(error: unknown): Rendered {
   if (isApiError(error))
@@ -54,7 +47,7 @@ function classify(error: unknown): Rendered {
   if (code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
     return { status: 400, code: 'invalid_argument', message: 'Request body is too large' }
   }
-  if (UNAVAILABLE_DB_CODES.test(code)) {
+  if (isDatabaseUnavailable(error)) {
     return {
       status: 503,
       code: 'unavailable',

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { setImmediate as yieldToEventLoop, setTimeout as sleep } from 'node:timers/promises'
 import type { Database } from '../../db/database.js'
 import { databaseNowMs } from '../../db/database.js'
+import { isDatabaseUnavailable } from '../../db/database-errors.js'
 import type { StreamType } from '../catalog-seed.js'
 import type { SchemaSnapshot } from './export-schemas.js'
 import { exportPrefix } from './export-jobs.js'
@@ -247,6 +248,19 @@ export function createExportWorker(options: ExportWorkerOptions): ExportWorker {
         return
       }
       if (controller.signal.aborted) return
+      if (isDatabaseUnavailable(error)) {
+        // An outage of the database is no failure of the job: it goes back to the queue, and
+        // if the database cannot take even that, its lease lapses and it is claimed again.
+        options.onError(error, `export ${job.id} was interrupted by a database outage`)
+        await db
+          .run(
+            `UPDATE exports SET status = 'queued', worker_token = NULL, worker_lease_expires_at = NULL
+              WHERE id = ? AND worker_token = ? AND status = 'running'`,
+            [job.id, job.token],
+          )
+          .catch(() => undefined)
+        return
+      }
       const failed = await db.run(
         `UPDATE exports SET status = 'failed', reason = ?, finished_at = ?, worker_token = NULL,
                 worker_lease_expires_at = NULL
@@ -292,7 +306,11 @@ export function createExportWorker(options: ExportWorkerOptions): ExportWorker {
         options.onError(error, 'claiming an export failed')
       }
       if (job !== undefined) {
-        await run(job)
+        // A job's own bookkeeping can fail too (the database went away while it was marked
+        // failed): the loop goes on, and the job's lease lapses.
+        await run(job).catch((error: unknown) => {
+          options.onError(error, `export ${job.id} could not be settled`)
+        })
         continue
       }
       if (isStopped()) return
