@@ -179,6 +179,11 @@ describe('authentication by route', () => {
     expectRawEnvelope(download, 403, 'permission_denied')
   })
 
+  it("answers the documentation's refusal of a path that climbs out of its folder as a 403, not a 400", async () => {
+    const climbing = await sendTarget(server.url, 'GET', '/docs/static/../../v1/billing/summary')
+    expectRawEnvelope(climbing, 403, 'permission_denied')
+  })
+
   it('serves an account route reached by another spelling with the key as the plain path does', async () => {
     for (const target of ['/%76%31/billing/summary', 'http://x/v1/billing/summary']) {
       const answer = await sendTarget(server.url, 'GET', target, { apiKey: ACME_KEY })

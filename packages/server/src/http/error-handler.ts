@@ -56,6 +56,14 @@ function classify(error: unknown): Rendered {
     }
   }
   const status = fastifyError.statusCode
+  // A plugin's own refusals keep their meaning (the documentation's file server refuses a path
+  // that climbs out of its folder with a 403): the table's code for each, not a 400.
+  if (status === 403) {
+    return { status, code: 'permission_denied', message: fastifyError.message ?? 'Forbidden' }
+  }
+  if (status === 404) {
+    return { status, code: 'not_found', message: fastifyError.message ?? 'Not found' }
+  }
   if (typeof status === 'number' && status >= 400 && status < 500) {
     return {
       status: 400,
