@@ -3,15 +3,11 @@ import { join } from 'node:path'
 import { afterAll, beforeAll, describe, expect, it } from 'vitest'
 import type { SpawnedServer } from './support/server.js'
 import { eventually, freshDatabase, queryDatabase, send, spawnServer } from './support/server.js'
-import type { ExportJob } from './support/exports-helpers.js'
 import {
-  createExport,
-  datastreamOf,
   EXPORT_ENV,
   fetchArtifacts,
-  ns,
   parseCsvGz,
-  recordSpan,
+  startRunningExport,
   waitForExport,
 } from './support/exports-helpers.js'
 
@@ -54,17 +50,7 @@ describe('an export whose server is killed while it runs', () => {
     // The first server's worker stalls for a minute between writing its files and committing
     // them: plenty of time to kill it in the worst place.
     const first = await spawn({ TICKSUPPLY_TEST_EXPORT_DELAY_MS: '60000', EXPORT_LEASE_MS: '1000' })
-    const datastreamId = await datastreamOf(first.url, 'bybit_spot', 'BTCUSDT', 'trade')
-    const span = await recordSpan(first.url, datastreamId, 2_100)
-    const created = await createExport(first.url, {
-      datastream_id: datastreamId,
-      start_time: ns(span.startMs - 1_000),
-      end_time: ns(span.endMs + 1_000),
-      schema: 'normalized',
-    })
-    expect(created.status, created.text).toBe(202)
-    const id = created.json<ExportJob>().id
-    await waitForExport(first.url, id, (job) => job.status === 'running')
+    const id = await startRunningExport(first.url, 2_100)
     const folder = join(database.dir, 'artifacts', 'exports', id)
     const written = () => {
       try {

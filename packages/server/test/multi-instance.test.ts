@@ -8,15 +8,7 @@ import pg from 'pg'
 import { createTestDatabase } from '../../../test-support/postgres-database.js'
 import type { Answer, SpawnedServer } from './support/server.js'
 import { newKey, send, spawnServer } from './support/server.js'
-import type { ExportJob } from './support/exports-helpers.js'
-import {
-  createExport,
-  datastreamOf,
-  EXPORT_ENV,
-  ns,
-  recordSpan,
-  waitForExport,
-} from './support/exports-helpers.js'
+import { EXPORT_ENV, startRunningExport, waitForExport } from './support/exports-helpers.js'
 
 async function counter(server: SpawnedServer, name: string): Promise<number> {
   const text = await (await fetch(`${server.url}/metrics`)).text()
@@ -384,17 +376,7 @@ describe('export leases across instances', () => {
       TICKSUPPLY_TEST_EXPORT_DELAY_MS: '60000',
       EXPORT_LEASE_MS: '3000',
     })
-    const datastreamId = await datastreamOf(holder.url, 'bybit_spot', 'BTCUSDT', 'trade')
-    const span = await recordSpan(holder.url, datastreamId, 1_100)
-    const created = await createExport(holder.url, {
-      datastream_id: datastreamId,
-      start_time: ns(span.startMs - 1_000),
-      end_time: ns(span.endMs + 1_000),
-      schema: 'normalized',
-    })
-    expect(created.status, created.text).toBe(202)
-    const id = created.json<ExportJob>().id
-    await waitForExport(holder.url, id, (job) => job.status === 'running')
+    const id = await startRunningExport(holder.url, 1_100)
 
     // Date.now() an hour ahead in the second instance only: on its own clock every lease the
     // holder wrote lapsed long ago.

@@ -20,15 +20,7 @@ import {
   send,
   spawnServer,
 } from './support/server.js'
-import type { ExportJob } from './support/exports-helpers.js'
-import {
-  EXPORT_ENV,
-  createExport,
-  datastreamOf,
-  ns,
-  recordSpan,
-  waitForExport,
-} from './support/exports-helpers.js'
+import { EXPORT_ENV, startRunningExport, waitForExport } from './support/exports-helpers.js'
 
 const running: SpawnedServer[] = []
 const cleanups: (() => void)[] = []
@@ -313,16 +305,7 @@ describe('graceful shutdown on SIGTERM', () => {
       // Only a job given back can run again before this lapses.
       EXPORT_LEASE_MS: '600000',
     })
-    const datastreamId = await datastreamOf(server.url, 'bybit_spot', 'BTCUSDT', 'trade')
-    const span = await recordSpan(server.url, datastreamId, 1_100)
-    const created = await createExport(server.url, {
-      datastream_id: datastreamId,
-      start_time: ns(span.startMs - 1_000),
-      end_time: ns(span.endMs + 1_000),
-    })
-    expect(created.status, created.text).toBe(202)
-    const { id } = created.json<ExportJob>()
-    await waitForExport(server.url, id, (job) => job.status === 'running')
+    const id = await startRunningExport(server.url, 1_100)
     expect(await terminate(server)).toEqual({ code: 0, signal: null })
     const [row] = await queryDatabase<{ status: string; worker_token: string | null }>(
       db.url,

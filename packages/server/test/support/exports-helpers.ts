@@ -174,3 +174,22 @@ export async function runExport(
   expect(download.count).toBeGreaterThan(0)
   return { job, download }
 }
+
+/**
+ * An export of what a new subscription records for `recordMs` (Bybit spot BTCUSDT trades),
+ * once a worker runs it: the place to stop, kill or freeze that worker.
+ */
+export async function startRunningExport(url: string, recordMs: number): Promise<string> {
+  const datastreamId = await datastreamOf(url, 'bybit_spot', 'BTCUSDT', 'trade')
+  const span = await recordSpan(url, datastreamId, recordMs)
+  const created = await createExport(url, {
+    datastream_id: datastreamId,
+    start_time: ns(span.startMs - 1_000),
+    end_time: ns(span.endMs + 1_000),
+    schema: 'normalized',
+  })
+  expect(created.status, created.text).toBe(202)
+  const { id } = created.json<ExportJob>()
+  await waitForExport(url, id, (job) => job.status === 'running')
+  return id
+}
