@@ -35,6 +35,7 @@ async function main(): Promise<void> {
     parsed = parseArgs({
       args: process.argv.slice(2),
       allowPositionals: true,
+      tokens: true,
       options: {
         account: { type: 'string' },
         status: { type: 'string' },
@@ -46,6 +47,9 @@ async function main(): Promise<void> {
   } catch (error) {
     fail((error as Error).message)
   }
+  const named = parsed.tokens.flatMap((token) => (token.kind === 'option' ? [token.name] : []))
+  const repeated = named.find((name, index) => named.indexOf(name) !== index)
+  if (repeated !== undefined) fail(`--${repeated} is given twice.`)
   if (parsed.values.help === true) {
     process.stdout.write(`${USAGE}\n`)
     return

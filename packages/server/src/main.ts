@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs'
+import { resolve } from 'node:path'
 import { buildApp } from './app.js'
 import type { ServerConfig } from './config.js'
 import { ConfigError, DEFAULT_DATABASE_URL, describeDatabase, loadConfig } from './config.js'
@@ -118,9 +120,13 @@ function messageOf(error: unknown): string {
 function keysCommandFor(config: ServerConfig): string {
   const command = 'npm run keys -- create --account <name>'
   const given = process.env['DATABASE_URL']
-  if (given === undefined || given === '' || given === DEFAULT_DATABASE_URL) return command
+  const isDefault = given === undefined || given === '' || given === DEFAULT_DATABASE_URL
+  // npm runs the keys script in the project's folder: the default's relative path means the
+  // same file there only when the server runs in that folder too.
+  if (isDefault && existsSync('package.json')) return command
   if (config.database.kind === 'postgres') return `DATABASE_URL=<this server's> ${command}`
-  return `DATABASE_URL=${shellQuoted(given)} ${command}`
+  if (config.database.filename === ':memory:') return command
+  return `DATABASE_URL=${shellQuoted(`sqlite:${resolve(config.database.filename)}`)} ${command}`
 }
 
 function shellQuoted(value: string): string {

@@ -76,6 +76,7 @@ describe('keys-cli', () => {
     ['an unknown access status', ['access', '--account', 'acme', '--status', 'BOGUS']],
     ['no access status', ['access', '--account', 'acme']],
     ['an argument too many', ['create', '--account', 'acme', 'extra']],
+    ['an option given twice', ['create', '--account', 'acme', '--account', 'other']],
   ])('exits 2 with the usage for %s', async (_name, args) => {
     const result = await keys(...args)
     expect(result.code).toBe(2)

@@ -58,6 +58,20 @@ describe('a PostgreSQL transaction', () => {
     expect(isDatabaseUnavailable(error)).toBe(true)
   })
 
+  it('counts a database that takes no writes (a standby during a failover) as unavailable', async () => {
+    const error = await db
+      .transaction(async (tx) => {
+        await tx.run('SET TRANSACTION READ ONLY')
+        return tx.run('CREATE TEMPORARY TABLE t (x int)')
+      })
+      .then(
+        () => undefined,
+        (reason: unknown) => reason,
+      )
+    expect((error as { code?: string } | undefined)?.code).toBe('25006')
+    expect(isDatabaseUnavailable(error)).toBe(true)
+  })
+
   it('survives the database ending the session of a transaction between two statements', async () => {
     const uncaught: unknown[] = []
     const record = (error: unknown) => uncaught.push(error)

@@ -131,6 +131,14 @@ export function holdResponse(res: ServerResponse, state: HeldExchange): void {
     original.end(response.body, ended?.callback)
   }
 
+  // Sending threw (a middleware's writeHead wrapper, run only now that the held bytes go out):
+  // nothing can be answered on this response any more, and a throw here would reach no handler
+  // and end the process. The connection is cut; whatever was stored is the retry's.
+  const cutOff = (error: unknown) => {
+    restore()
+    original.destroy(error instanceof Error ? error : new Error(String(error)))
+  }
+
   const settle = () => {
     if (settling !== undefined) return settling
     // One copy, taken now: the bytes stored are the bytes later sent, whatever the handler does
@@ -142,7 +150,8 @@ export function holdResponse(res: ServerResponse, state: HeldExchange): void {
       .finish(
         exchange.capture(res.statusCode, (name) => res.getHeader(name), body, state.requestId()),
       )
-      .then(flush, fail))
+      .then(flush, fail)
+      .catch(cutOff))
   }
 
   // The connection closed while a body was being written. A handler that writes by itself,

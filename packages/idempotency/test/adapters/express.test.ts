@@ -265,6 +265,29 @@ describe('the Express adapter', () => {
     expect([answer.status, answer.headers.get('x-stamped')]).toEqual([201, 'yes'])
   })
 
+  it('cuts the connection, and goes on serving, when a middleware mounted after it throws as the answer goes out', async () => {
+    const url = await start((app, idempotency) => {
+      const throwsAtWriteHead = (_req: unknown, res: ServerResponse, next: () => void) => {
+        res.writeHead = () => {
+          throw new Error('failed in writeHead')
+        }
+        next()
+      }
+      app.post('/throwing', idempotency, throwsAtWriteHead, (_req, res) => {
+        try {
+          res.status(201).json({ ok: true })
+        } catch {
+          // Without a key the throw comes here; with one, it comes when the stored answer goes out.
+        }
+      })
+      app.post('/plain', (_req, res) => {
+        res.status(201).json({ ok: true })
+      })
+    })
+    await expect(send(`${url}/throwing`, { key: newKey() })).rejects.toThrow()
+    expect((await send(`${url}/plain`, { key: newKey() })).status).toBe(201)
+  })
+
   it('stores the answer of a handler that writes by itself after its client left: the retry replays it', async () => {
     let runs = 0
     let ended = 0
