@@ -44,33 +44,30 @@ describe('a PostgreSQL transaction', () => {
     )
   })
 
-  it('counts a statement timeout as the database being unavailable, not as a bug', async () => {
-    const error = await db
-      .transaction(async (tx) => {
-        await tx.run("SET LOCAL statement_timeout = '10ms'")
-        return tx.get('SELECT pg_sleep(1)')
-      })
-      .then(
-        () => undefined,
-        (reason: unknown) => reason,
-      )
-    expect((error as { code?: string } | undefined)?.code).toBe('57014')
-    expect(isDatabaseUnavailable(error)).toBe(true)
-  })
-
-  it('counts a database that takes no writes (a standby during a failover) as unavailable', async () => {
-    const error = await db
-      .transaction(async (tx) => {
-        await tx.run('SET TRANSACTION READ ONLY')
-        return tx.run('CREATE TEMPORARY TABLE t (x int)')
-      })
-      .then(
-        () => undefined,
-        (reason: unknown) => reason,
-      )
-    expect((error as { code?: string } | undefined)?.code).toBe('25006')
-    expect(isDatabaseUnavailable(error)).toBe(true)
-  })
+  it.each([
+    ['a statement timeout', "SET LOCAL statement_timeout = '10ms'", 'SELECT pg_sleep(1)', '57014'],
+    [
+      'a database that takes no writes (a standby during a failover)',
+      'SET TRANSACTION READ ONLY',
+      'CREATE TEMPORARY TABLE t (x int)',
+      '25006',
+    ],
+  ])(
+    'counts %s as the database being unavailable, not as a bug',
+    async (_name, setUp, statement, code) => {
+      const error = await db
+        .transaction(async (tx) => {
+          await tx.run(setUp)
+          return tx.run(statement)
+        })
+        .then(
+          () => undefined,
+          (reason: unknown) => reason,
+        )
+      expect((error as { code?: string } | undefined)?.code).toBe(code)
+      expect(isDatabaseUnavailable(error)).toBe(true)
+    },
+  )
 
   it('survives the database ending the session of a transaction between two statements', async () => {
     const uncaught: unknown[] = []
